@@ -1,0 +1,5 @@
+import sys
+
+from tritonlite.cli import main
+
+sys.exit(main())

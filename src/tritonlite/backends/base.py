@@ -1,0 +1,46 @@
+"""The interface every backend implements.
+
+An instance is created (and initialized) on its own thread, then ``execute`` is called on
+that same thread with a list of requests; it returns one result per request, in order: an
+``InferResponse`` or a ``TritonError`` for that request alone.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tritonlite.core.errors import TritonError
+from tritonlite.core.types import InferRequest, InferResponse
+
+
+@dataclass
+class InstanceSpec:
+    """Everything a backend needs to create one instance of one model version."""
+
+    model_name: str
+    version: int
+    model_path: Path  # the model's folder (holds config.pbtxt)
+    config: Any  # ModelConfig protobuf, already completed and validated
+    config_json: dict = field(default_factory=dict)
+    instance_name: str = ""
+    kind: str = "CPU"  # CPU, GPU or MODEL
+    device_id: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def version_path(self) -> Path:
+        return self.model_path / str(self.version)
+
+
+class BackendInstance(ABC):
+    """One instance of a loaded model."""
+
+    @abstractmethod
+    def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:
+        """Run a batch of requests; one result per request, in order."""
+
+    def finalize(self) -> None:  # noqa: B027 - optional hook
+        """Release what the instance holds."""

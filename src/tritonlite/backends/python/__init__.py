@@ -1,0 +1,1 @@
+"""The python backend: Triton ``model.py`` files run in-process, unmodified."""

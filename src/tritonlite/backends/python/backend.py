@@ -1,0 +1,209 @@
+"""Runs a Triton ``model.py`` in-process: import it, make a TritonPythonModel, call execute."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import logging
+import sys
+import threading
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import orjson
+
+from tritonlite.backends.base import BackendInstance, InstanceSpec
+from tritonlite.backends.python import triton_python_backend_utils as pb_utils
+from tritonlite.core.errors import ErrorKind, TritonError, internal, unavailable
+from tritonlite.core.types import InferRequest, InferResponse, InferTensor
+
+log = logging.getLogger(__name__)
+
+PB_UTILS_MODULE = "triton_python_backend_utils"
+
+_module_ids = itertools.count()
+_import_lock = threading.Lock()
+
+_KIND_BY_CODE = {
+    pb_utils.TritonError.UNKNOWN: ErrorKind.UNKNOWN,
+    pb_utils.TritonError.INTERNAL: ErrorKind.INTERNAL,
+    pb_utils.TritonError.NOT_FOUND: ErrorKind.NOT_FOUND,
+    pb_utils.TritonError.INVALID_ARG: ErrorKind.INVALID_ARG,
+    pb_utils.TritonError.UNAVAILABLE: ErrorKind.UNAVAILABLE,
+    pb_utils.TritonError.UNSUPPORTED: ErrorKind.UNSUPPORTED,
+    pb_utils.TritonError.ALREADY_EXISTS: ErrorKind.ALREADY_EXISTS,
+    pb_utils.TritonError.CANCELLED: ErrorKind.CANCELLED,
+}
+
+
+def install_pb_utils() -> None:
+    """Make ``import triton_python_backend_utils`` find tritonlite's implementation."""
+    sys.modules.setdefault(PB_UTILS_MODULE, pb_utils)
+
+
+def model_file(spec_path: Path, config: Any) -> Path:
+    return spec_path / (config.default_model_filename or "model.py")
+
+
+def import_model_module(path: Path, model_name: str) -> ModuleType:
+    """Import a model.py as a fresh module (two models may both be called model.py)."""
+    install_pb_utils()
+    if not path.is_file():
+        raise unavailable(f"unable to find '{path}' for model '{model_name}'")
+    folder = str(path.parent)
+    module_name = f"tritonlite_model_{model_name}_{next(_module_ids)}"
+    with _import_lock:
+        if folder not in sys.path:
+            sys.path.insert(0, folder)  # helper modules beside model.py import as in Triton
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise unavailable(f"unable to import '{path}' for model '{model_name}'")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(module_name, None)
+            raise unavailable(_describe_exception(f"failed to load model '{model_name}'", exc)) from None
+    if not hasattr(module, "TritonPythonModel"):
+        raise unavailable(f"{path} for model '{model_name}' does not define class TritonPythonModel")
+    return module
+
+
+def auto_complete(path: Path, model_name: str, config_json: dict) -> dict:
+    """Run the model's ``auto_complete_config`` (if it has one) on the config as JSON."""
+    module = import_model_module(path, model_name)
+    hook = getattr(module.TritonPythonModel, "auto_complete_config", None)
+    if hook is None:
+        return config_json
+    wrapper = pb_utils.ModelConfig(config_json)
+    try:
+        result = hook(wrapper)
+    except Exception as exc:
+        raise unavailable(_describe_exception("auto_complete_config failed", exc)) from None
+    return (result or wrapper).as_dict()
+
+
+def _describe_exception(prefix: str, exc: BaseException) -> str:
+    where = "".join(traceback.format_tb(exc.__traceback__)[-3:]).rstrip()
+    return f"{prefix}: {type(exc).__name__}: {exc}\n\nAt:\n{where}"
+
+
+class PythonInstance(BackendInstance):
+    """One TritonPythonModel object; execute runs on the instance's own thread."""
+
+    def __init__(self, spec: InstanceSpec) -> None:
+        self.spec = spec
+        config = spec.config
+        self.output_datatypes = {
+            out.name: _wire_datatype(out.data_type) for out in config.output
+        }
+        self.all_output_names = [out.name for out in config.output]
+        self.decoupled = config.model_transaction_policy.decoupled
+        module = import_model_module(model_file(spec.version_path, config), spec.model_name)
+        self.model = module.TritonPythonModel()
+        args = {
+            "model_config": orjson.dumps(spec.config_json).decode(),
+            "model_instance_kind": spec.kind,
+            "model_instance_name": spec.instance_name,
+            "model_instance_device_id": str(spec.device_id),
+            "model_repository": str(spec.model_path),
+            "model_version": str(spec.version),
+            "model_name": spec.model_name,
+        }
+        initialize = getattr(self.model, "initialize", None)
+        if initialize is not None:
+            try:
+                initialize(args)
+            except Exception as exc:
+                raise unavailable(_describe_exception("Failed to initialize the model", exc)) from None
+
+    def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:
+        pb_requests = [self._to_pb(request) for request in requests]
+        try:
+            pb_responses = self.model.execute(pb_requests)
+        except Exception as exc:
+            error = internal(
+                _describe_exception(
+                    f"Failed to process the request(s) for model instance '{self.spec.instance_name}', "
+                    "message",
+                    exc,
+                )
+            )
+            return [error] * len(requests)
+        if pb_responses is None or len(pb_responses) != len(requests):
+            got = "None" if pb_responses is None else str(len(pb_responses))
+            error = internal(
+                f"Number of InferenceResponse objects do not match the number of InferenceRequest "
+                f"objects. InferenceRequest(s) size is:{len(requests)}, and "
+                f"InferenceResponse(s) size is:{got}\n"
+            )
+            return [error] * len(requests)
+        return [self._from_pb(req, resp) for req, resp in zip(requests, pb_responses, strict=True)]
+
+    def finalize(self) -> None:
+        finalize = getattr(self.model, "finalize", None)
+        if finalize is not None:
+            try:
+                finalize()
+            except Exception:
+                log.exception("finalize of model '%s' failed", self.spec.model_name)
+
+    def _to_pb(self, request: InferRequest) -> pb_utils.InferenceRequest:
+        inputs = [pb_utils.Tensor(t.name, t.data, t.datatype) for t in request.inputs]
+        if request.outputs:
+            names = [out.name for out in request.outputs]
+        else:
+            names = self.all_output_names
+        pb_request = pb_utils.InferenceRequest(
+            model_name=request.model_name,
+            requested_output_names=names,
+            inputs=inputs,
+            request_id=request.id,
+            correlation_id=request.correlation_id,
+            flags=request.flags,
+            timeout=request.timeout_us,
+            parameters=orjson.dumps(request.parameters).decode() if request.parameters else "{}",
+        )
+        return pb_request
+
+    def _from_pb(self, request: InferRequest, response: Any) -> InferResponse | TritonError:
+        if not isinstance(response, pb_utils.InferenceResponse):
+            return internal(
+                f"Expected an 'InferenceResponse' object in the execute function return list, "
+                f"found type '{type(response).__name__}'."
+            )
+        error = response.error()
+        if error is not None:
+            return TritonError(_KIND_BY_CODE.get(error.code(), ErrorKind.INTERNAL), error.message())
+        wanted = None if not request.outputs else {out.name for out in request.outputs}
+        outputs = []
+        for tensor in response.output_tensors():
+            name = tensor.name()
+            if wanted is not None and name not in wanted:
+                continue
+            array = tensor.as_numpy()
+            datatype = tensor._wire or _datatype_of(array)
+            if datatype == "UINT16" and self.output_datatypes.get(name) == "BF16":
+                datatype = "BF16"
+            outputs.append(InferTensor(name, datatype, list(array.shape), array))
+        return InferResponse(
+            request.model_name, str(self.spec.version), request.id, outputs,
+            response._parameters or None,
+        )
+
+
+def _wire_datatype(config_type: int) -> str:
+    from tritonlite.core.datatypes import CONFIG_TO_DATATYPE
+    from tritonlite.protocol import model_config_pb2 as mc
+
+    return CONFIG_TO_DATATYPE.get(mc.DataType.Name(config_type), "")
+
+
+def _datatype_of(array: np.ndarray) -> str:
+    from tritonlite.core.datatypes import datatype_of
+
+    return datatype_of(array)

@@ -1,0 +1,114 @@
+"""``tritonlite-server``: Triton's command line, for the features tritonlite has."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
+
+# Triton flags that tritonlite does not implement yet: refused with a clear message.
+UNSUPPORTED_FLAGS = (
+    "--model-control-mode", "--load-model", "--repository-poll-secs", "--rate-limit",
+    "--rate-limit-resource", "--pinned-memory-pool-byte-size", "--cuda-memory-pool-byte-size",
+    "--response-cache-byte-size", "--cache-config", "--cache-directory", "--trace-config",
+    "--trace-file", "--trace-level", "--trace-rate", "--backend-directory", "--backend-config",
+    "--repoagent-directory", "--model-load-thread-count", "--model-namespacing",
+    "--grpc-use-ssl", "--grpc-server-cert", "--grpc-server-key", "--grpc-root-cert",
+    "--http-thread-count", "--metrics-config", "--metrics-interval-ms", "--allow-gpu-metrics",
+    "--allow-cpu-metrics", "--allow-sagemaker", "--allow-vertex-ai", "--host-policy",
+    "--buffer-manager-thread-count", "--model-config-name", "--disable-auto-complete-config",
+    "--log-file", "--log-format", "--min-supported-compute-capability",
+)  # fmt: skip
+
+
+def parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got '{text}'")
+
+
+def _bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
+    parser.add_argument(name, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL", help=help)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tritonlite-server",
+        description="A drop-in Python implementation of NVIDIA Triton Inference Server.",
+    )
+    parser.add_argument("--version", action="version",
+                        version=f"tritonlite {__version__} (Triton {TRITON_COMPATIBLE_VERSION} compatible)")
+    parser.add_argument("--model-repository", "--model-store", action="append", dest="model_repository",
+                        required=True, metavar="PATH", help="model repository folder (repeatable)")
+    parser.add_argument("--id", default="triton", help="server identifier reported in server metadata")
+    _bool_flag(parser, "--allow-http", True, "serve the HTTP/REST endpoint")
+    parser.add_argument("--http-address", default="0.0.0.0")
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--http-max-input-size", type=int, default=64 * 1024 * 1024,
+                        help="largest HTTP request body accepted, in bytes")
+    _bool_flag(parser, "--allow-grpc", True, "serve the gRPC endpoint")
+    parser.add_argument("--grpc-address", default="0.0.0.0")
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    _bool_flag(parser, "--allow-metrics", True, "serve Prometheus metrics")
+    parser.add_argument("--metrics-address", default="0.0.0.0")
+    parser.add_argument("--metrics-port", type=int, default=8002)
+    _bool_flag(parser, "--strict-model-config", False, "require a complete config.pbtxt (no auto-complete)")
+    _bool_flag(parser, "--strict-readiness", True, "server is ready only when every model is ready")
+    parser.add_argument("--exit-timeout-secs", type=float, default=30.0)
+    parser.add_argument("--log-verbose", type=int, default=0)
+    _bool_flag(parser, "--log-info", True, "log info messages")
+    _bool_flag(parser, "--log-warning", True, "log warnings")
+    _bool_flag(parser, "--log-error", True, "log errors")
+    return parser
+
+
+def _refuse_unsupported(argv: list[str]) -> str | None:
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag in UNSUPPORTED_FLAGS:
+            return (
+                f"tritonlite-server: flag {flag} is a Triton flag that tritonlite does not support yet; "
+                "remove it to start the server"
+            )
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    refusal = _refuse_unsupported(argv)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(argv)
+
+    from tritonlite import logging_setup
+    from tritonlite.server import ServerOptions, run
+
+    logging_setup.configure(args.log_verbose, args.log_info, args.log_warning, args.log_error)
+    options = ServerOptions(
+        repositories=[Path(p).resolve() for p in args.model_repository],
+        server_id=args.id,
+        allow_http=args.allow_http,
+        http_address=args.http_address,
+        http_port=args.http_port,
+        http_max_input_size=args.http_max_input_size,
+        allow_grpc=args.allow_grpc,
+        grpc_address=args.grpc_address,
+        grpc_port=args.grpc_port,
+        allow_metrics=args.allow_metrics,
+        metrics_address=args.metrics_address,
+        metrics_port=args.metrics_port,
+        strict_model_config=args.strict_model_config,
+        strict_readiness=args.strict_readiness,
+        exit_timeout_secs=args.exit_timeout_secs,
+    )
+    return run(options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The protocol-independent core: types, errors, data types and request validation."""

@@ -1,0 +1,103 @@
+"""Request and response types of the core, shared by every frontend and backend.
+
+They are plain slotted classes: one request allocates a handful of these, nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class InferTensor:
+    """A named tensor: wire datatype, shape and a numpy array holding the elements."""
+
+    __slots__ = ("name", "datatype", "shape", "data", "parameters")
+
+    def __init__(
+        self,
+        name: str,
+        datatype: str,
+        shape: list[int],
+        data: np.ndarray,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.datatype = datatype
+        self.shape = shape
+        self.data = data
+        self.parameters = parameters
+
+    def __repr__(self) -> str:
+        return f"InferTensor({self.name!r}, {self.datatype}, {self.shape})"
+
+
+class RequestedOutput:
+    """An output the client asked for, with its per-output parameters."""
+
+    __slots__ = ("name", "parameters", "class_count")
+
+    def __init__(self, name: str, parameters: dict[str, Any] | None = None, class_count: int = 0) -> None:
+        self.name = name
+        self.parameters = parameters
+        self.class_count = class_count
+
+
+class InferRequest:
+    """One inference request as the core sees it."""
+
+    __slots__ = (
+        "model_name",
+        "model_version",
+        "id",
+        "inputs",
+        "outputs",
+        "parameters",
+        "priority",
+        "timeout_us",
+        "correlation_id",
+        "flags",
+        "arrival_ns",
+    )
+
+    def __init__(
+        self,
+        model_name: str,
+        model_version: str = "",
+        id: str = "",
+        inputs: list[InferTensor] | None = None,
+        outputs: list[RequestedOutput] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.model_version = model_version
+        self.id = id
+        self.inputs = inputs if inputs is not None else []
+        self.outputs = outputs
+        self.parameters = parameters if parameters is not None else {}
+        self.priority = 0
+        self.timeout_us = 0
+        self.correlation_id: int | str = 0
+        self.flags = 0
+        self.arrival_ns = 0
+
+
+class InferResponse:
+    """The result of one request: output tensors in the order the model or client gave them."""
+
+    __slots__ = ("model_name", "model_version", "id", "outputs", "parameters")
+
+    def __init__(
+        self,
+        model_name: str,
+        model_version: str,
+        id: str,
+        outputs: list[InferTensor],
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.model_version = model_version
+        self.id = id
+        self.outputs = outputs
+        self.parameters = parameters

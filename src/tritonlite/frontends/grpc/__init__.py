@@ -1,0 +1,1 @@
+"""The KServe v2 gRPC frontend (package ``inference``, service ``GRPCInferenceService``)."""

@@ -1,0 +1,188 @@
+"""The gRPC frontend: GRPCInferenceService on grpc.aio, errors as Triton's status codes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
+from tritonlite.engine import Engine
+from tritonlite.frontends.grpc.codec import decode_request, encode_response
+from tritonlite.protocol import grpc_service_pb2 as pb
+from tritonlite.protocol import grpc_service_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+CODE_BY_KIND = {
+    ErrorKind.UNKNOWN: grpc.StatusCode.UNKNOWN,
+    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorKind.INVALID_ARG: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.UNSUPPORTED: grpc.StatusCode.UNIMPLEMENTED,
+    ErrorKind.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    ErrorKind.CANCELLED: grpc.StatusCode.CANCELLED,
+}
+
+MAX_MESSAGE_BYTES = 2**31 - 1
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: TritonError):
+    await context.abort(CODE_BY_KIND[exc.kind], exc.message)
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """Every RPC of GRPCInferenceService, translated to engine calls."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=self.engine.is_live())
+
+    async def ServerReady(self, request, context):
+        return pb.ServerReadyResponse(ready=self.engine.is_ready())
+
+    async def ModelReady(self, request, context):
+        return pb.ModelReadyResponse(ready=self.engine.models.is_ready(request.name, request.version))
+
+    async def ServerMetadata(self, request, context):
+        meta = self.engine.server_metadata()
+        return pb.ServerMetadataResponse(name=meta["name"], version=meta["version"], extensions=meta["extensions"])
+
+    async def ModelMetadata(self, request, context):
+        try:
+            meta = self.engine.model_metadata(request.name, request.version)
+        except TritonError as exc:
+            await _abort(context, exc)
+        response = pb.ModelMetadataResponse(name=meta["name"], versions=meta["versions"], platform=meta["platform"])
+        for kind, target in (("inputs", response.inputs), ("outputs", response.outputs)):
+            for tensor in meta[kind]:
+                target.add(name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"])
+        return response
+
+    async def ModelConfig(self, request, context):
+        try:
+            model = self.engine.ready_model(request.name, request.version)
+        except TritonError as exc:
+            await _abort(context, exc)
+        return pb.ModelConfigResponse(config=model.config)
+
+    async def ModelInfer(self, request, context):
+        try:
+            core_request = decode_request(request)
+            response = await self.engine.infer(core_request)
+            return encode_response(response)
+        except TritonError as exc:
+            await _abort(context, exc)
+        except Exception as exc:
+            log.exception("gRPC infer on '%s' failed", request.model_name)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+
+    async def ModelStreamInfer(self, request_iterator, context):
+        """Bidirectional stream: responses (or per-request errors) in completion order."""
+        queue: asyncio.Queue = asyncio.Queue()
+        pending: set[asyncio.Task] = set()
+
+        async def run(message: pb.ModelInferRequest) -> None:
+            try:
+                response = await self.engine.infer(decode_request(message))
+                queue.put_nowait(pb.ModelStreamInferResponse(infer_response=encode_response(response)))
+            except TritonError as exc:
+                queue.put_nowait(
+                    pb.ModelStreamInferResponse(
+                        error_message=exc.message,
+                        infer_response=pb.ModelInferResponse(
+                            model_name=message.model_name, model_version=message.model_version, id=message.id
+                        ),
+                    )
+                )
+            except Exception as exc:
+                log.exception("stream infer failed")
+                queue.put_nowait(pb.ModelStreamInferResponse(error_message=f"internal error: {exc}"))
+
+        async def read() -> None:
+            async for message in request_iterator:
+                task = asyncio.ensure_future(run(message))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            queue.put_nowait(None)
+
+        reader = asyncio.ensure_future(read())
+        reading = True
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    reading = False
+                    if pending:
+                        await asyncio.gather(*list(pending))
+                    while not queue.empty():
+                        extra = queue.get_nowait()
+                        if extra is not None:
+                            yield extra
+                    return
+                yield item
+        finally:
+            if reading:
+                reader.cancel()
+            for task in list(pending):
+                task.cancel()
+
+    async def ModelStatistics(self, request, context):
+        await _abort(context, self.engine.not_supported("the statistics extension"))
+
+    async def RepositoryIndex(self, request, context):
+        response = pb.RepositoryIndexResponse()
+        for row in self.engine.models.index(request.ready):
+            response.models.add(
+                name=row["name"], version=row.get("version", ""), state=row["state"], reason=row.get("reason", "")
+            )
+        return response
+
+    async def RepositoryModelLoad(self, request, context):
+        await _abort(context, self.engine.not_supported("explicit model load"))
+
+    async def RepositoryModelUnload(self, request, context):
+        await _abort(context, self.engine.not_supported("explicit model unload"))
+
+    async def SystemSharedMemoryStatus(self, request, context):
+        await _abort(context, self.engine.not_supported("system shared memory"))
+
+    async def SystemSharedMemoryRegister(self, request, context):
+        await _abort(context, self.engine.not_supported("system shared memory"))
+
+    async def SystemSharedMemoryUnregister(self, request, context):
+        await _abort(context, self.engine.not_supported("system shared memory"))
+
+    async def CudaSharedMemoryStatus(self, request, context):
+        await _abort(context, self.engine.not_supported("CUDA shared memory"))
+
+    async def CudaSharedMemoryRegister(self, request, context):
+        await _abort(context, self.engine.not_supported("CUDA shared memory"))
+
+    async def CudaSharedMemoryUnregister(self, request, context):
+        await _abort(context, self.engine.not_supported("CUDA shared memory"))
+
+    async def TraceSetting(self, request, context):
+        await _abort(context, self.engine.not_supported("the trace extension"))
+
+    async def LogSettings(self, request, context):
+        await _abort(context, self.engine.not_supported("the logging extension"))
+
+
+def build_server(engine: Engine, address: str) -> grpc.aio.Server:
+    """A grpc.aio server bound to address ("host:port"), not yet started."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(engine), server)
+    if server.add_insecure_port(address) == 0:
+        raise invalid_arg(f"failed to bind the gRPC service to {address}")
+    return server

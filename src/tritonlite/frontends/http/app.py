@@ -1,0 +1,243 @@
+"""The HTTP frontend: a raw ASGI fast path for infer, FastAPI for everything else.
+
+Errors are always Triton's: a status code from the error kind and ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import zlib
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
+from tritonlite.engine import Engine
+from tritonlite.frontends.http.codec import decode_request, encode_response
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_KIND = {
+    ErrorKind.UNKNOWN: 500,
+    ErrorKind.INTERNAL: 500,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.INVALID_ARG: 400,
+    ErrorKind.UNAVAILABLE: 503,
+    ErrorKind.UNSUPPORTED: 501,
+    ErrorKind.ALREADY_EXISTS: 409,
+    ErrorKind.CANCELLED: 499,
+}
+
+DEFAULT_MAX_INPUT_SIZE = 64 * 1024 * 1024
+_JSON = [(b"content-type", b"application/json")]
+
+
+def error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})
+
+
+def json_response(content: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+def error_response(exc: TritonError) -> Response:
+    return Response(error_body(exc.message), status_code=STATUS_BY_KIND[exc.kind], media_type="application/json")
+
+
+def _parse_infer_path(path: str) -> tuple[str, str] | None:
+    """/v2/models/{name}[/versions/{version}]/infer -> (name, version)."""
+    if not path.startswith("/v2/models/"):
+        return None
+    parts = path[len("/v2/models/") : -len("/infer")].split("/")
+    if len(parts) == 1 and parts[0]:
+        return parts[0], ""
+    if len(parts) == 3 and parts[1] == "versions" and parts[0]:
+        return parts[0], parts[2]
+    return None
+
+
+class HttpFrontend:
+    """The ASGI application served on the HTTP port."""
+
+    def __init__(self, engine: Engine, max_input_size: int = DEFAULT_MAX_INPUT_SIZE) -> None:
+        self.engine = engine
+        self.max_input_size = max_input_size
+        self.api = build_api(engine)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/infer"):
+            target = _parse_infer_path(scope["path"])
+            if target is not None:
+                await self._infer(scope, receive, send, target[0], target[1])
+                return
+        await self.api(scope, receive, send)
+
+    async def _infer(self, scope, receive, send, model_name: str, model_version: str) -> None:
+        header_length = None
+        encoding = accept = None
+        for key, value in scope["headers"]:
+            if key == b"inference-header-content-length":
+                header_length = value
+            elif key == b"content-encoding":
+                encoding = value
+            elif key == b"accept-encoding":
+                accept = value
+        try:
+            body = await self._read_body(receive)
+            if encoding is not None:
+                body = _decompress(body, encoding)
+            length = None
+            if header_length is not None:
+                try:
+                    length = int(header_length)
+                except ValueError:
+                    raise invalid_arg(
+                        f"Unable to parse inference header size, got: {header_length.decode(errors='replace')}"
+                    ) from None
+            request, binary_default = decode_request(model_name, model_version, body, length)
+            response = await self.engine.infer(request)
+            payload, json_length = encode_response(response, request, binary_default)
+        except TritonError as exc:
+            await _send(send, STATUS_BY_KIND[exc.kind], _JSON, error_body(exc.message))
+            return
+        except Exception as exc:  # never let a bug take a connection down silently
+            log.exception("infer on '%s' failed", model_name)
+            await _send(send, 500, _JSON, error_body(f"internal error: {type(exc).__name__}: {exc}"))
+            return
+        if json_length is None:
+            headers = list(_JSON)
+        else:
+            headers = [
+                (b"content-type", b"application/octet-stream"),
+                (b"inference-header-content-length", str(json_length).encode()),
+            ]
+        if accept is not None:
+            payload, content_encoding = _compress(payload, accept)
+            if content_encoding is not None:
+                headers.append((b"content-encoding", content_encoding))
+        await _send(send, 200, headers, payload)
+
+    async def _read_body(self, receive) -> bytes:
+        message = await receive()
+        body = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > self.max_input_size:
+                raise self._too_large(len(body))
+            return body
+        parts = [body]
+        size = len(body)
+        while message.get("more_body", False):
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_input_size:
+                raise self._too_large(size)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _too_large(self, size: int) -> TritonError:
+        return invalid_arg(
+            f"request body of {size} bytes exceeds the maximum allowed value of {self.max_input_size} "
+            "bytes; use --http-max-input-size to increase the limit"
+        )
+
+
+async def _send(send, status: int, headers: list, body: bytes) -> None:
+    headers = headers + [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _decompress(body: bytes, encoding: bytes) -> bytes:
+    name = encoding.strip().lower()
+    try:
+        if name == b"gzip":
+            return gzip.decompress(body)
+        if name == b"deflate":
+            return zlib.decompress(body)
+    except (OSError, zlib.error, EOFError) as exc:
+        raise invalid_arg(f"failed to decompress the request body ({name.decode()}): {exc}") from None
+    if name in (b"", b"identity"):
+        return body
+    raise TritonError(ErrorKind.UNSUPPORTED, f"unsupported Content-Encoding '{name.decode()}'")
+
+
+def _compress(body: bytes, accept: bytes) -> tuple[bytes, bytes | None]:
+    wanted = [part.split(b";")[0].strip().lower() for part in accept.split(b",")]
+    if b"gzip" in wanted:
+        return gzip.compress(body, compresslevel=1), b"gzip"
+    if b"deflate" in wanted:
+        return zlib.compress(body, 1), b"deflate"
+    return body, None
+
+
+def build_api(engine: Engine) -> FastAPI:
+    """Every endpoint but infer, as FastAPI routes returning Triton's JSON and errors."""
+    api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @api.exception_handler(TritonError)
+    async def _triton_error(_: Request, exc: TritonError) -> Response:
+        return error_response(exc)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        return Response(error_body(str(exc.detail)), status_code=exc.status_code, media_type="application/json")
+
+    @api.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+        return Response(error_body(str(exc)), status_code=400, media_type="application/json")
+
+    @api.get("/v2/health/live")
+    async def health_live() -> Response:
+        return Response(status_code=200 if engine.is_live() else 400)
+
+    @api.get("/v2/health/ready")
+    async def health_ready() -> Response:
+        return Response(status_code=200 if engine.is_ready() else 400)
+
+    @api.get("/v2")
+    async def server_metadata() -> Response:
+        return json_response(engine.server_metadata())
+
+    @api.get("/v2/models/{name}")
+    async def model_metadata(name: str) -> Response:
+        return json_response(engine.model_metadata(name))
+
+    @api.get("/v2/models/{name}/versions/{version}")
+    async def model_version_metadata(name: str, version: str) -> Response:
+        return json_response(engine.model_metadata(name, version))
+
+    @api.get("/v2/models/{name}/ready")
+    async def model_ready(name: str) -> Response:
+        return Response(status_code=200 if engine.models.is_ready(name) else 400)
+
+    @api.get("/v2/models/{name}/versions/{version}/ready")
+    async def model_version_ready(name: str, version: str) -> Response:
+        return Response(status_code=200 if engine.models.is_ready(name, version) else 400)
+
+    @api.get("/v2/models/{name}/config")
+    async def model_config(name: str) -> Response:
+        return json_response(engine.model_config(name))
+
+    @api.get("/v2/models/{name}/versions/{version}/config")
+    async def model_version_config(name: str, version: str) -> Response:
+        return json_response(engine.model_config(name, version))
+
+    @api.post("/v2/repository/index")
+    async def repository_index(request: Request) -> Response:
+        body = await request.body()
+        ready_only = False
+        if body:
+            try:
+                document = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                raise invalid_arg(f"failed to parse the request JSON buffer: {exc.msg}") from None
+            ready_only = bool(isinstance(document, dict) and document.get("ready", False))
+        return json_response(engine.models.index(ready_only))
+
+    return api

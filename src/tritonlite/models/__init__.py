@@ -1,0 +1,1 @@
+"""Model lifecycle: load, serve, unload; states and readiness."""

@@ -1,0 +1,242 @@
+"""The model manager: loads every model of the repositories and answers "which model serves this"."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from tritonlite.backends import InstanceSpec
+from tritonlite.core.errors import TritonError, invalid_arg, not_found, unavailable
+from tritonlite.models.model import LOADING, READY, UNAVAILABLE, ModelVersion
+from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.repository.config import (
+    backend_of,
+    complete_config,
+    config_to_json,
+    read_config,
+    validate_config,
+)
+from tritonlite.repository.scan import ModelSource, find_models, select_versions, version_folders
+from tritonlite.scheduling.direct import DirectScheduler
+from tritonlite.scheduling.instance_runner import InstanceRunner
+
+log = logging.getLogger(__name__)
+
+_KIND_NAMES = {
+    mc.ModelInstanceGroup.KIND_CPU: "CPU",
+    mc.ModelInstanceGroup.KIND_GPU: "GPU",
+    mc.ModelInstanceGroup.KIND_MODEL: "MODEL",
+    mc.ModelInstanceGroup.KIND_AUTO: "CPU",
+}
+
+
+@dataclass
+class ModelEntry:
+    """A model of the repository: its versions, or the reason it has none."""
+
+    name: str
+    source: ModelSource | None
+    versions: dict[int, ModelVersion] = field(default_factory=dict)
+    reason: str = ""
+    state: str = LOADING
+
+
+class ModelManager:
+    """Owns every model; the frontends ask it for the version that serves a request."""
+
+    def __init__(self, repositories: list[str | Path], strict_config: bool = False) -> None:
+        self.repositories = [Path(r) for r in repositories]
+        self.strict_config = strict_config
+        self.models: dict[str, ModelEntry] = {}
+        # (name, version string) -> ready version; "" is the latest ready version
+        self._serving: dict[tuple[str, str], ModelVersion] = {}
+
+    # --- lookup (the hot path) -----------------------------------------------------------------
+
+    def get(self, name: str, version: str = "") -> ModelVersion:
+        """The ready version that serves (name, version), or Triton's error."""
+        found = self._serving.get((name, version))
+        if found is not None:
+            return found
+        raise self._lookup_error(name, version)
+
+    def _lookup_error(self, name: str, version: str) -> TritonError:
+        entry = self.models.get(name)
+        if entry is None:
+            return not_found(f"Request for unknown model: '{name}' is not found")
+        if version:
+            if not version.isdigit() and not (version.startswith("-") and version[1:].isdigit()):
+                return invalid_arg(f"failed to parse version '{version}' for model '{name}'")
+            found = entry.versions.get(int(version))
+            if found is None:
+                return not_found(f"Request for unknown model: '{name}' version {version} is not found")
+            return unavailable(f"Request for unknown model: '{name}' version {version} is not at ready state")
+        return unavailable(f"Request for unknown model: '{name}' has no available versions")
+
+    def find(self, name: str, version: str = "") -> ModelVersion:
+        """A version whatever its state (for metadata and config of unready models)."""
+        entry = self.models.get(name)
+        if entry is None:
+            raise not_found(f"Request for unknown model: '{name}' is not found")
+        if version:
+            if not version.isdigit():
+                raise invalid_arg(f"failed to parse version '{version}' for model '{name}'")
+            found = entry.versions.get(int(version))
+            if found is None:
+                raise not_found(f"Request for unknown model: '{name}' version {version} is not found")
+            return found
+        if not entry.versions:
+            raise unavailable(f"Request for unknown model: '{name}' has no available versions")
+        return entry.versions[max(entry.versions)]
+
+    def is_ready(self, name: str, version: str = "") -> bool:
+        return (name, version) in self._serving
+
+    def all_ready(self) -> bool:
+        return all(entry.state == READY for entry in self.models.values())
+
+    def index(self, ready_only: bool = False) -> list[dict]:
+        rows: list[dict] = []
+        for name in sorted(self.models):
+            entry = self.models[name]
+            if not entry.versions:
+                if not ready_only:
+                    row = {"name": name, "state": entry.state}
+                    if entry.reason:
+                        row["reason"] = entry.reason
+                    rows.append(row)
+                continue
+            for version in sorted(entry.versions):
+                model = entry.versions[version]
+                if ready_only and not model.ready:
+                    continue
+                row = {"name": name, "version": model.version_str, "state": model.state}
+                if model.reason:
+                    row["reason"] = model.reason
+                rows.append(row)
+        return rows
+
+    # --- loading ---------------------------------------------------------------------------------
+
+    async def load_all(self) -> None:
+        sources, duplicates = find_models(self.repositories)
+        for name, reason in duplicates.items():
+            self.models[name] = ModelEntry(name, None, reason=reason, state=UNAVAILABLE)
+        await asyncio.gather(*(self.load(source) for source in sources.values()))
+
+    async def load(self, source: ModelSource) -> ModelEntry:
+        entry = ModelEntry(source.name, source)
+        self.models[source.name] = entry
+        try:
+            config = await asyncio.to_thread(self._prepare_config, source)
+            versions = select_versions(version_folders(source.path), config.version_policy)
+            if not versions:
+                raise invalid_arg(
+                    f"at least one version must be available under the version policy of model '{source.name}'"
+                )
+        except TritonError as exc:
+            entry.state, entry.reason = UNAVAILABLE, exc.message
+            log.error("failed to load '%s': %s", source.name, exc.message)
+            return entry
+        await asyncio.gather(*(self._load_version(entry, config, v) for v in versions))
+        entry.state = READY if any(v.ready for v in entry.versions.values()) else UNAVAILABLE
+        self._refresh_serving(entry)
+        return entry
+
+    def _prepare_config(self, source: ModelSource) -> mc.ModelConfig:
+        config = read_config(source.path, self.strict_config)
+        if backend_of(config) == "python" and not self.strict_config:
+            config = self._python_auto_complete(source, config)
+        complete_config(config, source.name)
+        validate_config(config, source.name)
+        return config
+
+    def _python_auto_complete(self, source: ModelSource, config: mc.ModelConfig) -> mc.ModelConfig:
+        from tritonlite.backends.python.backend import auto_complete, model_file
+
+        versions = version_folders(source.path)
+        if not versions:
+            return config
+        path = model_file(source.path / str(versions[-1]), config)
+        if not path.is_file():
+            return config  # reported when the version loads
+        before = config_to_json(config)
+        after = auto_complete(path, source.name, config_to_json(config))
+        if after == before:
+            return config
+        completed = mc.ModelConfig()
+        try:
+            json_format.ParseDict(after, completed)
+        except json_format.ParseError as exc:
+            raise invalid_arg(f"auto_complete_config of '{source.name}' produced an invalid config: {exc}") from None
+        return completed
+
+    async def _load_version(self, entry: ModelEntry, config: mc.ModelConfig, version: int) -> None:
+        assert entry.source is not None
+        model = ModelVersion(entry.name, version, config, entry.source.path)
+        entry.versions[version] = model
+        started = time.monotonic()
+        version_path = entry.source.path / str(version)
+        runners: list[InstanceRunner] = []
+        try:
+            backend = backend_of(config)
+            if not (version_path / config.default_model_filename).exists() and backend == "python":
+                raise unavailable(
+                    f"unable to find '{version_path / config.default_model_filename}' for model "
+                    f"'{entry.name}'"
+                )
+            for group in config.instance_group:
+                kind = _KIND_NAMES.get(group.kind, "CPU")
+                devices = list(group.gpus) if group.kind == mc.ModelInstanceGroup.KIND_GPU and group.gpus else [0]
+                for device in devices:
+                    for index in range(group.count):
+                        instance_name = f"{group.name}_{len(runners)}" if len(devices) > 1 else f"{group.name}_{index}"
+                        spec = InstanceSpec(
+                            model_name=entry.name,
+                            version=version,
+                            model_path=entry.source.path,
+                            config=config,
+                            config_json=model.config_json,
+                            instance_name=instance_name,
+                            kind=kind,
+                            device_id=device,
+                        )
+                        runner = InstanceRunner(instance_name)
+                        runners.append(runner)
+                        await runner.start(backend, spec)
+            model.scheduler = DirectScheduler(runners)
+            model.state = READY
+            model.load_seconds = time.monotonic() - started
+        except TritonError as exc:
+            model.state, model.reason = UNAVAILABLE, exc.message
+            log.error("failed to load '%s' version %d: %s", entry.name, version, exc.message)
+            for runner in runners:
+                await runner.stop()
+        except Exception as exc:  # a backend bug must not take the server down
+            model.state, model.reason = UNAVAILABLE, f"{type(exc).__name__}: {exc}"
+            log.exception("failed to load '%s' version %d", entry.name, version)
+            for runner in runners:
+                await runner.stop()
+
+    def _refresh_serving(self, entry: ModelEntry) -> None:
+        for key in [k for k in self._serving if k[0] == entry.name]:
+            del self._serving[key]
+        ready = [v for v in entry.versions.values() if v.ready]
+        for model in ready:
+            self._serving[(entry.name, model.version_str)] = model
+        if ready:
+            self._serving[(entry.name, "")] = max(ready, key=lambda v: v.version)
+
+    async def shutdown(self) -> None:
+        self._serving.clear()
+        for entry in self.models.values():
+            for model in entry.versions.values():
+                if model.scheduler is not None:
+                    await model.scheduler.stop()
+                    model.scheduler = None
+                model.state = UNAVAILABLE

@@ -1,0 +1,93 @@
+"""One version of one model: its config, its inputs and outputs, its scheduler and its state."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tritonlite.core.classification import classify
+from tritonlite.core.datatypes import CONFIG_TO_DATATYPE
+from tritonlite.core.errors import TritonError
+from tritonlite.core.types import InferRequest, InferResponse
+from tritonlite.core.validation import TensorSpec, validate_request
+from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.repository.config import config_to_json
+
+READY = "READY"
+UNAVAILABLE = "UNAVAILABLE"
+LOADING = "LOADING"
+UNLOADING = "UNLOADING"
+
+
+def _tensor_spec(tensor) -> TensorSpec:
+    reshape = tuple(tensor.reshape.shape) if tensor.HasField("reshape") else None
+    return TensorSpec(
+        name=tensor.name,
+        datatype=CONFIG_TO_DATATYPE.get(mc.DataType.Name(tensor.data_type), "INVALID"),
+        dims=tuple(tensor.dims),
+        optional=getattr(tensor, "optional", False),
+        is_shape_tensor=tensor.is_shape_tensor,
+        reshape=reshape,
+    )
+
+
+class ModelVersion:
+    """A loaded (or failed) version of a model."""
+
+    def __init__(self, name: str, version: int, config: mc.ModelConfig | None, model_path: Path) -> None:
+        self.name = name
+        self.version = version
+        self.version_str = str(version)
+        self.model_path = model_path
+        self.state = LOADING
+        self.reason = ""
+        self.scheduler = None
+        self.config = config
+        self.config_json: dict = config_to_json(config) if config is not None else {}
+        self.inputs: dict[str, TensorSpec] = {}
+        self.outputs: dict[str, TensorSpec] = {}
+        self.labels: dict[str, list[str]] = {}
+        self.max_batch_size = 0
+        self.required_inputs = 0
+        self.load_seconds = 0.0
+        if config is not None:
+            self.inputs = {t.name: _tensor_spec(t) for t in config.input}
+            self.outputs = {t.name: _tensor_spec(t) for t in config.output}
+            self.max_batch_size = config.max_batch_size
+            self.required_inputs = sum(1 for s in self.inputs.values() if not s.optional)
+            for out in config.output:
+                if out.label_filename:
+                    self.labels[out.name] = _read_labels(model_path / out.label_filename)
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
+
+    async def infer(self, request: InferRequest) -> InferResponse:
+        validate_request(
+            request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size
+        )
+        request.arrival_ns = time.monotonic_ns()
+        result = await self.scheduler.infer(request)
+        if isinstance(result, TritonError):
+            raise result
+        if request.outputs:
+            self._classify(request, result)
+        return result
+
+    def _classify(self, request: InferRequest, response: InferResponse) -> None:
+        for requested in request.outputs:
+            if requested.class_count <= 0:
+                continue
+            for i, tensor in enumerate(response.outputs):
+                if tensor.name == requested.name:
+                    response.outputs[i] = classify(
+                        tensor, requested.class_count, self.labels.get(tensor.name), self.max_batch_size > 0
+                    )
+
+
+def _read_labels(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []

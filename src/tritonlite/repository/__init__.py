@@ -1,0 +1,1 @@
+"""The model repository: folders on disk, config.pbtxt files and version policies."""

@@ -1,0 +1,194 @@
+"""config.pbtxt: parse into ModelConfig, fill Triton's defaults, validate, render as JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import descriptor, json_format, text_format
+
+from tritonlite.core.errors import invalid_arg
+from tritonlite.protocol import model_config_pb2 as mc
+
+ModelConfig = mc.ModelConfig
+
+CONFIG_FILENAME = "config.pbtxt"
+
+# backend name -> the model file Triton looks for when default_model_filename is empty
+DEFAULT_MODEL_FILENAMES = {
+    "python": "model.py",
+    "onnxruntime": "model.onnx",
+    "pytorch": "model.pt",
+    "tensorrt": "model.plan",
+    "openvino": "model.xml",
+    "tensorflow": "model.savedmodel",
+}
+
+# platform -> backend that serves it
+PLATFORM_BACKENDS = {
+    "onnxruntime_onnx": "onnxruntime",
+    "pytorch_libtorch": "pytorch",
+    "tensorrt_plan": "tensorrt",
+    "tensorflow_savedmodel": "tensorflow",
+    "tensorflow_graphdef": "tensorflow",
+    "ensemble": "",
+}
+
+
+def read_config(model_path: Path, strict: bool) -> ModelConfig:
+    """Read a model's config.pbtxt (or an empty config where none exists and strict is off)."""
+    config = ModelConfig()
+    path = model_path / CONFIG_FILENAME
+    if not path.exists():
+        if strict:
+            raise invalid_arg(f"failed to load model configuration: {path} does not exist")
+        return config
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as exc:
+        raise invalid_arg(f"failed to parse model configuration {path}: {_describe_parse_error(exc)}") from None
+    return config
+
+
+def _describe_parse_error(exc: text_format.ParseError) -> str:
+    line, column = exc.GetLine(), exc.GetColumn()
+    message = str(exc)
+    # ParseError's text starts with "line:column : "; say it in words
+    prefix = f"{line}:{column} : "
+    if message.startswith(prefix):
+        message = message[len(prefix) :]
+    return f"line {line}, column {column}: {message}"
+
+
+def backend_of(config: ModelConfig) -> str:
+    if config.backend:
+        return config.backend
+    return PLATFORM_BACKENDS.get(config.platform, "")
+
+
+def complete_config(config: ModelConfig, model_name: str, default_kind: str = "KIND_CPU") -> None:
+    """Fill the fields Triton fills when it loads a model (in place)."""
+    if not config.name:
+        config.name = model_name
+    if not config.HasField("version_policy"):
+        config.version_policy.latest.num_versions = 1
+    backend = backend_of(config)
+    if not config.default_model_filename and backend in DEFAULT_MODEL_FILENAMES:
+        config.default_model_filename = DEFAULT_MODEL_FILENAMES[backend]
+    if not config.HasField("optimization"):
+        config.optimization.input_pinned_memory.enable = True
+        config.optimization.output_pinned_memory.enable = True
+    if backend == "" and config.platform != "ensemble":
+        return
+    if config.platform != "ensemble" and len(config.instance_group) == 0:
+        config.instance_group.add()
+    kind_value = mc.ModelInstanceGroup.Kind.Value(default_kind)
+    for index, group in enumerate(config.instance_group):
+        if not group.name:
+            group.name = f"{config.name}_{index}"
+        if group.count < 1:
+            group.count = 1
+        if group.kind == mc.ModelInstanceGroup.KIND_AUTO:
+            group.kind = mc.ModelInstanceGroup.KIND_GPU if group.gpus else kind_value
+
+
+def validate_config(config: ModelConfig, model_name: str) -> None:
+    """Reject configs Triton rejects, with messages in Triton's words."""
+    if config.name != model_name:
+        raise invalid_arg(
+            f"unexpected 'name' value '{config.name}' in model configuration, expected '{model_name}'"
+        )
+    if not config.backend and not config.platform:
+        raise invalid_arg(
+            f"unexpected platform type '' for {model_name}: model configuration must specify "
+            "'platform' or 'backend'"
+        )
+    if config.platform and config.platform not in PLATFORM_BACKENDS:
+        raise invalid_arg(f"unexpected platform type '{config.platform}' for {model_name}")
+    if config.max_batch_size < 0:
+        raise invalid_arg(f"'max_batch_size' must be non-negative value for {model_name}")
+    if config.max_batch_size == 0 and config.HasField("dynamic_batching"):
+        raise invalid_arg(
+            f"dynamic batching is enabled for model '{model_name}' but max_batch_size is 0; "
+            "dynamic batching requires max_batch_size > 0"
+        )
+    for kind, tensors in (("input", config.input), ("output", config.output)):
+        seen: set[str] = set()
+        for tensor in tensors:
+            if not tensor.name:
+                raise invalid_arg(f"model {kind} must specify 'name' for {model_name}")
+            if tensor.name in seen:
+                raise invalid_arg(f"{kind} '{tensor.name}' specified multiple times for {model_name}")
+            seen.add(tensor.name)
+            if tensor.data_type == mc.TYPE_INVALID:
+                raise invalid_arg(f"model {kind} '{tensor.name}' must specify 'data_type' for {model_name}")
+            _validate_dims(tensor.dims, f"model {kind} '{tensor.name}'", model_name)
+            if tensor.HasField("reshape"):
+                _validate_reshape(tensor, kind, model_name)
+
+
+def _validate_dims(dims, what: str, model_name: str) -> None:
+    for dim in dims:
+        if dim < 1 and dim != -1:
+            raise invalid_arg(
+                f"{what} dims must be integer >= 1, or -1 to indicate a variable-size dimension "
+                f"for {model_name}, got {list(dims)}"
+            )
+
+
+def _validate_reshape(tensor, kind: str, model_name: str) -> None:
+    _validate_dims(tensor.reshape.shape, f"model {kind} '{tensor.name}' reshape", model_name)
+    if -1 in tensor.dims or -1 in tensor.reshape.shape:
+        return
+    dims_count = 1
+    for dim in tensor.dims:
+        dims_count *= dim
+    reshape_count = 1
+    for dim in tensor.reshape.shape:
+        reshape_count *= dim
+    if dims_count != reshape_count:
+        raise invalid_arg(
+            f"model {kind} '{tensor.name}' has different size for dims and reshape for {model_name}"
+        )
+
+
+def config_to_json(config: ModelConfig) -> dict[str, Any]:
+    """The config as Triton shows it over HTTP: proto field names, every scalar, int64 as numbers."""
+    data = json_format.MessageToDict(
+        config, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    _int64_as_numbers(config.DESCRIPTOR, data)
+    return data
+
+
+_INT64_TYPES = (
+    descriptor.FieldDescriptor.TYPE_INT64,
+    descriptor.FieldDescriptor.TYPE_UINT64,
+    descriptor.FieldDescriptor.TYPE_SINT64,
+    descriptor.FieldDescriptor.TYPE_FIXED64,
+    descriptor.FieldDescriptor.TYPE_SFIXED64,
+)
+
+
+def _int64_as_numbers(message_descriptor, data: dict[str, Any]) -> None:
+    for field in message_descriptor.fields:
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        if field.type in _INT64_TYPES:
+            data[field.name] = [int(v) for v in value] if isinstance(value, list) else int(value)
+        elif field.type == descriptor.FieldDescriptor.TYPE_MESSAGE:
+            sub = field.message_type
+            if sub.GetOptions().map_entry:
+                value_field = sub.fields_by_name["value"]
+                for key, item in value.items():
+                    if value_field.type in _INT64_TYPES:
+                        value[key] = int(item)
+                    elif value_field.type == descriptor.FieldDescriptor.TYPE_MESSAGE:
+                        _int64_as_numbers(value_field.message_type, item)
+            elif isinstance(value, list):
+                for item in value:
+                    _int64_as_numbers(sub, item)
+            else:
+                _int64_as_numbers(sub, value)

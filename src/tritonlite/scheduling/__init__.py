@@ -1,0 +1,1 @@
+"""Schedulers: decide which instance runs which requests, and when."""

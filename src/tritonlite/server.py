@@ -1,0 +1,174 @@
+"""Runs the engine and its frontends until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uvicorn
+
+from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
+from tritonlite.engine import Engine, EngineOptions
+from tritonlite.frontends.http.app import DEFAULT_MAX_INPUT_SIZE, HttpFrontend
+from tritonlite.logging_setup import table
+
+log = logging.getLogger("tritonlite")
+
+
+@dataclass
+class ServerOptions:
+    repositories: list[Path]
+    server_id: str = "triton"
+    allow_http: bool = True
+    http_address: str = "0.0.0.0"
+    http_port: int = 8000
+    http_max_input_size: int = DEFAULT_MAX_INPUT_SIZE
+    allow_grpc: bool = True
+    grpc_address: str = "0.0.0.0"
+    grpc_port: int = 8001
+    allow_metrics: bool = True
+    metrics_address: str = "0.0.0.0"
+    metrics_port: int = 8002
+    strict_model_config: bool = False
+    strict_readiness: bool = True
+    exit_timeout_secs: float = 30.0
+    extra: dict = field(default_factory=dict)
+
+
+class _UvicornServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the tritonlite server owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+async def _start_uvicorn(app, host: str, port: int, what: str) -> tuple[_UvicornServer, asyncio.Task]:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http="httptools",
+        loop="none",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=75,
+    )
+    server = _UvicornServer(config)
+    task = asyncio.ensure_future(server.serve())
+    while not server.started:
+        if task.done():
+            raise StartupError(f"failed to start {what} at {host}:{port} (is the port in use?)")
+        await asyncio.sleep(0.01)
+    return server, task
+
+
+def _model_table(engine: Engine) -> str:
+    rows = []
+    for row in engine.models.index():
+        status = row["state"] if not row.get("reason") else f"{row['state']}: {row['reason']}"
+        rows.append([row["name"], row.get("version", ""), status])
+    return table(["Model", "Version", "Status"], rows)
+
+
+async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> int:
+    """Load the repository, open the endpoints, serve until stopped. Returns an exit code."""
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    engine = Engine(
+        EngineOptions(
+            repositories=options.repositories,
+            server_id=options.server_id,
+            strict_model_config=options.strict_model_config,
+            strict_readiness=options.strict_readiness,
+        )
+    )
+    log.info("tritonlite %s (Triton %s compatible)", __version__, TRITON_COMPATIBLE_VERSION)
+    for repository in options.repositories:
+        if not repository.is_dir():
+            log.error("failed to stat file %s: model repository does not exist", repository)
+            return 1
+    await engine.start()
+    log.info("\n%s\n", _model_table(engine))
+    option_rows = [
+        ["server_id", options.server_id],
+        ["server_version", TRITON_COMPATIBLE_VERSION],
+        ["server_extensions", " ".join(engine.options.extensions)],
+        *[[f"model_repository_path[{i}]", str(p)] for i, p in enumerate(options.repositories)],
+        ["model_control_mode", "MODE_NONE"],
+        ["strict_model_config", str(int(options.strict_model_config))],
+        ["strict_readiness", str(int(options.strict_readiness))],
+        ["exit_timeout", str(int(options.exit_timeout_secs))],
+    ]
+    log.info("\n%s\n", table(["Option", "Value"], option_rows))
+
+    grpc_server = None
+    servers: list[tuple[_UvicornServer, asyncio.Task]] = []
+    try:
+        if options.allow_grpc:
+            from tritonlite.frontends.grpc.server import build_server
+
+            address = f"{options.grpc_address}:{options.grpc_port}"
+            try:
+                grpc_server = build_server(engine, address)
+            except Exception as exc:
+                raise StartupError(f"failed to start GRPCInferenceService at {address}: {exc}") from None
+            await grpc_server.start()
+            log.info("Started GRPCInferenceService at %s", address)
+        if options.allow_http:
+            app = HttpFrontend(engine, options.http_max_input_size)
+            servers.append(await _start_uvicorn(app, options.http_address, options.http_port, "HTTPService"))
+            log.info("Started HTTPService at %s:%d", options.http_address, options.http_port)
+        if options.allow_metrics:
+            from tritonlite.metrics_app import build_metrics_app
+
+            servers.append(
+                await _start_uvicorn(
+                    build_metrics_app(), options.metrics_address, options.metrics_port, "Metrics Service"
+                )
+            )
+            log.info("Started Metrics Service at %s:%d", options.metrics_address, options.metrics_port)
+    except StartupError as exc:
+        log.error("%s", exc)
+        await _shutdown(engine, grpc_server, servers, options.exit_timeout_secs)
+        return 1
+
+    await stop.wait()
+    log.info("Received a stop signal, shutting down")
+    await _shutdown(engine, grpc_server, servers, options.exit_timeout_secs)
+    return 0
+
+
+async def _shutdown(engine: Engine, grpc_server, servers, timeout: float) -> None:
+    engine.accepting = False
+    for server, _ in servers:
+        server.should_exit = True
+    if grpc_server is not None:
+        await grpc_server.stop(grace=min(timeout, 5.0))
+    for _, task in servers:
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, timeout=timeout)
+    await engine.stop()
+    log.info("tritonlite stopped")
+
+
+def run(options: ServerOptions) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
+        return asyncio.run(serve(options))
+    return uvloop.run(serve(options))
