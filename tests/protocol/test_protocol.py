@@ -43,7 +43,11 @@ def test_generated_code_is_not_stale():
     pytest.importorskip("grpc_tools")
     generator = _load_generator()
     stale = generator.check()
-    assert not stale, f"generated protocol code is stale: {stale}; run `python scripts/generate_protocol.py`"
+    committed, installed = generator._committed_tools_version(), generator._grpcio_tools_version()
+    assert not stale, (
+        f"generated protocol code is stale: {stale}; run `python scripts/generate_protocol.py` "
+        f"(committed files were generated with grpcio-tools {committed}, installed: {installed})"
+    )
 
 
 def test_generated_imports_are_package_absolute():

@@ -88,6 +88,8 @@ def http_case(cid, method, path, body: bytes = b"", headers: dict | None = None,
     headers = dict(headers or {})
     if body and "Content-Type" not in headers:
         headers["Content-Type"] = "application/json"
+    if headers.get("Content-Type", "") is None:  # explicitly: send no Content-Type
+        del headers["Content-Type"]
     c = {"id": cid, "protocol": "http",
          "request": {"method": method, "path": path, "headers": headers, "body_b64": b64(body)}}
     if note:
@@ -133,6 +135,8 @@ REQUEST_TYPES = {
     "ModelMetadata": pb.ModelMetadataRequest, "ModelInfer": pb.ModelInferRequest,
     "ModelConfig": pb.ModelConfigRequest, "ModelStatistics": pb.ModelStatisticsRequest,
     "RepositoryIndex": pb.RepositoryIndexRequest,
+    "RepositoryModelLoad": pb.RepositoryModelLoadRequest,
+    "RepositoryModelUnload": pb.RepositoryModelUnloadRequest,
 }
 RESPONSE_TYPES = {
     "ServerLive": pb.ServerLiveResponse, "ServerReady": pb.ServerReadyResponse,
@@ -140,6 +144,8 @@ RESPONSE_TYPES = {
     "ModelMetadata": pb.ModelMetadataResponse, "ModelInfer": pb.ModelInferResponse,
     "ModelConfig": pb.ModelConfigResponse, "ModelStatistics": pb.ModelStatisticsResponse,
     "RepositoryIndex": pb.RepositoryIndexResponse,
+    "RepositoryModelLoad": pb.RepositoryModelLoadResponse,
+    "RepositoryModelUnload": pb.RepositoryModelUnloadResponse,
 }
 
 
@@ -201,7 +207,9 @@ def do_grpc(channel, case):
     ans = {"code": "OK", "details": "", "response_b64": b64(data)}
     if rpc in RESPONSE_TYPES:
         msg = RESPONSE_TYPES[rpc].FromString(data)
-        ans["response_json"] = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+        ans["response_json"] = json_format.MessageToDict(
+            msg, preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=rpc in ("ServerLive", "ServerReady", "ModelReady"))
     return ans
 
 
@@ -329,6 +337,16 @@ def error_cases():
         note="typed contents on INPUT0 and raw_input_contents at the same time"))
     c.append(grpc_case("raw_contents_count_mismatch", "ModelInfer", infer_req(
         "add_sub", [G_RAW0, G_RAW1], raw=[fp32(*A)]), note="two inputs, one raw_input_contents"))
+    c.append(http_case("raw_binary_request_header_zero", "POST", "/v2/models/labels/infer", fp32(2.0), {
+        "Content-Type": "application/octet-stream", "Inference-Header-Content-Length": "0"},
+        note="Triton 'raw binary request': header length 0, whole body is the single input"))
+    c.append(http_case("raw_binary_request_no_header", "POST", "/v2/models/labels/infer", fp32(2.0), {
+        "Content-Type": "application/octet-stream"}))
+    c.append(http_case("raw_binary_request_wrong_size", "POST", "/v2/models/labels/infer", fp32(2.0, 3.0), {
+        "Content-Type": "application/octet-stream", "Inference-Header-Content-Length": "0"}))
+    c.append(http_case("json_without_content_type", "POST", "/v2/models/labels/infer", jbody({"inputs": [
+        {"name": "INPUT0", "datatype": "FP32", "shape": [1], "data": [2.0]}]}), {"Content-Type": None},
+        note="no Content-Type header at all"))
     c.append(http_case("json_non_numeric_value", "POST", INFER, jbody({"inputs": [
         in0(data=[1.0, "abc", 3.0, 4.0]), IN1]})))
     c.append(http_case("json_data_count_mismatch", "POST", INFER, jbody({"inputs": [
@@ -514,6 +532,37 @@ def crash_cases():
         note="classification on a BYTES output: Triton 2.51 crashes (connection dropped, process gone)")]
 
 
+def explicit_phase_cases():
+    """Model-control-mode explicit, nothing loaded at start: the repository extension."""
+    c = [http_case("repository_index_nothing_loaded", "POST", "/v2/repository/index", b""),
+         grpc_case("repository_index_nothing_loaded", "RepositoryIndex", pb.RepositoryIndexRequest())]
+    for m in ("bad_config", "init_fails", "unknown"):
+        c.append(http_case(f"load_{m}", "POST", f"/v2/repository/models/{m}/load", b""))
+        c.append(grpc_case(f"load_{m}", "RepositoryModelLoad", pb.RepositoryModelLoadRequest(model_name=m)))
+    c.append(http_case("repository_index_after_failed_loads", "POST", "/v2/repository/index", b""))
+    c.append(grpc_case("repository_index_after_failed_loads", "RepositoryIndex", pb.RepositoryIndexRequest()))
+    c.append(http_case("bad_config_ready_after_failed_load", "GET", "/v2/models/bad_config/ready"))
+    c.append(http_case("bad_config_infer_after_failed_load", "POST", "/v2/models/bad_config/infer", jbody({
+        "inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [4], "data": A}]})))
+    c.append(http_case("init_fails_infer_after_failed_load", "POST", "/v2/models/init_fails/infer", jbody({
+        "inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [4], "data": A}]})))
+    c.append(http_case("add_sub_ready_before_load", "GET", "/v2/models/add_sub/ready"))
+    c.append(http_case("add_sub_infer_before_load", "POST", INFER, jbody(add_sub_json())))
+    c.append(grpc_case("add_sub_infer_before_load", "ModelInfer", infer_req("add_sub", [G_IN0, G_IN1])))
+    c.append(http_case("load_add_sub", "POST", "/v2/repository/models/add_sub/load", b""))
+    c.append(http_case("add_sub_ready_after_load", "GET", "/v2/models/add_sub/ready"))
+    c.append(http_case("unload_add_sub", "POST", "/v2/repository/models/add_sub/unload", b""))
+    c.append(http_case("add_sub_ready_after_unload", "GET", "/v2/models/add_sub/ready"))
+    c.append(http_case("repository_index_after_unload", "POST", "/v2/repository/index", b""))
+    c.append(grpc_case("load_add_sub", "RepositoryModelLoad", pb.RepositoryModelLoadRequest(model_name="add_sub")))
+    c.append(grpc_case("unload_add_sub", "RepositoryModelUnload",
+                       pb.RepositoryModelUnloadRequest(model_name="add_sub")))
+    c.append(http_case("unload_unknown", "POST", "/v2/repository/models/unknown/unload", b""))
+    c.append(grpc_case("unload_unknown", "RepositoryModelUnload",
+                       pb.RepositoryModelUnloadRequest(model_name="unknown")))
+    return c
+
+
 def ready_phase_cases():
     return [http_case("get_v2_health_ready", "GET", "/v2/health/ready"),
             http_case("repository_index", "POST", "/v2/repository/index", b""),
@@ -544,8 +593,9 @@ def settled():
     return all(m.get("state") in (None, "READY", "UNAVAILABLE") for m in idx)
 
 
-def start_server(repo: Path, log_path: Path):
-    cmd = [str(RUN_TRITON), str(repo), str(HTTP_PORT), str(GRPC_PORT), str(METRICS_PORT), "--", *SERVER_FLAGS]
+def start_server(repo: Path, log_path: Path, extra=()):
+    cmd = [str(RUN_TRITON), str(repo), str(HTTP_PORT), str(GRPC_PORT), str(METRICS_PORT), "--", *SERVER_FLAGS,
+           *extra]
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 120
@@ -651,6 +701,14 @@ def main():
     finally:
         stop_server(proc2)
 
+    # Phase 3: explicit model control, nothing loaded at start.
+    proc3, cmd3 = start_server(REPO, tmp / "triton_explicit.log", ["--model-control-mode=explicit"])
+    try:
+        explicit_cases = run_cases(explicit_phase_cases())
+    finally:
+        stop_server(proc3)
+    explicit_log = (tmp / "triton_explicit.log").read_text(errors="replace")
+
     result = {
         "triton_version": version.group(1) if version else None,
         "captured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -665,7 +723,15 @@ def main():
             "description": ("Triton started on a copy of the repository holding only "
                             + ", ".join(GOOD_MODELS) + " (no bad_config, no init_fails)."),
             "models": GOOD_MODELS,
+            "server_command": ["run-triton.sh", "<copy of the good models>", *cmd2[2:]],
             "cases": ready_cases,
+        },
+        "explicit_mode": {
+            "description": ("Triton started on tests/data/repository with --model-control-mode=explicit "
+                            "(nothing loaded at start); cases run in order and depend on each other."),
+            "server_command": ["run-triton.sh", "tests/data/repository", *cmd3[2:]],
+            "cases": explicit_cases,
+            "log_excerpts": log_excerpts(explicit_log),
         },
         "log_excerpts": log_excerpts(log_text),
         "perf_analyzer": perf,
@@ -675,7 +741,8 @@ def main():
         print(f"server logs kept in {tmp}")
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"wrote {args.out}: {len(cases)} cases + {len(ready_cases)} ready-server cases")
+    print(f"wrote {args.out}: {len(cases)} cases + {len(ready_cases)} ready-server cases "
+          f"+ {len(explicit_cases)} explicit-mode cases")
 
 
 if __name__ == "__main__":
