@@ -554,6 +554,7 @@ def explicit_phase_cases():
     c.append(http_case("unload_add_sub", "POST", "/v2/repository/models/add_sub/unload", b""))
     c.append(http_case("add_sub_ready_after_unload", "GET", "/v2/models/add_sub/ready"))
     c.append(http_case("repository_index_after_unload", "POST", "/v2/repository/index", b""))
+    c[-1]["settle_before"] = True  # capture waits until no model is LOADING/UNLOADING before sending
     c.append(grpc_case("load_add_sub", "RepositoryModelLoad", pb.RepositoryModelLoadRequest(model_name="add_sub")))
     c.append(grpc_case("unload_add_sub", "RepositoryModelUnload",
                        pb.RepositoryModelUnloadRequest(model_name="add_sub")))
@@ -623,6 +624,10 @@ def stop_server(proc):
 def run_cases(cases, allow_crash=False):
     channel = grpc.insecure_channel(f"localhost:{GRPC_PORT}")
     for case in cases:
+        if case.get("settle_before"):
+            deadline = time.time() + 60
+            while not settled() and time.time() < deadline:
+                time.sleep(0.2)
         case["answer"] = do_http(case) if case["protocol"] == "http" else do_grpc(channel, case)
         a = case["answer"]
         print(f"{case['protocol']:4} {case['id']:45} {a.get('status', a.get('code'))} "
