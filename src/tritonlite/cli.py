@@ -41,16 +41,27 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tritonlite-server",
         description="A drop-in Python implementation of NVIDIA Triton Inference Server.",
     )
-    parser.add_argument("--version", action="version",
-                        version=f"tritonlite {__version__} (Triton {TRITON_COMPATIBLE_VERSION} compatible)")
-    parser.add_argument("--model-repository", "--model-store", action="append", dest="model_repository",
-                        required=True, metavar="PATH", help="model repository folder (repeatable)")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"tritonlite {__version__} (Triton {TRITON_COMPATIBLE_VERSION} compatible)",
+    )
+    parser.add_argument(
+        "--model-repository",
+        "--model-store",
+        action="append",
+        dest="model_repository",
+        required=True,
+        metavar="PATH",
+        help="model repository folder (repeatable)",
+    )
     parser.add_argument("--id", default="triton", help="server identifier reported in server metadata")
     _bool_flag(parser, "--allow-http", True, "serve the HTTP/REST endpoint")
     parser.add_argument("--http-address", default="0.0.0.0")
     parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--http-max-input-size", type=int, default=64 * 1024 * 1024,
-                        help="largest HTTP request body accepted, in bytes")
+    parser.add_argument(
+        "--http-max-input-size", type=int, default=64 * 1024 * 1024, help="largest HTTP request body accepted, in bytes"
+    )
     _bool_flag(parser, "--allow-grpc", True, "serve the gRPC endpoint")
     parser.add_argument("--grpc-address", default="0.0.0.0")
     parser.add_argument("--grpc-port", type=int, default=8001)

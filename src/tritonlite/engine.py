@@ -67,8 +67,6 @@ class Engine:
 
     def model_metadata(self, name: str, version: str = "") -> dict:
         model = self.models.find(name, version)
-        if not model.ready:
-            raise self.models._lookup_error(name, version)
         entry = self.models.models[name]
         config = model.config
         batch = [-1] if model.max_batch_size > 0 else []
@@ -77,12 +75,10 @@ class Engine:
             "versions": [str(v) for v in sorted(entry.versions) if entry.versions[v].ready],
             "platform": config.platform or config.backend,
             "inputs": [
-                {"name": s.name, "datatype": s.datatype, "shape": batch + list(s.dims)}
-                for s in model.inputs.values()
+                {"name": s.name, "datatype": s.datatype, "shape": batch + list(s.dims)} for s in model.inputs.values()
             ],
             "outputs": [
-                {"name": s.name, "datatype": s.datatype, "shape": batch + list(s.dims)}
-                for s in model.outputs.values()
+                {"name": s.name, "datatype": s.datatype, "shape": batch + list(s.dims)} for s in model.outputs.values()
             ],
         }
 

@@ -183,7 +183,7 @@ def set_param(p, v):
 
 def grpc_case(cid, rpc, msg, note=None):
     c = {"id": cid, "protocol": "grpc",
-         "request": {"rpc": rpc, "request_b64": b64(msg.SerializeToString()),
+         "request": {"rpc": rpc, "request_b64": b64(msg.SerializeToString(deterministic=True)),
                      "request_json": json_format.MessageToDict(msg, preserving_proto_field_name=True)}}
     if note:
         c["note"] = note
@@ -291,7 +291,8 @@ def error_cases():
     c.append(grpc_case("batch_dim_missing", "ModelInfer", infer_req("identity_batched", [
         ("INPUT0", "FP32", [4], "fp32_contents", A)])))
     # malformed bodies (HTTP only)
-    c.append(http_case("malformed_json", "POST", INFER, b'{"inputs": [', {"Content-Type": "application/json"}))
+    c.append(http_case("malformed_json", "POST", INFER, b'{"inputs": [',
+                       {"Content-Type": "application/json"}))
     c.append(http_case("json_not_object", "POST", INFER, b"[1, 2, 3]"))
     c.append(http_case("json_missing_inputs", "POST", INFER, b"{}"))
     c.append(http_case("empty_body", "POST", INFER, b"", {"Content-Type": "application/json"}))
@@ -435,7 +436,8 @@ def golden_cases():
     for m in ("add_sub", "identity_batched", "identity", "labels", "string_upper"):
         c.append(grpc_case(f"model_config_{m}", "ModelConfig", pb.ModelConfigRequest(name=m)))
     c.append(grpc_case("repository_index", "RepositoryIndex", pb.RepositoryIndexRequest()))
-    c.append(grpc_case("repository_index_ready_only", "RepositoryIndex", pb.RepositoryIndexRequest(ready=True)))
+    c.append(grpc_case("repository_index_ready_only", "RepositoryIndex",
+                       pb.RepositoryIndexRequest(ready=True)))
 
     # --- inference, HTTP
     c.append(http_case("add_sub_infer_json", "POST", INFER, jbody(add_sub_json())))
@@ -476,16 +478,20 @@ def golden_cases():
                            "outputs": [{"name": "UPPER", "parameters": {"binary_data": True}},
                                        {"name": "LENGTH", "parameters": {"binary_data": True}}]}, sb)
     c.append(http_case("string_upper_binary", "POST", "/v2/models/string_upper/infer", body, h))
-    for k, cls_body in (("json", {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1], "data": [2.0]}],
-                                  "outputs": [{"name": "OUTPUT0", "parameters": {"classification": 2}}]}),
-                        ("binary", {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1], "data": [2.0]}],
-                                    "outputs": [{"name": "OUTPUT0",
-                                                 "parameters": {"classification": 2, "binary_data": True}}]}),
-                        ("all_classes", {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1],
-                                                     "data": [1.0]}],
-                                         "outputs": [{"name": "OUTPUT0", "parameters": {"classification": 4}}]}),
-                        ("plain", {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1], "data": [1.0]}]})):
-        c.append(http_case(f"labels_classification_{k}", "POST", "/v2/models/labels/infer", jbody(cls_body)))
+    def scale(v):
+        return [{"name": "INPUT0", "datatype": "FP32", "shape": [1], "data": [v]}]
+
+    for k, cls_body in (
+            ("json", {"inputs": scale(2.0),
+                      "outputs": [{"name": "OUTPUT0", "parameters": {"classification": 2}}]}),
+            ("binary", {"inputs": scale(2.0),
+                        "outputs": [{"name": "OUTPUT0",
+                                     "parameters": {"classification": 2, "binary_data": True}}]}),
+            ("all_classes", {"inputs": scale(1.0),
+                             "outputs": [{"name": "OUTPUT0", "parameters": {"classification": 4}}]}),
+            ("plain", {"inputs": scale(1.0)})):
+        c.append(http_case(f"labels_classification_{k}", "POST", "/v2/models/labels/infer",
+                           jbody(cls_body)))
     c.append(http_case("identity_fp16_json", "POST", "/v2/models/identity_fp16/infer", jbody({"inputs": [
         {"name": "INPUT0", "datatype": "FP16", "shape": [3], "data": [1.0, 2.5, -3.0]}]})))
     fp16 = np.asarray([1.0, 2.5, -3.0], dtype=np.float16).tobytes()
@@ -493,10 +499,10 @@ def golden_cases():
                                        "parameters": {"binary_data_size": len(fp16)}}],
                            "parameters": {"binary_data_output": True}}, fp16)
     c.append(http_case("identity_fp16_binary", "POST", "/v2/models/identity_fp16/infer", body, h))
-    c.append(http_case("identity_batched_batch2", "POST", "/v2/models/identity_batched/infer", jbody({"inputs": [
-        {"name": "INPUT0", "datatype": "FP32", "shape": [2, 4], "data": [float(i) for i in range(8)]}]})))
-    c.append(http_case("identity_batched_batch4", "POST", "/v2/models/identity_batched/infer", jbody({"inputs": [
-        {"name": "INPUT0", "datatype": "FP32", "shape": [4, 4], "data": [float(i) for i in range(16)]}]})))
+    for n in (2, 4):
+        c.append(http_case(f"identity_batched_batch{n}", "POST", "/v2/models/identity_batched/infer",
+                           jbody({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [n, 4],
+                                              "data": [float(i) for i in range(4 * n)]}]})))
     c.append(http_case("identity_dynamic_shape", "POST", "/v2/models/identity/infer", jbody({"inputs": [
         {"name": "INPUT0", "datatype": "FP32", "shape": [1, 3], "data": [1.5, 2.5, 3.5]}]})))
 
@@ -555,7 +561,8 @@ def explicit_phase_cases():
     c.append(http_case("add_sub_ready_after_unload", "GET", "/v2/models/add_sub/ready"))
     c.append(http_case("repository_index_after_unload", "POST", "/v2/repository/index", b""))
     c[-1]["settle_before"] = True  # capture waits until no model is LOADING/UNLOADING before sending
-    c.append(grpc_case("load_add_sub", "RepositoryModelLoad", pb.RepositoryModelLoadRequest(model_name="add_sub")))
+    c.append(grpc_case("load_add_sub", "RepositoryModelLoad",
+                       pb.RepositoryModelLoadRequest(model_name="add_sub")))
     c.append(grpc_case("unload_add_sub", "RepositoryModelUnload",
                        pb.RepositoryModelUnloadRequest(model_name="add_sub")))
     c.append(http_case("unload_unknown", "POST", "/v2/repository/models/unknown/unload", b""))
@@ -676,12 +683,70 @@ def run_perf_analyzer():
     return runs
 
 
+def _fmt_http(a):
+    if a.get("connection_error"):
+        return "connection dropped (server crashed)"
+    j = a.get("json")
+    ct = a["headers"].get("content-type", "")
+    if isinstance(j, dict) and "error" in j:
+        return f"{a['status']} `{ct}` `{json.dumps(j['error'], ensure_ascii=False)[1:-1]}`"
+    return f"{a['status']} `{ct}` " + ("(empty body)" if not a["body_b64"] else "(body)")
+
+
+def _fmt_grpc(a):
+    if a["code"] == "OK":
+        rj = a.get("response_json")
+        short = json.dumps(rj, ensure_ascii=False) if rj is not None else ""
+        return "OK" + (f" `{short}`" if short and len(short) < 60 else "")
+    return f"{a['code']} `{json.dumps(a['details'], ensure_ascii=False)[1:-1]}`"
+
+
+def markdown_table(cases, which=None):
+    """One row per case id, HTTP and gRPC side by side. which: None=all, 'errors', 'ok'."""
+    rows, order = {}, []
+    for c in cases:
+        if c["id"] not in rows:
+            rows[c["id"]] = {}
+            order.append(c["id"])
+        rows[c["id"]][c["protocol"]] = c
+    out = ["| case | HTTP request | HTTP status, content-type, error | gRPC code, details |",
+           "|---|---|---|---|"]
+    for cid in order:
+        h, g = rows[cid].get("http"), rows[cid].get("grpc")
+        ok = ((h is None or 0 < (h["answer"].get("status") or 0) < 300)
+              and (g is None or g["answer"]["code"] == "OK"))
+        if (which == "errors" and ok) or (which == "ok" and not ok):
+            continue
+        req = f"{h['request']['method']} {h['request']['path']}" if h else ""
+        row = (f"| {cid} | {req} | {_fmt_http(h['answer']) if h else '—'} | "
+               f"{_fmt_grpc(g['answer']) if g else '—'} |")
+        out.append(row.replace("\\n", "⏎"))  # messages are JSON-escaped; show newlines as ⏎
+    return "\n".join(out)
+
+
+def print_tables(path):
+    d = json.loads(Path(path).read_text())
+    print("#### Errors (main server)\n")
+    print(markdown_table(d["cases"] + d["crash_cases"], "errors"))
+    print("\n#### Successful cases (main server)\n")
+    print(markdown_table(d["cases"], "ok"))
+    print("\n#### Ready server (only loadable models)\n")
+    print(markdown_table(d["ready_server"]["cases"]))
+    print("\n#### Explicit model-control mode (in order)\n")
+    print(markdown_table(d["explicit_mode"]["cases"]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(HERE / "triton_2.51.json"))
     ap.add_argument("--no-perf", action="store_true", help="skip perf_analyzer")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder with the server logs")
+    ap.add_argument("--table", action="store_true",
+                    help="only print the README's markdown tables from the existing --out file")
     args = ap.parse_args()
+    if args.table:
+        print_tables(args.out)
+        return 0
 
     tmp = Path(tempfile.mkdtemp(prefix="tritonlite-capture-"))
     log1 = tmp / "triton_full.log"

@@ -38,6 +38,18 @@ def _fmt(shape) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
+def request_prefix(request: InferRequest) -> str:
+    """Triton's prefix on request errors: ``[request id: <id>] ``."""
+    return f"[request id: {request.id or '<id_unknown>'}] "
+
+
+def _quoted_list(names) -> str:
+    # Triton builds "['a','b']" by appending "'name'," then dropping the last character, so an
+    # empty list renders as "]". Kept as it is: clients may match on it.
+    text = "[" + "".join(f"'{n}'," for n in names)
+    return text[:-1] + "]"
+
+
 def validate_request(
     request: InferRequest,
     model_name: str,
@@ -51,61 +63,65 @@ def validate_request(
         for requested in request.outputs:
             if requested.name not in outputs:
                 raise invalid_arg(f"unexpected inference output '{requested.name}' for model '{model_name}'")
+    given = request.inputs
+    if (
+        len(given) > len(inputs)
+        or len(given) < required
+        or (len(given) == len(inputs) and any(t.name not in inputs for t in given))
+    ):
+        present = [t.name for t in given]
+        missing = [n for n, s in inputs.items() if not s.optional and n not in present]
+        raise invalid_arg(
+            f"{request_prefix(request)}expected {required} inputs but got {len(given)} inputs for model "
+            f"'{model_name}'. Got input(s) {_quoted_list(reversed(present))}, but missing required input(s) "
+            f"{_quoted_list(missing)}. Please provide all required input(s)."
+        )
     batch_size = 0
-    given = 0
-    for tensor in request.inputs:
+    for tensor in given:
         spec = inputs.get(tensor.name)
         if spec is None:
-            raise invalid_arg(f"unexpected inference input '{tensor.name}' for model '{model_name}'")
-        if not spec.optional:
-            given += 1
+            raise invalid_arg(
+                f"{request_prefix(request)}unexpected inference input '{tensor.name}' for model '{model_name}'"
+            )
         if tensor.datatype != spec.datatype:
             raise invalid_arg(
-                f"inference input '{tensor.name}' data-type is '{tensor.datatype}', "
+                f"{request_prefix(request)}inference input '{tensor.name}' data-type is '{tensor.datatype}', "
                 f"but model '{model_name}' expects '{spec.datatype}'"
             )
         shape = tensor.shape
         if max_batch_size > 0:
-            if len(shape) == 0:
+            if batch_size == 0 and shape:
+                batch_size = shape[0]
+                if batch_size > max_batch_size:
+                    raise invalid_arg(
+                        f"{request_prefix(request)}inference request batch-size must be <= {max_batch_size} "
+                        f"for '{model_name}'"
+                    )
+            if not shape or not _shape_matches(spec.dims, shape[1:]) or shape[0] != batch_size:
                 raise invalid_arg(
-                    f"inference input '{tensor.name}' for model '{model_name}' has no batch dimension"
+                    f"{request_prefix(request)}unexpected shape for input '{tensor.name}' for model "
+                    f"'{model_name}'. Expected {_fmt((-1, *spec.dims))}, got {_fmt(shape)}. {_BATCH_NOTE}"
                 )
-            this_batch = shape[0]
-            if batch_size == 0:
-                batch_size = this_batch
-            elif this_batch != batch_size:
-                raise invalid_arg(
-                    f"input '{tensor.name}' batch size does not match other inputs for '{model_name}'"
-                )
-            if this_batch > max_batch_size or this_batch < 1:
-                raise invalid_arg(
-                    f"inference request batch-size must be <= {max_batch_size} for '{model_name}'"
-                )
-            shape = shape[1:]
-        if not _shape_matches(spec.dims, shape):
+        elif not _shape_matches(spec.dims, shape):
             raise invalid_arg(
-                f"unexpected shape for input '{tensor.name}' for model '{model_name}'. "
-                f"Expected {_fmt(spec.dims)}, got {_fmt(shape)}"
+                f"{request_prefix(request)}unexpected shape for input '{tensor.name}' for model "
+                f"'{model_name}'. Expected {_fmt(spec.dims)}, got {_fmt(shape)}. "
             )
         item = ELEMENT_SIZE[spec.datatype]
         if item:
-            expected = element_count(tensor.shape) * item
+            expected = element_count(shape) * item
             got = tensor.data.nbytes
             if got != expected:
                 raise invalid_arg(
-                    f"input byte size mismatch for input '{tensor.name}' for model '{model_name}'. "
-                    f"Expected {expected}, got {got}"
+                    f"{request_prefix(request)}input byte size mismatch for input '{tensor.name}' for model "
+                    f"'{model_name}'. Expected {expected}, got {got}"
                 )
-    if given < required:
-        missing = [name for name, spec in inputs.items() if not spec.optional]
-        present = {t.name for t in request.inputs}
-        raise invalid_arg(
-            f"expected {required} inputs but got {len(request.inputs)} inputs for model '{model_name}'. "
-            f"Got input(s) {_names(present)}, but missing required input(s) "
-            f"{_names([n for n in missing if n not in present])}. Please provide all required input(s)."
-        )
     return batch_size
 
 
-def _names(names) -> str:
-    return "[" + ",".join(f"'{n}'" for n in names) + "]"
+_BATCH_NOTE = (
+    "NOTE: Setting a non-zero max_batch_size in the model config requires a batch dimension to be "
+    "prepended to each input shape. If you want to specify the full shape including the batch dim in "
+    "your input dims config, try setting max_batch_size to zero. See the model configuration docs for "
+    "more info on max_batch_size."
+)

@@ -35,6 +35,20 @@ _KIND_NAMES = {
 }
 
 
+def parse_version(version: str) -> int:
+    """A request's version string as a number, with Triton's error for anything else."""
+    try:
+        number = int(version)
+    except ValueError:
+        number = 0
+    if number <= 0 and version != "-1":
+        raise invalid_arg(
+            f"failed to get model version from specified version string '{version}' (details: stol), "
+            "version should be an integral value > 0"
+        )
+    return number
+
+
 @dataclass
 class ModelEntry:
     """A model of the repository: its versions, or the reason it has none."""
@@ -67,32 +81,19 @@ class ModelManager:
 
     def _lookup_error(self, name: str, version: str) -> TritonError:
         entry = self.models.get(name)
-        if entry is None:
+        if entry is None or not entry.versions:
+            # a model whose config failed has no versions at all: Triton says "not found"
             return not_found(f"Request for unknown model: '{name}' is not found")
         if version:
-            if not version.isdigit() and not (version.startswith("-") and version[1:].isdigit()):
-                return invalid_arg(f"failed to parse version '{version}' for model '{name}'")
-            found = entry.versions.get(int(version))
-            if found is None:
+            number = parse_version(version)
+            if number not in entry.versions:
                 return not_found(f"Request for unknown model: '{name}' version {version} is not found")
             return unavailable(f"Request for unknown model: '{name}' version {version} is not at ready state")
-        return unavailable(f"Request for unknown model: '{name}' has no available versions")
+        return not_found(f"Request for unknown model: '{name}' has no available versions")
 
     def find(self, name: str, version: str = "") -> ModelVersion:
-        """A version whatever its state (for metadata and config of unready models)."""
-        entry = self.models.get(name)
-        if entry is None:
-            raise not_found(f"Request for unknown model: '{name}' is not found")
-        if version:
-            if not version.isdigit():
-                raise invalid_arg(f"failed to parse version '{version}' for model '{name}'")
-            found = entry.versions.get(int(version))
-            if found is None:
-                raise not_found(f"Request for unknown model: '{name}' version {version} is not found")
-            return found
-        if not entry.versions:
-            raise unavailable(f"Request for unknown model: '{name}' has no available versions")
-        return entry.versions[max(entry.versions)]
+        """A ready version, or Triton's error (for metadata and config)."""
+        return self.get(name, version)
 
     def is_ready(self, name: str, version: str = "") -> bool:
         return (name, version) in self._serving
@@ -187,8 +188,7 @@ class ModelManager:
             backend = backend_of(config)
             if not (version_path / config.default_model_filename).exists() and backend == "python":
                 raise unavailable(
-                    f"unable to find '{version_path / config.default_model_filename}' for model "
-                    f"'{entry.name}'"
+                    f"unable to find '{version_path / config.default_model_filename}' for model '{entry.name}'"
                 )
             for group in config.instance_group:
                 kind = _KIND_NAMES.get(group.kind, "CPU")

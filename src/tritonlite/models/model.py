@@ -64,9 +64,7 @@ class ModelVersion:
         return self.state == READY
 
     async def infer(self, request: InferRequest) -> InferResponse:
-        validate_request(
-            request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size
-        )
+        validate_request(request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size)
         request.arrival_ns = time.monotonic_ns()
         result = await self.scheduler.infer(request)
         if isinstance(result, TritonError):

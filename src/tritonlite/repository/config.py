@@ -96,13 +96,10 @@ def complete_config(config: ModelConfig, model_name: str, default_kind: str = "K
 def validate_config(config: ModelConfig, model_name: str) -> None:
     """Reject configs Triton rejects, with messages in Triton's words."""
     if config.name != model_name:
-        raise invalid_arg(
-            f"unexpected 'name' value '{config.name}' in model configuration, expected '{model_name}'"
-        )
+        raise invalid_arg(f"unexpected 'name' value '{config.name}' in model configuration, expected '{model_name}'")
     if not config.backend and not config.platform:
         raise invalid_arg(
-            f"unexpected platform type '' for {model_name}: model configuration must specify "
-            "'platform' or 'backend'"
+            f"unexpected platform type '' for {model_name}: model configuration must specify 'platform' or 'backend'"
         )
     if config.platform and config.platform not in PLATFORM_BACKENDS:
         raise invalid_arg(f"unexpected platform type '{config.platform}' for {model_name}")
@@ -148,9 +145,7 @@ def _validate_reshape(tensor, kind: str, model_name: str) -> None:
     for dim in tensor.reshape.shape:
         reshape_count *= dim
     if dims_count != reshape_count:
-        raise invalid_arg(
-            f"model {kind} '{tensor.name}' has different size for dims and reshape for {model_name}"
-        )
+        raise invalid_arg(f"model {kind} '{tensor.name}' has different size for dims and reshape for {model_name}")
 
 
 def config_to_json(config: ModelConfig) -> dict[str, Any]:

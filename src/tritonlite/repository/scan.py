@@ -34,8 +34,7 @@ def find_models(repositories: list[str | Path]) -> tuple[dict[str, ModelSource],
                 continue
             if entry.name in found:
                 duplicates[entry.name] = (
-                    f"model '{entry.name}' appears in multiple repositories: "
-                    f"{found[entry.name].path.parent} and {root}"
+                    f"model '{entry.name}' appears in multiple repositories: {found[entry.name].path.parent} and {root}"
                 )
                 continue
             found[entry.name] = ModelSource(entry.name, Path(entry.path))
@@ -62,9 +61,7 @@ def select_versions(available: list[int], policy) -> list[int]:
         wanted = list(policy.specific.versions)
         missing = [v for v in wanted if v not in available]
         if missing:
-            raise invalid_arg(
-                f"version {missing[0]} is specified for model but the version directory is not present"
-            )
+            raise invalid_arg(f"version {missing[0]} is specified for model but the version directory is not present")
         return sorted(wanted)
     count = policy.latest.num_versions if which == "latest" else 1
     return available[-count:] if count > 0 else []

@@ -98,9 +98,7 @@ class PythonInstance(BackendInstance):
     def __init__(self, spec: InstanceSpec) -> None:
         self.spec = spec
         config = spec.config
-        self.output_datatypes = {
-            out.name: _wire_datatype(out.data_type) for out in config.output
-        }
+        self.output_datatypes = {out.name: _wire_datatype(out.data_type) for out in config.output}
         self.all_output_names = [out.name for out in config.output]
         self.decoupled = config.model_transaction_policy.decoupled
         module = import_model_module(model_file(spec.version_path, config), spec.model_name)
@@ -128,8 +126,7 @@ class PythonInstance(BackendInstance):
         except Exception as exc:
             error = internal(
                 _describe_exception(
-                    f"Failed to process the request(s) for model instance '{self.spec.instance_name}', "
-                    "message",
+                    f"Failed to process the request(s) for model instance '{self.spec.instance_name}', message",
                     exc,
                 )
             )
@@ -191,7 +188,10 @@ class PythonInstance(BackendInstance):
                 datatype = "BF16"
             outputs.append(InferTensor(name, datatype, list(array.shape), array))
         return InferResponse(
-            request.model_name, str(self.spec.version), request.id, outputs,
+            request.model_name,
+            str(self.spec.version),
+            request.id,
+            outputs,
             response._parameters or None,
         )
 

@@ -11,13 +11,12 @@ from typing import Any
 import numpy as np
 
 from tritonlite.core.datatypes import (
-    ELEMENT_SIZE,
     bytes_array,
-    deserialize_bytes,
     element_count,
     is_valid_datatype,
     numpy_dtype,
     serialize_bytes,
+    tensor_from_bytes,
 )
 from tritonlite.core.errors import invalid_arg
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
@@ -75,11 +74,11 @@ def decode_request(message: pb.ModelInferRequest) -> InferRequest:
         elif key not in _RESERVED:
             request.parameters[key] = value
     raw = message.raw_input_contents
-    if raw and len(raw) != len(message.inputs):
-        raise invalid_arg(
-            f"expected {len(message.inputs)} raw input contents for model '{message.model_name}', got {len(raw)}"
-        )
     for index, item in enumerate(message.inputs):
+        if raw and index >= len(raw):
+            raise invalid_arg(
+                f"unable to find data for input tensor '{item.name}' for model '{message.model_name}' in request."
+            )
         request.inputs.append(_decode_input(item, raw[index] if raw else None, message.model_name))
     if message.outputs:
         outputs = []
@@ -94,42 +93,64 @@ def decode_request(message: pb.ModelInferRequest) -> InferRequest:
     return request
 
 
+_DATATYPE_BY_CONTENTS = {
+    "bool_contents": "BOOL",
+    "int_contents": "INT32",
+    "int64_contents": "INT64",
+    "uint_contents": "UINT32",
+    "uint64_contents": "UINT64",
+    "fp32_contents": "FP32",
+    "fp64_contents": "FP64",
+    "bytes_contents": "BYTES",
+}
+
+
 def _decode_input(item: pb.ModelInferRequest.InferInputTensor, raw: bytes | None, model: str) -> InferTensor:
     name, datatype = item.name, item.datatype
     shape = list(item.shape)
+    if "shared_memory_region" in item.parameters:
+        raise invalid_arg(f"shared memory inputs are not supported by tritonlite yet (input '{name}')")
+    if raw is not None:
+        if item.HasField("contents"):
+            raise invalid_arg(
+                f"contents field must not be specified when using raw_input_contents for '{name}' for model '{model}'"
+            )
+        if not is_valid_datatype(datatype):
+            raise invalid_arg(f"invalid datatype '{datatype}' of input '{name}'")
+        if any(d < 0 for d in shape):
+            raise invalid_arg(f"invalid shape {shape} for input '{name}': dimensions must be non-negative")
+        return InferTensor(name, datatype, shape, tensor_from_bytes(raw, datatype, shape, element_count(shape)))
+    field = None
+    for candidate in _DATATYPE_BY_CONTENTS:
+        if getattr(item.contents, candidate):
+            field = candidate
+            break
+    expected_field = CONTENTS_FIELD.get(datatype)
+    if field is not None and field != expected_field:
+        wanted = datatype if is_valid_datatype(datatype) else "<invalid>"
+        raise invalid_arg(
+            f"unexpected explicit tensor data for input tensor '{name}' for model '{model}' of type "
+            f"'{_DATATYPE_BY_CONTENTS[field]}', expected datatype '{wanted}'"
+        )
     if not is_valid_datatype(datatype):
         raise invalid_arg(f"invalid datatype '{datatype}' of input '{name}'")
     if any(d < 0 for d in shape):
         raise invalid_arg(f"invalid shape {shape} for input '{name}': dimensions must be non-negative")
-    if "shared_memory_region" in item.parameters:
-        raise invalid_arg(f"shared memory inputs are not supported yet (input '{name}')")
-    count = element_count(shape)
-    if raw is not None:
-        if item.HasField("contents"):
-            raise invalid_arg(
-                f"contents field must not be specified when using raw_input_contents for '{name}' for "
-                f"model '{model}'"
-            )
-        if datatype == "BYTES":
-            data = bytes_array(deserialize_bytes(raw, count), shape)
-        else:
-            expected = count * ELEMENT_SIZE[datatype]
-            if len(raw) != expected:
-                raise invalid_arg(
-                    f"unexpected total byte size {len(raw)} for input '{name}', expecting {expected}"
-                )
-            data = np.frombuffer(raw, dtype=numpy_dtype(datatype)).reshape(shape)
-        return InferTensor(name, datatype, shape, data)
-    field = CONTENTS_FIELD.get(datatype)
     if field is None:
-        raise invalid_arg(f"{datatype} input '{name}' must be sent in raw_input_contents")
+        if element_count(shape) == 0:
+            return InferTensor(name, datatype, shape, np.empty(shape, dtype=numpy_dtype(datatype)))
+        raise invalid_arg(f"unable to find data for input tensor '{name}' for model '{model}' in request.")
     values = getattr(item.contents, field)
-    if len(values) != count:
-        raise invalid_arg(f"unexpected number of elements {len(values)} for inference input '{name}', expecting {count}")
     if datatype == "BYTES":
-        data = bytes_array(list(values), shape)
-    else:
-        data = np.array(values, dtype=numpy_dtype(datatype)).reshape(shape)
+        count = element_count(shape)
+        if len(values) != count:
+            raise invalid_arg(
+                f"unexpected number of string elements {len(values)} for inference input '{name}', expecting {count}"
+            )
+        return InferTensor(name, datatype, shape, bytes_array(list(values), shape))
+    data = np.array(values, dtype=numpy_dtype(datatype))
+    if data.size == element_count(shape):
+        data = data.reshape(shape)
     return InferTensor(name, datatype, shape, data)
 
 

@@ -15,8 +15,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Route
 
+from tritonlite.core.datatypes import ELEMENT_SIZE, bytes_array, deserialize_bytes, element_count, tensor_from_bytes
 from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
+from tritonlite.core.types import InferRequest, InferTensor
+from tritonlite.core.validation import request_prefix
 from tritonlite.engine import Engine
 from tritonlite.frontends.http.codec import decode_request, encode_response
 
@@ -56,7 +60,7 @@ def _parse_infer_path(path: str) -> tuple[str, str] | None:
     parts = path[len("/v2/models/") : -len("/infer")].split("/")
     if len(parts) == 1 and parts[0]:
         return parts[0], ""
-    if len(parts) == 3 and parts[1] == "versions" and parts[0]:
+    if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2].isdigit():
         return parts[0], parts[2]
     return None
 
@@ -67,7 +71,7 @@ class HttpFrontend:
     def __init__(self, engine: Engine, max_input_size: int = DEFAULT_MAX_INPUT_SIZE) -> None:
         self.engine = engine
         self.max_input_size = max_input_size
-        self.api = build_api(engine)
+        self.api = build_api(engine, self._infer_route)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/infer"):
@@ -76,6 +80,11 @@ class HttpFrontend:
                 await self._infer(scope, receive, send, target[0], target[1])
                 return
         await self.api(scope, receive, send)
+
+    async def _infer_route(self, scope, receive, send) -> None:
+        """The same infer, reached through routing (only when the fast path did not match)."""
+        params = scope.get("path_params", {})
+        await self._infer(scope, receive, send, params["name"], str(params.get("version", "")))
 
     async def _infer(self, scope, receive, send, model_name: str, model_version: str) -> None:
         header_length = None
@@ -96,10 +105,12 @@ class HttpFrontend:
                 try:
                     length = int(header_length)
                 except ValueError:
-                    raise invalid_arg(
-                        f"Unable to parse inference header size, got: {header_length.decode(errors='replace')}"
-                    ) from None
-            request, binary_default = decode_request(model_name, model_version, body, length)
+                    length = 0  # Triton reads an unparsable size as 0: a raw binary request
+            if length == 0 or (length is None and not body):
+                request = raw_request(self.engine, model_name, model_version, body)
+                binary_default = True
+            else:
+                request, binary_default = decode_request(model_name, model_version, body, length)
             response = await self.engine.infer(request)
             payload, json_length = encode_response(response, request, binary_default)
         except TritonError as exc:
@@ -176,7 +187,35 @@ def _compress(body: bytes, accept: bytes) -> tuple[bytes, bytes | None]:
     return body, None
 
 
-def build_api(engine: Engine) -> FastAPI:
+def raw_request(engine: Engine, model_name: str, model_version: str, body: bytes):
+    """Triton's raw binary request: the whole body is the data of the model's only input."""
+
+    model = engine.models.get(model_name, model_version)
+    request = InferRequest(model_name, model_version)
+    if len(model.inputs) != 1:
+        raise invalid_arg(
+            f"{request_prefix(request)}Raw request must only have 1 input (found 1) to be deduced but got "
+            f"{len(model.inputs)} inputs in '{model_name}' model configuration"
+        )
+    spec = next(iter(model.inputs.values()))
+    batch = [1] if model.max_batch_size > 0 else []
+    if spec.datatype == "BYTES":
+        items = deserialize_bytes(body)
+        shape = batch + [len(items)]
+        data = bytes_array(items, shape)
+    else:
+        if -1 in spec.dims:  # one variable dimension takes whatever the body holds
+            known = element_count([d for d in spec.dims if d != -1])
+            rest = len(body) // (ELEMENT_SIZE[spec.datatype] * known) if known else 0
+            shape = batch + [rest if d == -1 else d for d in spec.dims]
+        else:
+            shape = batch + list(spec.dims)
+        data = tensor_from_bytes(body, spec.datatype, shape, element_count(shape))
+    request.inputs.append(InferTensor(spec.name, spec.datatype, shape, data))
+    return request
+
+
+def build_api(engine: Engine, infer_endpoint) -> FastAPI:
     """Every endpoint but infer, as FastAPI routes returning Triton's JSON and errors."""
     api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -208,25 +247,32 @@ def build_api(engine: Engine) -> FastAPI:
     async def model_metadata(name: str) -> Response:
         return json_response(engine.model_metadata(name))
 
-    @api.get("/v2/models/{name}/versions/{version}")
-    async def model_version_metadata(name: str, version: str) -> Response:
-        return json_response(engine.model_metadata(name, version))
+    @api.get("/v2/models/{name}/versions/{version:int}")
+    async def model_version_metadata(name: str, version: int) -> Response:
+        return json_response(engine.model_metadata(name, str(version)))
 
     @api.get("/v2/models/{name}/ready")
     async def model_ready(name: str) -> Response:
-        return Response(status_code=200 if engine.models.is_ready(name) else 400)
+        if engine.models.is_ready(name):
+            return Response(status_code=200)
+        return json_response({"error": "Model version not ready"}, 400)
 
-    @api.get("/v2/models/{name}/versions/{version}/ready")
-    async def model_version_ready(name: str, version: str) -> Response:
-        return Response(status_code=200 if engine.models.is_ready(name, version) else 400)
+    @api.get("/v2/models/{name}/versions/{version:int}/ready")
+    async def model_version_ready(name: str, version: int) -> Response:
+        if engine.models.is_ready(name, str(version)):
+            return Response(status_code=200)
+        return json_response({"error": "Model version not ready"}, 400)
 
     @api.get("/v2/models/{name}/config")
     async def model_config(name: str) -> Response:
         return json_response(engine.model_config(name))
 
-    @api.get("/v2/models/{name}/versions/{version}/config")
-    async def model_version_config(name: str, version: str) -> Response:
-        return json_response(engine.model_config(name, version))
+    @api.get("/v2/models/{name}/versions/{version:int}/config")
+    async def model_version_config(name: str, version: int) -> Response:
+        return json_response(engine.model_config(name, str(version)))
+
+    api.router.routes.append(Route("/v2/models/{name}/infer", infer_endpoint, methods=["POST"]))
+    api.router.routes.append(Route("/v2/models/{name}/versions/{version:int}/infer", infer_endpoint, methods=["POST"]))
 
     @api.post("/v2/repository/index")
     async def repository_index(request: Request) -> Response:

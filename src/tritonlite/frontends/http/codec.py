@@ -15,12 +15,12 @@ import orjson
 from tritonlite.core.datatypes import (
     ELEMENT_SIZE,
     bytes_array,
-    deserialize_bytes,
     element_count,
     numpy_dtype,
     serialize_bytes,
+    tensor_from_bytes,
 )
-from tritonlite.core.errors import invalid_arg
+from tritonlite.core.errors import internal, invalid_arg
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
 
 # request parameters the server consumes itself (the rest reach the model)
@@ -36,24 +36,22 @@ def decode_request(model_name: str, model_version: str, body: bytes, header_leng
         binary = memoryview(b"")
     else:
         if header_length > len(body):
-            raise invalid_arg(
-                f"inference header size should be in range (0, {len(body)}), got: {header_length}"
-            )
+            raise invalid_arg(f"inference header size should be in range (0, {len(body)}), got: {header_length}")
         view = memoryview(body)
         json_part = view[:header_length]
         binary = view[header_length:]
     try:
         document = orjson.loads(json_part)
     except orjson.JSONDecodeError as exc:
-        raise invalid_arg(f"failed to parse the request JSON buffer: {exc.msg} at {exc.pos}") from None
+        raise internal(f"failed to parse the request JSON buffer: {_json_error(exc)} at {exc.pos}") from None
     if not isinstance(document, dict):
-        raise invalid_arg("failed to parse the request JSON buffer: the request must be a JSON object")
+        raise internal("Unable to parse 'inputs': attempt to access non-existing object member 'inputs'")
 
     request = InferRequest(model_name, model_version)
     request_id = document.get("id")
     if request_id is not None:
         if not isinstance(request_id, str):
-            raise invalid_arg("Unable to parse 'id': attempt to access JSON non-string as string")
+            raise internal("Unable to parse 'id': attempt to access JSON non-string as string")
         request.id = request_id
 
     binary_default = False
@@ -66,16 +64,13 @@ def decode_request(model_name: str, model_version: str, body: bytes, header_leng
 
     inputs = document.get("inputs")
     if not isinstance(inputs, list):
-        raise invalid_arg("Unable to parse 'inputs': attempt to access non-existing object member 'inputs'")
+        raise internal("Unable to parse 'inputs': attempt to access non-existing object member 'inputs'")
     offset = 0
     for item in inputs:
-        tensor, offset = _decode_input(item, binary, offset)
+        tensor, offset = _decode_input(item, binary, offset, model_name)
         request.inputs.append(tensor)
     if offset != len(binary):
-        raise invalid_arg(
-            f"unexpected additional input data for model '{model_name}'; binary data size {len(binary)}, "
-            f"used {offset}"
-        )
+        raise invalid_arg(f"unexpected additional input data for model '{model_name}'")
 
     outputs = document.get("outputs")
     if outputs is not None:
@@ -101,58 +96,77 @@ def _apply_request_parameters(request: InferRequest, parameters: dict[str, Any])
             request.parameters[key] = value
 
 
-def _decode_input(item: Any, binary: memoryview, offset: int) -> tuple[InferTensor, int]:
+def _decode_input(item: Any, binary: memoryview, offset: int, model_name: str) -> tuple[InferTensor, int]:
     if not isinstance(item, dict):
-        raise invalid_arg("Unable to parse 'inputs': each input must be a JSON object")
+        raise internal("Unable to parse 'inputs': each input must be a JSON object")
     name = item.get("name")
     if not isinstance(name, str):
-        raise invalid_arg("Unable to parse 'name': attempt to access non-existing object member 'name'")
+        raise internal("Unable to parse 'name': attempt to access non-existing object member 'name'")
     datatype = item.get("datatype")
-    if not isinstance(datatype, str):
-        raise invalid_arg(
-            f"Unable to parse 'datatype': attempt to access non-existing object member 'datatype' "
-            f"for input '{name}'"
-        )
+    if datatype is None:
+        raise internal("Unable to parse 'datatype': attempt to access non-existing object member 'datatype'")
     shape = item.get("shape")
+    if shape is None:
+        raise internal("Unable to parse 'shape': attempt to access non-existing object member 'shape'")
+    if not isinstance(datatype, str):
+        raise internal("Unable to parse 'datatype': attempt to access JSON non-string as string")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
-        raise invalid_arg(f"Unable to parse 'shape' for input '{name}': expected an array of integers")
-    dtype = numpy_dtype(datatype) if datatype in ELEMENT_SIZE else None
-    if dtype is None:
-        raise invalid_arg(f"invalid datatype '{datatype}' of input '{name}'")
+        raise internal("Unable to parse 'shape': attempt to access JSON non-signed-integer as signed integer")
+    if datatype not in ELEMENT_SIZE:
+        raise invalid_arg(f"invalid datatype for input {name}")
     if any(d < 0 for d in shape):
-        raise invalid_arg(f"invalid shape {shape} for input '{name}': dimensions must be non-negative")
+        raise invalid_arg(f"invalid shape {_fmt(shape)} for input '{name}': dimensions must be non-negative")
     count = element_count(shape)
     params = item.get("parameters")
     size = None
-    if params:
+    if params is not None:
         if not isinstance(params, dict):
-            raise invalid_arg(f"Unable to parse 'parameters' for input '{name}'")
+            raise internal(f"Unable to parse 'parameters' for input '{name}'")
         size = params.get("binary_data_size")
         if "shared_memory_region" in params:
-            raise invalid_arg(f"shared memory inputs are not supported yet (input '{name}')")
+            raise invalid_arg(f"shared memory inputs are not supported by tritonlite yet (input '{name}')")
+    has_data = "data" in item
+    if (size is not None) == has_data:
+        raise invalid_arg(
+            "Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters', "
+            "'shared_memory_region' in 'parameters'. But "
+            + ("no field is set" if not has_data else "more than one field is set")
+        )
     if size is not None:
-        if not isinstance(size, int) or size < 0:
-            raise invalid_arg(f"Unable to parse 'binary_data_size' for input '{name}'")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise internal("Unable to parse 'binary_data_size': attempt to access JSON non-unsigned-integer")
         end = offset + size
         if end > len(binary):
             raise invalid_arg(
-                f"unexpected end of binary data for input '{name}': expected {size} bytes at offset "
-                f"{offset}, only {len(binary) - offset} available"
+                f"unexpected size for input '{name}', expecting {end - len(binary)} additional bytes for model "
+                f"'{model_name}'"
             )
-        chunk = binary[offset:end]
-        if datatype == "BYTES":
-            data = bytes_array(deserialize_bytes(chunk, count), shape)
-        else:
-            expected = count * ELEMENT_SIZE[datatype]
-            if size != expected:
-                raise invalid_arg(
-                    f"unexpected total byte size {size} for input '{name}', expecting {expected}"
-                )
-            data = np.frombuffer(chunk, dtype=dtype).reshape(shape)
-        return InferTensor(name, datatype, shape, data), end
-    if "data" not in item:
-        raise invalid_arg(f"unable to find data for input '{name}'")
-    return InferTensor(name, datatype, shape, _json_data(name, datatype, dtype, shape, count, item["data"])), offset
+        return InferTensor(name, datatype, shape, tensor_from_bytes(binary[offset:end], datatype, shape, count)), end
+    if datatype == "FP16" or datatype == "BF16":
+        raise invalid_arg(
+            f"receiving {datatype} data via JSON is not supported. Please use the binary data format for input {name}"
+        )
+    dtype = numpy_dtype(datatype)
+    return InferTensor(name, datatype, shape, _json_data(datatype, dtype, shape, count, item["data"])), offset
+
+
+def _fmt(shape) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _json_error(exc: orjson.JSONDecodeError) -> str:
+    """rapidjson's wording (as Triton reports it) for the common cases."""
+    if exc.pos == 0 and "empty" in exc.msg.lower():
+        return "The document is empty."
+    return "Invalid value."
+
+
+_NON_NUMBER = {
+    "f": "attempt to access JSON non-number as double",
+    "i": "attempt to access JSON non-signed-integer as signed integer",
+    "u": "attempt to access JSON non-unsigned-integer as unsigned integer",
+    "b": "attempt to access JSON non-boolean as boolean",
+}
 
 
 def _flatten(data: Any) -> list:
@@ -166,38 +180,31 @@ def _flatten(data: Any) -> list:
     return data
 
 
-def _json_data(name: str, datatype: str, dtype: np.dtype, shape: list[int], count: int, data: Any) -> np.ndarray:
+def _json_data(datatype: str, dtype: np.dtype, shape: list[int], count: int, data: Any) -> np.ndarray:
     flat = _flatten(data)
     if len(flat) != count:
-        raise invalid_arg(
-            f"unexpected number of string elements {len(flat)} for inference input '{name}', expecting {count}"
-            if datatype == "BYTES"
-            else f"unexpected size {len(flat)} for inference input '{name}', expecting {count}"
-        )
+        raise internal("Unable to parse 'data': Shape does not match true shape of 'data' field")
     if datatype == "BYTES":
-        items = []
         for value in flat:
             if not isinstance(value, str):
-                raise invalid_arg(f"unable to parse 'data': expected string for input '{name}'")
-            items.append(value.encode("utf-8"))
-        return bytes_array(items, shape)
-    if datatype == "BF16":
-        raise invalid_arg(f"BF16 data of input '{name}' must be sent as binary data")
-    if datatype == "BOOL":
-        if not all(isinstance(v, bool) for v in flat):
-            raise invalid_arg(f"unable to parse 'data': expected boolean for input '{name}'")
-    else:
-        is_float = dtype.kind == "f"
-        for value in flat:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                not is_float and isinstance(value, float)
-            ):
-                kind = "number" if is_float else "integer"
-                raise invalid_arg(f"unable to parse 'data': expected {kind} for input '{name}'")
+                raise internal("Unable to parse 'data': attempt to access JSON non-string as string")
+        return bytes_array([value.encode("utf-8") for value in flat], shape)
+    kind = dtype.kind
+    for value in flat:
+        if kind == "b":
+            ok = isinstance(value, bool)
+        elif isinstance(value, bool):
+            ok = False
+        elif kind == "f":
+            ok = isinstance(value, (int, float))
+        else:
+            ok = isinstance(value, int) and (kind == "i" or value >= 0)
+        if not ok:
+            raise internal(f"Unable to parse 'data': {_NON_NUMBER[kind]}")
     try:
         return np.array(flat, dtype=dtype).reshape(shape)
     except OverflowError:
-        raise invalid_arg(f"unable to parse 'data': value out of range for {datatype} input '{name}'") from None
+        raise invalid_arg(f"Unable to parse 'data': value out of range for {datatype}") from None
 
 
 def _decode_output(item: Any, binary_default: bool) -> RequestedOutput:
@@ -218,9 +225,7 @@ def _decode_output(item: Any, binary_default: bool) -> RequestedOutput:
     return out
 
 
-def encode_response(
-    response: InferResponse, request: InferRequest, binary_default: bool
-) -> tuple[bytes, int | None]:
+def encode_response(response: InferResponse, request: InferRequest, binary_default: bool) -> tuple[bytes, int | None]:
     """The response body, and the JSON header length when binary tensors follow."""
     binary_names: dict[str, bool] = {}
     if request.outputs:
