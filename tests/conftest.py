@@ -70,6 +70,6 @@ def server(dtype_repository):
                 shutil.copytree(model, repo / model.name)
         for model in dtype_repository.iterdir():
             shutil.copytree(model, repo / model.name)
-    running = RunningServer([repo])
+    running = RunningServer([repo], "--exit-on-error=false")
     yield running
     running.stop()

@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _bool_flag(parser, "--strict-model-config", False, "require a complete config.pbtxt (no auto-complete)")
     _bool_flag(parser, "--strict-readiness", True, "server is ready only when every model is ready")
     parser.add_argument("--exit-timeout-secs", type=float, default=30.0)
+    _bool_flag(parser, "--exit-on-error", True, "exit when a model fails to load at startup (as Triton)")
     parser.add_argument("--log-verbose", type=int, default=0)
     _bool_flag(parser, "--log-info", True, "log info messages")
     _bool_flag(parser, "--log-warning", True, "log warnings")
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         strict_model_config=args.strict_model_config,
         strict_readiness=args.strict_readiness,
         exit_timeout_secs=args.exit_timeout_secs,
+        exit_on_error=args.exit_on_error,
     )
     return run(options)
 

@@ -37,6 +37,7 @@ class ServerOptions:
     strict_model_config: bool = False
     strict_readiness: bool = True
     exit_timeout_secs: float = 30.0
+    exit_on_error: bool = True
     extra: dict = field(default_factory=dict)
 
 
@@ -115,6 +116,10 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         ["exit_timeout", str(int(options.exit_timeout_secs))],
     ]
     log.info("\n%s\n", table(["Option", "Value"], option_rows))
+    if options.exit_on_error and not engine.models.all_ready():
+        log.error("failed to load all models (start with --exit-on-error=false to serve the others)")
+        await engine.stop()
+        return 1
 
     grpc_server = None
     servers: list[tuple[_UvicornServer, asyncio.Task]] = []

@@ -264,6 +264,8 @@ def error_cases():
     # inputs
     c.append(http_case("missing_input", "POST", INFER, jbody({"inputs": [in0()]})))
     c.append(grpc_case("missing_input", "ModelInfer", infer_req("add_sub", [G_IN0])))
+    c.append(http_case("missing_input_with_id", "POST", INFER, jbody({"id": "req-7", "inputs": [in0()]})))
+    c.append(grpc_case("missing_input_with_id", "ModelInfer", infer_req("add_sub", [G_IN0], rid="req-7")))
     c.append(http_case("extra_unknown_input", "POST", INFER, jbody({"inputs": [
         in0(), IN1, {"name": "INPUT2", "datatype": "FP32", "shape": [4], "data": A}]})))
     c.append(grpc_case("extra_unknown_input", "ModelInfer", infer_req("add_sub", [

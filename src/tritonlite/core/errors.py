@@ -22,6 +22,19 @@ class ErrorKind(enum.Enum):
     CANCELLED = "CANCELLED"
 
 
+# How Triton names each kind when it prints a status ("Internal: ...").
+KIND_LABELS = {
+    ErrorKind.UNKNOWN: "Unknown",
+    ErrorKind.INTERNAL: "Internal",
+    ErrorKind.NOT_FOUND: "Not found",
+    ErrorKind.INVALID_ARG: "Invalid argument",
+    ErrorKind.UNAVAILABLE: "Unavailable",
+    ErrorKind.UNSUPPORTED: "Unsupported",
+    ErrorKind.ALREADY_EXISTS: "Already exists",
+    ErrorKind.CANCELLED: "Cancelled",
+}
+
+
 class TritonError(Exception):
     """An error with a Triton kind and the message a client will see."""
 
@@ -34,6 +47,10 @@ class TritonError(Exception):
 
     def __repr__(self) -> str:
         return f"TritonError({self.kind.name}, {self.message!r})"
+
+    def status_text(self) -> str:
+        """The error as Triton prints a status: ``Internal: message``."""
+        return f"{KIND_LABELS[self.kind]}: {self.message}"
 
 
 def invalid_arg(message: str) -> TritonError:

@@ -38,6 +38,10 @@ def _fmt(shape) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
+# the name a raw binary request's single tensor carries until it is bound to the model's input
+RAW_INPUT_NAME = "raw_input"
+
+
 def request_prefix(request: InferRequest) -> str:
     """Triton's prefix on request errors: ``[request id: <id>] ``."""
     return f"[request id: {request.id or '<id_unknown>'}] "
@@ -64,6 +68,8 @@ def validate_request(
             if requested.name not in outputs:
                 raise invalid_arg(f"unexpected inference output '{requested.name}' for model '{model_name}'")
     given = request.inputs
+    if len(given) == 1 and len(inputs) == 1 and given[0].name == RAW_INPUT_NAME and RAW_INPUT_NAME not in inputs:
+        return _validate_raw(request, model_name, next(iter(inputs.values())), max_batch_size)
     if (
         len(given) > len(inputs)
         or len(given) < required
@@ -117,6 +123,20 @@ def validate_request(
                     f"'{model_name}'. Expected {expected}, got {got}"
                 )
     return batch_size
+
+
+def _validate_raw(request: InferRequest, model_name: str, spec: TensorSpec, max_batch_size: int) -> int:
+    tensor = request.inputs[0]
+    item = ELEMENT_SIZE[spec.datatype]
+    if item:
+        expected = element_count(tensor.shape) * item
+        if tensor.data.nbytes != expected:
+            raise invalid_arg(
+                f"{request_prefix(request)}input byte size mismatch for input '{tensor.name}' for model "
+                f"'{model_name}'. Expected {expected}, got {tensor.data.nbytes}"
+            )
+    tensor.name = spec.name
+    return tensor.shape[0] if max_batch_size > 0 and tensor.shape else 0
 
 
 _BATCH_NOTE = (

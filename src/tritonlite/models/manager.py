@@ -213,8 +213,8 @@ class ModelManager:
             model.state = READY
             model.load_seconds = time.monotonic() - started
         except TritonError as exc:
-            model.state, model.reason = UNAVAILABLE, exc.message
-            log.error("failed to load '%s' version %d: %s", entry.name, version, exc.message)
+            model.state, model.reason = UNAVAILABLE, exc.status_text()
+            log.error("failed to load '%s' version %d: %s", entry.name, version, model.reason)
             for runner in runners:
                 await runner.stop()
         except Exception as exc:  # a backend bug must not take the server down

@@ -76,13 +76,16 @@ def complete_config(config: ModelConfig, model_name: str, default_kind: str = "K
     backend = backend_of(config)
     if not config.default_model_filename and backend in DEFAULT_MODEL_FILENAMES:
         config.default_model_filename = DEFAULT_MODEL_FILENAMES[backend]
+    if config.HasField("dynamic_batching") and not config.dynamic_batching.preferred_batch_size:
+        if config.max_batch_size > 0:
+            config.dynamic_batching.preferred_batch_size.append(config.max_batch_size)
     if not config.HasField("optimization"):
         config.optimization.input_pinned_memory.enable = True
         config.optimization.output_pinned_memory.enable = True
     if backend == "" and config.platform != "ensemble":
         return
     if config.platform != "ensemble" and len(config.instance_group) == 0:
-        config.instance_group.add()
+        config.instance_group.add(name=config.name)  # Triton names the default group after the model
     kind_value = mc.ModelInstanceGroup.Kind.Value(default_kind)
     for index, group in enumerate(config.instance_group):
         if not group.name:

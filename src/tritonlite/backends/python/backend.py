@@ -87,9 +87,19 @@ def auto_complete(path: Path, model_name: str, config_json: dict) -> dict:
     return (result or wrapper).as_dict()
 
 
+def describe_exception(exc: BaseException, skip_frames: int = 1) -> str:
+    """An exception as Triton's python backend shows it: type, message, then the model's frames.
+
+    ``Exception: boom\n\nAt:\n  /models/m/1/model.py(6): execute\n`` (innermost frame first;
+    ``skip_frames`` drops tritonlite's own frames at the outer end).
+    """
+    frames = traceback.extract_tb(exc.__traceback__)[skip_frames:]
+    where = "".join(f"  {f.filename}({f.lineno}): {f.name}\n" for f in reversed(frames))
+    return f"{type(exc).__name__}: {exc}\n\nAt:\n{where}"
+
+
 def _describe_exception(prefix: str, exc: BaseException) -> str:
-    where = "".join(traceback.format_tb(exc.__traceback__)[-3:]).rstrip()
-    return f"{prefix}: {type(exc).__name__}: {exc}\n\nAt:\n{where}"
+    return f"{prefix}: {describe_exception(exc)}"
 
 
 class PythonInstance(BackendInstance):
@@ -117,7 +127,7 @@ class PythonInstance(BackendInstance):
             try:
                 initialize(args)
             except Exception as exc:
-                raise unavailable(_describe_exception("Failed to initialize the model", exc)) from None
+                raise internal(describe_exception(exc)) from None
 
     def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:
         pb_requests = [self._to_pb(request) for request in requests]
@@ -125,10 +135,8 @@ class PythonInstance(BackendInstance):
             pb_responses = self.model.execute(pb_requests)
         except Exception as exc:
             error = internal(
-                _describe_exception(
-                    f"Failed to process the request(s) for model instance '{self.spec.instance_name}', message",
-                    exc,
-                )
+                f"Failed to process the request(s) for model '{self.spec.instance_name}', "
+                f"message: {describe_exception(exc)}"
             )
             return [error] * len(requests)
         if pb_responses is None or len(pb_responses) != len(requests):

@@ -173,6 +173,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         await _abort(context, self.engine.not_supported("the logging extension"))
 
 
+class _UnknownMethod(grpc.GenericRpcHandler):
+    """Answers RPCs the service does not have as Triton does: UNIMPLEMENTED with no message."""
+
+    def service(self, handler_call_details):
+        async def reject(request, context):
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "")
+
+        return grpc.unary_unary_rpc_method_handler(reject)
+
+
 def build_server(engine: Engine, address: str) -> grpc.aio.Server:
     """A grpc.aio server bound to address ("host:port"), not yet started."""
     server = grpc.aio.server(
@@ -183,6 +193,7 @@ def build_server(engine: Engine, address: str) -> grpc.aio.Server:
         ]
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(engine), server)
+    server.add_generic_rpc_handlers((_UnknownMethod(),))
     if server.add_insecure_port(address) == 0:
         raise invalid_arg(f"failed to bind the gRPC service to {address}")
     return server

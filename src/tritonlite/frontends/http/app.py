@@ -20,7 +20,7 @@ from starlette.routing import Route
 from tritonlite.core.datatypes import ELEMENT_SIZE, bytes_array, deserialize_bytes, element_count, tensor_from_bytes
 from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
 from tritonlite.core.types import InferRequest, InferTensor
-from tritonlite.core.validation import request_prefix
+from tritonlite.core.validation import RAW_INPUT_NAME, request_prefix
 from tritonlite.engine import Engine
 from tritonlite.frontends.http.codec import decode_request, encode_response
 
@@ -211,7 +211,7 @@ def raw_request(engine: Engine, model_name: str, model_version: str, body: bytes
         else:
             shape = batch + list(spec.dims)
         data = tensor_from_bytes(body, spec.datatype, shape, element_count(shape))
-    request.inputs.append(InferTensor(spec.name, spec.datatype, shape, data))
+    request.inputs.append(InferTensor(RAW_INPUT_NAME, spec.datatype, shape, data))
     return request
 
 

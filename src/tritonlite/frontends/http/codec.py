@@ -43,7 +43,7 @@ def decode_request(model_name: str, model_version: str, body: bytes, header_leng
     try:
         document = orjson.loads(json_part)
     except orjson.JSONDecodeError as exc:
-        raise internal(f"failed to parse the request JSON buffer: {_json_error(exc)} at {exc.pos}") from None
+        raise internal(f"failed to parse the request JSON buffer: {_json_error(exc, json_part)} at {exc.pos}") from None
     if not isinstance(document, dict):
         raise internal("Unable to parse 'inputs': attempt to access non-existing object member 'inputs'")
 
@@ -154,9 +154,10 @@ def _fmt(shape) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
 
 
-def _json_error(exc: orjson.JSONDecodeError) -> str:
+def _json_error(exc: orjson.JSONDecodeError, text: bytes | memoryview) -> str:
     """rapidjson's wording (as Triton reports it) for the common cases."""
-    if exc.pos == 0 and "empty" in exc.msg.lower():
+    stripped = bytes(text).split(b"\0", 1)[0].strip()  # rapidjson stops at a NUL byte
+    if not stripped:
         return "The document is empty."
     return "Invalid value."
 
@@ -268,8 +269,9 @@ def _json_values(tensor: InferTensor) -> Any:
             v.decode("utf-8", errors="replace") if isinstance(v, (bytes, bytearray)) else str(v)
             for v in np.asarray(data).reshape(-1)
         ]
-    if tensor.datatype in ("FP16", "BF16"):
+    if tensor.datatype in ("FP16", "BF16", "FP32"):
         if tensor.datatype == "BF16":
             raise invalid_arg(f"BF16 output '{tensor.name}' can only be returned as binary data")
-        return np.asarray(data, dtype=np.float32).reshape(-1)
+        # Triton writes float values as doubles: 0.2f is 0.20000000298023224 on the wire
+        return np.asarray(data, dtype=np.float64).reshape(-1)
     return np.ascontiguousarray(data).reshape(-1)
