@@ -27,17 +27,19 @@ DATATYPES = [
     ("BF16", "TYPE_BF16"), ("BYTES", "TYPE_STRING"),
 ]  # fmt: skip
 
-IDENTITY_MODEL = '''
+IDENTITY_MODEL = """
 import triton_python_backend_utils as pb_utils
 
 
 class TritonPythonModel:
     def execute(self, requests):
         return [
-            pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy())])
+            pb_utils.InferenceResponse(
+                [pb_utils.Tensor("OUTPUT0", pb_utils.get_input_tensor_by_name(r, "INPUT0").as_numpy())]
+            )
             for r in requests
         ]
-'''
+"""
 
 
 def write_identity_model(root: Path, name: str, config_type: str, max_batch_size: int = 0) -> None:

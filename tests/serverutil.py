@@ -56,7 +56,8 @@ class RunningServer:
         raise RuntimeError(f"tritonlite-server did not start in {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 20.0) -> int:

@@ -66,7 +66,14 @@ async def _start_uvicorn(app, host: str, port: int, what: str) -> tuple[_Uvicorn
         timeout_keep_alive=75,
     )
     server = _UvicornServer(config)
-    task = asyncio.ensure_future(server.serve())
+
+    async def serve_until_done() -> None:
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn exits the process when it cannot bind; report it instead
+            pass
+
+    task = asyncio.ensure_future(serve_until_done())
     while not server.started:
         if task.done():
             raise StartupError(f"failed to start {what} at {host}:{port} (is the port in use?)")

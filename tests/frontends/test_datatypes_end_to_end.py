@@ -10,7 +10,6 @@ import tritonclient.grpc as grpcclient
 import tritonclient.grpc.aio as aiogrpcclient
 import tritonclient.http as httpclient
 import tritonclient.http.aio as aiohttpclient
-
 from conftest import DATATYPES
 
 
@@ -19,7 +18,7 @@ def sample(wire: str) -> np.ndarray:
     if wire == "BOOL":
         return np.array([True, False, True], dtype=bool)
     if wire == "BYTES":
-        return np.array(["hello".encode(), "wörld".encode(), b"\x00\xffraw"], dtype=np.object_)
+        return np.array([b"hello", "wörld".encode(), b"\x00\xffraw"], dtype=np.object_)
     if wire == "BF16":
         values = [1.0, -2.5, 3.0, 0.15625]  # exactly representable in bf16
         try:  # tritonclient >= 2.68 wants ml_dtypes.bfloat16, older ones float32
@@ -29,7 +28,9 @@ def sample(wire: str) -> np.ndarray:
         except ImportError:
             return np.array(values, dtype=np.float32)
     if wire in ("FP16", "FP32", "FP64"):
-        return np.array([1.5, -2.25, 3.0e3, 0.0], dtype={"FP16": np.float16, "FP32": np.float32, "FP64": np.float64}[wire])
+        return np.array(
+            [1.5, -2.25, 3.0e3, 0.0], dtype={"FP16": np.float16, "FP32": np.float32, "FP64": np.float64}[wire]
+        )
     dtype = np.dtype(wire.lower())
     info = np.iinfo(dtype)
     return np.array([info.min, 0, 1, info.max], dtype=dtype)
@@ -58,8 +59,10 @@ def test_http_identity_every_datatype(server, wire, binary):
     if wire == "BYTES":  # JSON strings come back as str
         assert [g.encode() if isinstance(g, str) else g for g in got] == list(data)
     else:
-        np.testing.assert_array_equal(np.asarray(got, dtype=np.float64 if wire == "BF16" else got.dtype),
-                                      np.asarray(data, dtype=np.float64 if wire == "BF16" else data.dtype))
+        np.testing.assert_array_equal(
+            np.asarray(got, dtype=np.float64 if wire == "BF16" else got.dtype),
+            np.asarray(data, dtype=np.float64 if wire == "BF16" else data.dtype),
+        )
 
 
 @pytest.mark.parametrize("wire", [w for w, _ in DATATYPES])
@@ -74,8 +77,10 @@ def test_grpc_identity_every_datatype(server, wire):
     if wire == "BYTES":
         assert list(got) == list(data)
     else:
-        np.testing.assert_array_equal(np.asarray(got, dtype=np.float64 if wire == "BF16" else got.dtype),
-                                      np.asarray(data, dtype=np.float64 if wire == "BF16" else data.dtype))
+        np.testing.assert_array_equal(
+            np.asarray(got, dtype=np.float64 if wire == "BF16" else got.dtype),
+            np.asarray(data, dtype=np.float64 if wire == "BF16" else data.dtype),
+        )
 
 
 def test_grpc_aio_and_http_aio_add_sub(server):
@@ -110,8 +115,8 @@ def test_grpc_aio_and_http_aio_add_sub(server):
 
 def test_grpc_typed_contents(server):
     """Inputs in InferTensorContents (not raw) are accepted, as Triton does."""
-    from tritonclient.grpc import service_pb2, service_pb2_grpc
     import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
 
     channel = grpc.insecure_channel(server.grpc)
     stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)

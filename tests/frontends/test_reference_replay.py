@@ -14,9 +14,9 @@ from pathlib import Path
 import grpc
 import pytest
 import requests
-
 from conftest import TEST_REPOSITORY
 from serverutil import RunningServer
+
 from tritonlite.protocol import grpc_service_pb2 as pb
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "reference_data" / "triton_2.51.json").read_text())
