@@ -9,7 +9,6 @@ import pytest
 import requests
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-
 from conftest import EXAMPLES, PERF_ANALYZER, TEST_REPOSITORY
 from serverutil import RunningServer
 
@@ -36,7 +35,10 @@ def test_failed_models_are_unavailable_with_reasons_and_others_ready(broken_serv
     # the same through gRPC
     grpc_index = grpcclient.InferenceServerClient(broken_server.grpc).get_model_repository_index()
     grpc_rows = {m.name: m for m in grpc_index.models}
-    assert grpc_rows["init_fails"].state == "UNAVAILABLE" and grpc_rows["init_fails"].reason == index["init_fails"]["reason"]
+    assert (
+        grpc_rows["init_fails"].state == "UNAVAILABLE"
+        and grpc_rows["init_fails"].reason == index["init_fails"]["reason"]
+    )
     # server is live but not ready (strict readiness), and keeps serving the good models
     assert client.is_server_live() and not client.is_server_ready()
     assert client.is_model_ready("add_sub") and not client.is_model_ready("init_fails")
@@ -97,7 +99,9 @@ def test_port_in_use_is_a_clear_startup_error():
         first.stop()
 
 
-@pytest.mark.skipif(not PERF_ANALYZER.exists(), reason="reference perf_analyzer not installed (../shared/reference/setup.sh)")
+@pytest.mark.skipif(
+    not PERF_ANALYZER.exists(), reason="reference perf_analyzer not installed (../shared/reference/setup.sh)"
+)
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_perf_analyzer_runs_error_free(protocol):
     server = RunningServer([EXAMPLES])

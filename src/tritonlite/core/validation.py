@@ -77,10 +77,15 @@ def validate_request(
     ):
         present = [t.name for t in given]
         missing = [n for n, s in inputs.items() if not s.optional and n not in present]
+        # Triton: "expected N inputs" only when no input is optional; an empty request lists "[]"
+        if required == len(inputs):
+            expected = f"expected {required} inputs"
+        else:
+            expected = f"expected number of inputs between {required} and {len(inputs)}"
         raise invalid_arg(
-            f"{request_prefix(request)}expected {required} inputs but got {len(given)} inputs for model "
-            f"'{model_name}'. Got input(s) {_quoted_list(reversed(present))}, but missing required input(s) "
-            f"{_quoted_list(missing)}. Please provide all required input(s)."
+            f"{request_prefix(request)}{expected} but got {len(given)} inputs for model "
+            f"'{model_name}'. Got input(s) {_quoted_list(reversed(present)) if present else '[]'}, but missing "
+            f"required input(s) {_quoted_list(missing)}. Please provide all required input(s)."
         )
     batch_size = 0
     for tensor in given:
