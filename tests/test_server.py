@@ -118,3 +118,17 @@ def test_perf_analyzer_runs_error_free(protocol):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Throughput:" in output and "error" not in output.lower(), output
+
+
+def test_oversize_body_is_refused_and_server_keeps_serving():
+    server = RunningServer([EXAMPLES], "--http-max-input-size=4096")
+    try:
+        big = {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [2000], "data": [0.5] * 2000}]}
+        answer = requests.post(f"http://{server.http}/v2/models/identity/infer", json=big, timeout=10)
+        assert answer.status_code == 400
+        assert "exceeds the maximum allowed value of 4096 bytes" in answer.json()["error"]
+        small = {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 2], "data": [1, 2]}]}
+        answer = requests.post(f"http://{server.http}/v2/models/identity/infer", json=small, timeout=10)
+        assert answer.status_code == 200 and answer.json()["outputs"][0]["data"] == [1, 2]
+    finally:
+        server.stop()

@@ -1,0 +1,108 @@
+"""tritonlite vs the real Triton, same repository, same perf_analyzer command, same run.
+
+    .venv/bin/python benchmarks/compare.py [--concurrency 1 4] [--protocols http grpc]
+
+Needs ../shared/reference/setup.sh to have installed Triton and perf_analyzer (it installs
+nothing itself). Servers run one at a time, alternating per measurement. Writes
+benchmarks/results/compare.json and compare.md and prints the table with ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = Path(os.environ.get("TRITON_REFERENCE_DIR", Path.home() / ".cache" / "tritonlite-reference"))
+RUN_TRITON = ROOT.parent / "shared" / "reference" / "run-triton.sh"
+PERF_ANALYZER = REFERENCE / "bin" / "perf_analyzer"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def start(server: str, repository: Path) -> tuple[subprocess.Popen, int, int]:
+    if server == "triton":
+        http, grpc = 18000, 18001
+        cmd = ["bash", str(RUN_TRITON), str(repository), "18000", "18001", "18002"]
+    else:
+        http, grpc = 8100, 8101
+        cmd = [sys.executable, "-m", "tritonlite", f"--model-repository={repository}",
+               "--http-port=8100", "--grpc-port=8101", "--metrics-port=8102"]  # fmt: skip
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=1).status == 200:
+                return process, http, grpc
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{server} did not become ready")
+
+
+def measure(model: str, protocol: str, port: int, concurrency: int, interval_ms: int) -> dict:
+    cmd = [str(PERF_ANALYZER), "-m", model, "-i", protocol, "-u", f"127.0.0.1:{port}",
+           "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-interval", str(interval_ms),
+           "--percentile", "99"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    throughput = re.search(r"Throughput: ([\d.]+) infer/sec", text)
+    p99 = re.search(r"p99 latency: (\d+) usec", text)
+    if out.returncode != 0 or throughput is None:
+        return {"error": text[-500:]}
+    return {"throughput": float(throughput.group(1)), "p99_us": int(p99.group(1)) if p99 else None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="add_sub")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--protocols", nargs="+", default=["http", "grpc"])
+    parser.add_argument("--interval-ms", type=int, default=3000)
+    parser.add_argument("--repository", type=Path, default=ROOT / "examples" / "model_repository")
+    args = parser.parse_args()
+    if not PERF_ANALYZER.exists():
+        print("perf_analyzer not found: run ../shared/reference/setup.sh first", file=sys.stderr)
+        return 2
+    rows = []
+    for protocol in args.protocols:
+        for concurrency in args.concurrency:
+            row = {"model": args.model, "protocol": protocol, "concurrency": concurrency}
+            for server in ("triton", "tritonlite"):
+                process, http, grpc = start(server, args.repository.resolve())
+                try:
+                    port = http if protocol == "http" else grpc
+                    row[server] = measure(args.model, protocol, port, concurrency, args.interval_ms)
+                finally:
+                    process.terminate()
+                    process.wait(30)
+            t, lite = row["triton"].get("throughput"), row["tritonlite"].get("throughput")
+            row["throughput_ratio"] = round(lite / t, 3) if t and lite else None
+            rows.append(row)
+            print(json.dumps(row))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "compare.json").write_text(json.dumps(rows, indent=2))
+    lines = [
+        "| model | protocol | concurrency | Triton infer/s | tritonlite infer/s | ratio "
+        "| Triton p99 us | tritonlite p99 us |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['protocol']} | {r['concurrency']} | {r['triton'].get('throughput')} | "
+            f"{r['tritonlite'].get('throughput')} | {r['throughput_ratio']} | {r['triton'].get('p99_us')} | "
+            f"{r['tritonlite'].get('p99_us')} |"
+        )
+    (RESULTS / "compare.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
