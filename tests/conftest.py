@@ -61,6 +61,42 @@ def dtype_repository(tmp_path_factory) -> Path:
     return root
 
 
+BLS_MODEL = """
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            x = pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy()
+            call = pb_utils.InferenceRequest(
+                model_name="add_sub",
+                requested_output_names=["OUTPUT0"],
+                inputs=[pb_utils.Tensor("INPUT0", x), pb_utils.Tensor("INPUT1", x)],
+            )
+            answer = call.exec()
+            if answer.has_error():
+                responses.append(pb_utils.InferenceResponse(error=answer.error()))
+                continue
+            doubled = pb_utils.get_output_tensor_by_name(answer, "OUTPUT0").as_numpy()
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", doubled)]))
+        return responses
+"""
+
+
+def write_bls_model(root: Path) -> None:
+    folder = root / "bls_double"
+    (folder / "1").mkdir(parents=True)
+    (folder / "config.pbtxt").write_text(
+        'backend: "python"\n'
+        'input [{ name: "INPUT0" data_type: TYPE_FP32 dims: [ 4 ] }]\n'
+        'output [{ name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 4 ] }]\n'
+    )
+    (folder / "1" / "model.py").write_text(BLS_MODEL)
+
+
 @pytest.fixture(scope="session")
 def server(dtype_repository):
     """One server with the examples, the test repository (with broken models) and dtype models."""
@@ -72,6 +108,7 @@ def server(dtype_repository):
                 shutil.copytree(model, repo / model.name)
         for model in dtype_repository.iterdir():
             shutil.copytree(model, repo / model.name)
+        write_bls_model(repo)
     running = RunningServer([repo], "--exit-on-error=false")
     yield running
     running.stop()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
 from pathlib import Path
 
 from tritonlite import TRITON_COMPATIBLE_VERSION
+from tritonlite.backends.python import triton_python_backend_utils as pb_utils
+from tritonlite.core.datatypes import datatype_of
 from tritonlite.core.errors import TritonError, unsupported
-from tritonlite.core.types import InferRequest, InferResponse
+from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
 from tritonlite.models.manager import ModelManager
 from tritonlite.models.model import ModelVersion
 
@@ -40,6 +46,8 @@ class Engine:
 
     async def start(self) -> None:
         self.live = True
+        self._loop = asyncio.get_running_loop()
+        pb_utils._bls_executor = self._run_bls
         await self.models.load_all()
         self.accepting = True
 
@@ -92,6 +100,33 @@ class Engine:
 
     async def infer(self, request: InferRequest) -> InferResponse:
         return await self.models.get(request.model_name, request.model_version).infer(request)
+
+    def _run_bls(self, pb_request: pb_utils.InferenceRequest, decoupled: bool) -> pb_utils.InferenceResponse:
+        """A model's BLS call (``InferenceRequest.exec``), run from its instance thread."""
+        if decoupled:
+            raise pb_utils.TritonModelException("decoupled BLS requests are not supported by tritonlite yet")
+        inputs = []
+        for tensor in pb_request.inputs():
+            array = tensor.as_numpy()
+            inputs.append(InferTensor(tensor.name(), tensor._wire or datatype_of(array), list(array.shape), array))
+        names = pb_request.requested_output_names()
+        version = pb_request._model_version
+        request = InferRequest(
+            pb_request.model_name(),
+            str(version) if version and version > 0 else "",
+            pb_request.request_id(),
+            inputs,
+            [RequestedOutput(name) for name in names] or None,
+            orjson.loads(pb_request.parameters() or "{}"),
+        )
+        future = asyncio.run_coroutine_threadsafe(self.infer(request), self._loop)
+        try:
+            response = future.result()
+        except TritonError as exc:
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(exc.message))
+        return pb_utils.InferenceResponse(
+            [pb_utils.Tensor(t.name, np.asarray(t.data), t.datatype) for t in response.outputs]
+        )
 
     def not_supported(self, what: str) -> TritonError:
         return unsupported(f"{what} is not supported by tritonlite yet")

@@ -147,3 +147,12 @@ def test_big_message_over_grpc_and_http(server):
     hinp = httpclient.InferInput("INPUT0", [1, data.size], "FP32")
     hinp.set_data_from_numpy(data.reshape(1, -1))
     np.testing.assert_array_equal(http.infer("identity", [hinp]).as_numpy("OUTPUT0").reshape(-1), data)
+
+
+def test_bls_call_from_a_python_model(server):
+    """A model calls add_sub through InferenceRequest.exec (business logic scripting)."""
+    client = httpclient.InferenceServerClient(server.http)
+    inp = httpclient.InferInput("INPUT0", [4], "FP32")
+    inp.set_data_from_numpy(np.array([1, 2, 3, 4], np.float32))
+    result = client.infer("bls_double", [inp])
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), [2, 4, 6, 8])

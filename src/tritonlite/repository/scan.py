@@ -47,7 +47,7 @@ def version_folders(model_path: Path) -> list[int]:
     """Numeric version folders of a model, ascending (version 0 is not a valid version)."""
     versions = []
     for entry in os.scandir(model_path):
-        if entry.is_dir() and entry.name.isdigit() and not entry.name.startswith("0"):
+        if entry.is_dir() and entry.name.isascii() and entry.name.isdigit() and not entry.name.startswith("0"):
             versions.append(int(entry.name))
     return sorted(versions)
 

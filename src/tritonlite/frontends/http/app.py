@@ -215,6 +215,17 @@ def raw_request(engine: Engine, model_name: str, model_version: str, body: bytes
     return request
 
 
+def _not_yet(path: str):
+    feature = path.split("/")[2] if not path.startswith("/v2/models") else path.rsplit("/", 1)[-1]
+    if "{name}" in path and "repository" in path:
+        feature = "explicit model " + path.rsplit("/", 1)[-1]
+
+    async def endpoint() -> Response:
+        return error_response(TritonError(ErrorKind.UNSUPPORTED, f"{feature} is not supported by tritonlite yet"))
+
+    return endpoint
+
+
 def build_api(engine: Engine, infer_endpoint) -> FastAPI:
     """Every endpoint but infer, as FastAPI routes returning Triton's JSON and errors."""
     api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -270,6 +281,25 @@ def build_api(engine: Engine, infer_endpoint) -> FastAPI:
     @api.get("/v2/models/{name}/versions/{version:int}/config")
     async def model_version_config(name: str, version: int) -> Response:
         return json_response(engine.model_config(name, str(version)))
+
+    # Triton extensions that later issues implement: a clear 501 instead of a bare 404.
+    planned = {
+        "/v2/models/stats": ("GET",),
+        "/v2/models/{name}/stats": ("GET",),
+        "/v2/models/{name}/versions/{version:int}/stats": ("GET",),
+        "/v2/repository/models/{name}/load": ("POST",),
+        "/v2/repository/models/{name}/unload": ("POST",),
+        "/v2/systemsharedmemory/{rest:path}": ("GET", "POST"),
+        "/v2/cudasharedmemory/{rest:path}": ("GET", "POST"),
+        "/v2/trace/setting": ("GET", "POST"),
+        "/v2/models/{name}/trace/setting": ("GET", "POST"),
+        "/v2/logging": ("GET", "POST"),
+    }
+    for path, methods in planned.items():
+        api.add_api_route(path, _not_yet(path), methods=list(methods))
+    # "/v2/models/stats" must win over "/v2/models/{name}"
+    first = [r for r in api.router.routes if getattr(r, "path", "") == "/v2/models/stats"]
+    api.router.routes[:] = first + [r for r in api.router.routes if r not in first]
 
     api.router.routes.append(Route("/v2/models/{name}/infer", infer_endpoint, methods=["POST"]))
     api.router.routes.append(Route("/v2/models/{name}/versions/{version:int}/infer", infer_endpoint, methods=["POST"]))
