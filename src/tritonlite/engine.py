@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import orjson
-from pathlib import Path
 
 from tritonlite import TRITON_COMPATIBLE_VERSION
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils

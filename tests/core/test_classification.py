@@ -53,9 +53,9 @@ def test_ties_keep_index_order():
     assert result.data.tolist() == [b"0.900000:1", b"0.500000:0", b"0.500000:2", b"0.500000:3"]
 
 
-def test_integer_outputs_format_as_floats():
+def test_integer_outputs_format_as_integers():
     result = classify(scores(np.array([3, -1, 7], dtype=np.int32), "INT32"), 2, None, batched=False)
-    assert result.data.tolist() == [b"7.000000:2", b"3.000000:0"]
+    assert result.data.tolist() == [b"7:2", b"3:0"]
 
 
 def test_negative_values_sort_by_value_not_magnitude():
@@ -94,3 +94,10 @@ def test_bytes_output_cannot_be_classified():
         classify(InferTensor("UPPER", "BYTES", [1], data), 1, None, batched=False)
     assert info.value.kind is ErrorKind.INVALID_ARG
     assert info.value.message == "class result not available for output 'UPPER' due to unsupported type 'BYTES'"
+
+
+def test_integer_outputs_print_integer_values_as_triton():
+    # Triton 2.51 answered "1:0" for class_count 1 on an INT32 output holding [1]
+    tensor = InferTensor("LENGTH", "INT32", [1], np.array([1], dtype=np.int32))
+    result = classify(tensor, 1, None, batched=False)
+    assert list(result.data) == [b"1:0"]

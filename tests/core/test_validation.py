@@ -87,9 +87,9 @@ def test_extra_input_lists_inputs_reversed_and_missing_as_bare_bracket():
 
 
 def test_unknown_input_in_place_of_a_required_one():
+    # captured from Triton 2.51: no request-id prefix on this one
     error = error_of(add_sub, fp32("INPUT0", [4]), fp32("INPUT9", [4]))
-    assert error.message.startswith(NO_ID)
-    assert "but missing required input(s) ['INPUT1']" in error.message
+    assert error.message == "unexpected inference input 'INPUT9' for model 'add_sub'"
 
 
 def test_wrong_datatype():
@@ -118,8 +118,7 @@ def test_wrong_shape_without_batching_ends_with_dot_space():
 def test_wrong_rank_without_batching():
     error = error_of(add_sub, fp32("INPUT0", [1, 4]), fp32("INPUT1", [4]))
     assert error.message == (
-        "[request id: <id_unknown>] unexpected shape for input 'INPUT0' for model 'add_sub'. Expected [4], "
-        "got [1,4]. "
+        "[request id: <id_unknown>] unexpected shape for input 'INPUT0' for model 'add_sub'. Expected [4], got [1,4]. "
     )
 
 
@@ -132,7 +131,9 @@ def test_request_id_prefix():
 
 def test_batch_too_large():
     error = error_of(batched, fp32("INPUT0", [5, 4]))
-    assert error.message == "[request id: <id_unknown>] inference request batch-size must be <= 4 for 'identity_batched'"
+    assert (
+        error.message == "[request id: <id_unknown>] inference request batch-size must be <= 4 for 'identity_batched'"
+    )
 
 
 def test_batch_dim_missing_has_the_note():
@@ -250,15 +251,14 @@ def test_too_many_inputs_with_optional_ones():
 def test_unknown_input_beside_an_optional_one():
     request = InferRequest("opt", inputs=[fp32("A", [1]), fp32("Z", [1])])
     error = error_of(validate_request, request, "opt", OPTIONAL_INPUTS, {}, 1, 0)
-    assert error.message.startswith(NO_ID)
-    assert "'Z'" in error.message
+    assert error.message == "unexpected inference input 'Z' for model 'opt'"
 
 
 def test_unknown_input_when_fewer_than_all_inputs_are_given():
     inputs = {**OPTIONAL_INPUTS, "C": TensorSpec("C", "FP32", (1,), optional=True)}
     request = InferRequest("opt", inputs=[fp32("A", [1]), fp32("Z", [1])])
     error = error_of(validate_request, request, "opt", inputs, {}, 1, 0)
-    assert error.message == "[request id: <id_unknown>] unexpected inference input 'Z' for model 'opt'"
+    assert error.message == "unexpected inference input 'Z' for model 'opt'"
 
 
 def test_all_optional_inputs_accept_an_empty_request():

@@ -80,7 +80,10 @@ def test_parse_error_of_a_bad_value(tmp_path):
     folder = write_model(tmp_path, "m", 'name: "m"\nbackend: "python"\nmax_batch_size: "eight"\n')
     with pytest.raises(TritonError) as info:
         read_config(folder, strict=True)
-    assert re.match(rf"failed to parse model configuration {re.escape(str(folder))}/config.pbtxt: line 3, column \d+: ", info.value.message)
+    assert re.match(
+        rf"failed to parse model configuration {re.escape(str(folder))}/config.pbtxt: line 3, column \d+: ",
+        info.value.message,
+    )
 
 
 def test_missing_config_is_an_error_only_when_strict(tmp_path):
@@ -321,8 +324,7 @@ def test_bad_dims(dims):
     config = completed(f'backend: "python" input [{{ name: "X" data_type: TYPE_FP32 dims: {dims} }}]')
     listed = "[" + ", ".join(dims.strip("[] ").split(", ")) + "]"
     assert invalid(config) == (
-        "model input 'X' dims must be integer >= 1, or -1 to indicate a variable-size dimension "
-        f"for m, got {listed}"
+        f"model input 'X' dims must be integer >= 1, or -1 to indicate a variable-size dimension for m, got {listed}"
     )
 
 
@@ -345,14 +347,18 @@ def test_reshape_size_mismatch():
 
 def test_reshape_with_same_size_is_valid():
     validate_config(
-        completed('backend: "python" input [{ name: "X" data_type: TYPE_FP32 dims: [ 2, 3 ] reshape { shape: [ 6 ] } }]'),
+        completed(
+            'backend: "python" input [{ name: "X" data_type: TYPE_FP32 dims: [ 2, 3 ] reshape { shape: [ 6 ] } }]'
+        ),
         "m",
     )
 
 
 def test_reshape_with_variable_dims_is_not_size_checked():
     validate_config(
-        completed('backend: "python" input [{ name: "X" data_type: TYPE_FP32 dims: [ -1 ] reshape { shape: [ 1, -1 ] } }]'),
+        completed(
+            'backend: "python" input [{ name: "X" data_type: TYPE_FP32 dims: [ -1 ] reshape { shape: [ 1, -1 ] } }]'
+        ),
         "m",
     )
 
@@ -406,7 +412,7 @@ def test_json_parameters_map_and_nested_int64():
     config = completed(
         PYTHON_MODEL
         + 'parameters { key: "k" value { string_value: "v" } } '
-        + 'sequence_batching { max_sequence_idle_microseconds: 5000000 '
+        + "sequence_batching { max_sequence_idle_microseconds: 5000000 "
         + 'control_input [{ name: "START" control [{ kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] }] }] }'
     )
     data = config_to_json(config)

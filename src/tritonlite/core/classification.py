@@ -21,7 +21,9 @@ def classify(tensor: InferTensor, class_count: int, labels: list[str] | None, ba
         order = np.argsort(-row.astype(np.float64), kind="stable")[:k]
         for index in order:
             value = row[index]
-            text = f"{float(value):f}:{int(index)}"
+            # Triton prints integers as integers and floating point values with six decimals
+            number = f"{int(value)}" if data.dtype.kind in "iub" else f"{float(value):f}"
+            text = f"{number}:{int(index)}"
             if labels is not None and int(index) < len(labels):
                 text += f":{labels[int(index)]}"
             items.append(text.encode("utf-8"))

@@ -70,11 +70,7 @@ def validate_request(
     given = request.inputs
     if len(given) == 1 and len(inputs) == 1 and given[0].name == RAW_INPUT_NAME and RAW_INPUT_NAME not in inputs:
         return _validate_raw(request, model_name, next(iter(inputs.values())), max_batch_size)
-    if (
-        len(given) > len(inputs)
-        or len(given) < required
-        or (len(given) == len(inputs) and any(t.name not in inputs for t in given))
-    ):
+    if len(given) > len(inputs) or len(given) < required:
         present = [t.name for t in given]
         missing = [n for n, s in inputs.items() if not s.optional and n not in present]
         # Triton: "expected N inputs" only when no input is optional; an empty request lists "[]"
@@ -91,9 +87,7 @@ def validate_request(
     for tensor in given:
         spec = inputs.get(tensor.name)
         if spec is None:
-            raise invalid_arg(
-                f"{request_prefix(request)}unexpected inference input '{tensor.name}' for model '{model_name}'"
-            )
+            raise invalid_arg(f"unexpected inference input '{tensor.name}' for model '{model_name}'")
         if tensor.datatype != spec.datatype:
             raise invalid_arg(
                 f"{request_prefix(request)}inference input '{tensor.name}' data-type is '{tensor.datatype}', "

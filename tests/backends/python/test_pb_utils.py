@@ -198,9 +198,7 @@ def make_request(**kwargs) -> pb_utils.InferenceRequest:
         pb_utils.Tensor("INPUT0", np.ones(4, dtype=np.float32)),
         pb_utils.Tensor("INPUT1", np.zeros(4, dtype=np.float32)),
     ]
-    return pb_utils.InferenceRequest(
-        model_name="add_sub", requested_output_names=["OUTPUT0"], inputs=inputs, **kwargs
-    )
+    return pb_utils.InferenceRequest(model_name="add_sub", requested_output_names=["OUTPUT0"], inputs=inputs, **kwargs)
 
 
 def test_get_input_tensor_by_name():

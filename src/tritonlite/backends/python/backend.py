@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import logging
+import os
 import sys
 import threading
 import traceback
@@ -56,8 +57,9 @@ def import_model_module(path: Path, model_name: str) -> ModuleType:
     folder = str(path.parent)
     module_name = f"tritonlite_model_{model_name}_{next(_module_ids)}"
     with _import_lock:
-        if folder not in sys.path:
-            sys.path.insert(0, folder)  # helper modules beside model.py import as in Triton
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)  # helper modules beside model.py import as in Triton
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             raise unavailable(f"unable to import '{path}' for model '{model_name}'")
@@ -68,9 +70,24 @@ def import_model_module(path: Path, model_name: str) -> ModuleType:
         except Exception as exc:
             sys.modules.pop(module_name, None)
             raise unavailable(_describe_exception(f"failed to load model '{model_name}'", exc)) from None
+        finally:
+            _forget_helpers(folder)
     if not hasattr(module, "TritonPythonModel"):
         raise unavailable(f"{path} for model '{model_name}' does not define class TritonPythonModel")
     return module
+
+
+def _forget_helpers(folder: str) -> None:
+    """Drop the helper modules a model imported from its own folder from ``sys.modules``.
+
+    Triton runs each model in its own process, so two models may both have a ``utils.py``;
+    the model keeps the helpers it imported, and the next model imports its own afresh.
+    """
+    prefix = os.path.join(folder, "")
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and file.startswith(prefix) and not name.startswith("tritonlite_model_"):
+            del sys.modules[name]
 
 
 def auto_complete(path: Path, model_name: str, config_json: dict) -> dict:

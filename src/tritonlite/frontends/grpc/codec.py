@@ -148,7 +148,10 @@ def _decode_input(item: pb.ModelInferRequest.InferInputTensor, raw: bytes | None
                 f"unexpected number of string elements {len(values)} for inference input '{name}', expecting {count}"
             )
         return InferTensor(name, datatype, shape, bytes_array(list(values), shape))
-    data = np.array(values, dtype=numpy_dtype(datatype))
+    try:
+        data = np.array(values, dtype=numpy_dtype(datatype))
+    except OverflowError:
+        raise invalid_arg(f"value out of range for {datatype} input '{name}' for model '{model}'") from None
     if data.size == element_count(shape):
         data = data.reshape(shape)
     return InferTensor(name, datatype, shape, data)

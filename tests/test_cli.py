@@ -1,0 +1,135 @@
+"""Unit tests of tritonlite.cli (no server is started)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from tritonlite import TRITON_COMPATIBLE_VERSION, __version__, cli
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--model-repository=/models", "--model-control-mode=explicit"],
+        ["--model-repository", "/models", "--model-control-mode", "explicit"],
+        ["--model-control-mode=poll", "--model-repository=/models"],
+    ],
+)
+def test_unsupported_flag_is_refused_with_exit_code_2(argv, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--model-control-mode" in err
+    assert err.startswith("tritonlite-server: flag --model-control-mode is a Triton flag")
+    assert "does not support yet" in err
+
+
+@pytest.mark.parametrize(
+    "flag", ["--load-model=add_sub", "--backend-config=python,shm-default-byte-size=1", "--log-file=/tmp/x"]
+)
+def test_other_unsupported_flags_name_the_flag(flag, capsys):
+    assert cli.main(["--model-repository=/models", flag]) == 2
+    assert f"flag {flag.split('=')[0]} " in capsys.readouterr().err
+
+
+def test_unsupported_flag_is_refused_before_parsing(capsys):
+    # even without the required --model-repository the refusal names the flag
+    assert cli.main(["--rate-limit=execution_count"]) == 2
+    assert "--rate-limit" in capsys.readouterr().err
+
+
+def test_flag_value_that_looks_like_an_unsupported_flag_is_not_refused():
+    assert cli._refuse_unsupported(["--model-repository=/models", "--id=--load-model"]) is None
+    args = cli.build_parser().parse_args(["--model-repository=/models", "--id=--load-model"])
+    assert args.id == "--load-model"
+
+
+@pytest.mark.parametrize("text", ["true", "True", "TRUE", "1", "yes", "on", " true "])
+def test_parse_bool_true(text):
+    assert cli.parse_bool(text) is True
+
+
+@pytest.mark.parametrize("text", ["false", "False", "0", "no", "off"])
+def test_parse_bool_false(text):
+    assert cli.parse_bool(text) is False
+
+
+@pytest.mark.parametrize("text", ["maybe", "", "2", "tru"])
+def test_parse_bool_rejects_other_text(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a boolean"):
+        cli.parse_bool(text)
+
+
+def test_version_exits_zero(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.strip() == f"tritonlite {__version__} (Triton {TRITON_COMPATIBLE_VERSION} compatible)"
+
+
+def test_missing_model_repository_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main([])
+    assert info.value.code == 2
+    assert "--model-repository" in capsys.readouterr().err
+
+
+def test_bad_boolean_value_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--model-repository=/models", "--allow-grpc=perhaps"])
+    assert info.value.code == 2
+    assert "expected a boolean (true/false), got 'perhaps'" in capsys.readouterr().err
+
+
+def test_defaults_are_tritons():
+    args = cli.build_parser().parse_args(["--model-repository=/models"])
+    assert args.model_repository == ["/models"]
+    assert (args.http_port, args.grpc_port, args.metrics_port) == (8000, 8001, 8002)
+    assert args.allow_http and args.allow_grpc and args.allow_metrics
+    assert args.strict_model_config is False
+    assert args.strict_readiness is True
+    assert args.exit_on_error is True
+    assert args.exit_timeout_secs == 30.0
+    assert args.id == "triton"
+    assert args.log_verbose == 0
+
+
+def test_repeated_repositories_and_model_store_alias():
+    args = cli.build_parser().parse_args(["--model-repository=/a", "--model-store", "/b"])
+    assert args.model_repository == ["/a", "/b"]
+
+
+def test_boolean_flags_accept_values_and_bare_form():
+    parser = cli.build_parser()
+    args = parser.parse_args(
+        ["--model-repository=/m", "--allow-http=false", "--exit-on-error", "0", "--strict-model-config"]
+    )
+    assert args.allow_http is False
+    assert args.exit_on_error is False
+    assert args.strict_model_config is True
+
+
+def test_main_passes_options_to_the_server(monkeypatch, tmp_path):
+    import tritonlite.logging_setup
+    import tritonlite.server
+
+    seen = {}
+
+    def run(options):
+        seen["options"] = options
+        return 0
+
+    def configure(*levels):
+        seen["logging"] = levels
+
+    monkeypatch.setattr(tritonlite.server, "run", run)
+    monkeypatch.setattr(tritonlite.logging_setup, "configure", configure)
+    code = cli.main([f"--model-repository={tmp_path}", "--http-port=9000", "--allow-grpc=false", "--log-verbose=1"])
+    assert code == 0
+    options = seen["options"]
+    assert options.repositories == [tmp_path.resolve()]
+    assert options.http_port == 9000
+    assert options.allow_grpc is False
+    assert seen["logging"] == (1, True, True, True)
