@@ -23,6 +23,7 @@ from tritonlite.repository.config import (
 )
 from tritonlite.repository.scan import ModelSource, find_models, select_versions, version_folders
 from tritonlite.scheduling.direct import DirectScheduler
+from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
 from tritonlite.scheduling.instance_runner import InstanceRunner
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,10 @@ class ModelManager:
                         runner = InstanceRunner(instance_name)
                         runners.append(runner)
                         await runner.start(backend, spec)
-            model.scheduler = DirectScheduler(runners)
+            if config.HasField("dynamic_batching") and config.max_batch_size > 0:
+                model.scheduler = DynamicBatcher(runners, config)
+            else:
+                model.scheduler = DirectScheduler(runners)
             model.state = READY
             model.load_seconds = time.monotonic() - started
         except TritonError as exc:

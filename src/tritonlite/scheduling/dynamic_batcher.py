@@ -1,0 +1,269 @@
+"""Triton's dynamic batcher: one queue per model, batches formed as instances free up.
+
+Rules (Triton's):
+- requests join a batch only if every input has the same non-batch shape and datatype as the
+  batch's first request; the first request that does not fit closes the batch;
+- a batch never exceeds max_batch_size (counted in batch-dimension units, not requests);
+- a batch goes out at once when it reaches the largest preferred size (or max_batch_size when
+  there is none); otherwise it waits until the oldest request has waited
+  max_queue_delay_microseconds, then goes out cut to the largest preferred size it can form;
+- priority levels are separate queues, level 1 first; each level has its queue policy
+  (max_queue_size, default timeout, REJECT or DELAY on timeout, timeout override);
+- with preserve_ordering, responses are released in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass
+
+from tritonlite.core.errors import TritonError, internal, invalid_arg, unavailable
+from tritonlite.core.types import InferRequest, InferResponse
+from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.scheduling.instance_runner import InstanceRunner
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """ModelQueuePolicy, resolved."""
+
+    max_queue_size: int = 0
+    default_timeout_us: int = 0
+    allow_timeout_override: bool = False
+    delay_on_timeout: bool = False
+
+    @classmethod
+    def from_config(cls, policy: mc.ModelQueuePolicy) -> QueuePolicy:
+        return cls(
+            max_queue_size=policy.max_queue_size,
+            default_timeout_us=policy.default_timeout_microseconds,
+            allow_timeout_override=policy.allow_timeout_override,
+            delay_on_timeout=policy.timeout_action == mc.ModelQueuePolicy.DELAY,
+        )
+
+
+class _Pending:
+    """A queued request: its future, batch size, shape signature and deadline."""
+
+    __slots__ = ("request", "future", "batch", "signature", "enqueued", "deadline", "delayed")
+
+    def __init__(self, request: InferRequest, future: asyncio.Future, batch: int, signature: tuple, deadline: float):
+        self.request = request
+        self.future = future
+        self.batch = batch
+        self.signature = signature
+        self.enqueued = time.monotonic()
+        self.deadline = deadline
+        self.delayed = False
+
+
+def _signature(request: InferRequest) -> tuple:
+    """What must match for two requests to share a batch: each input's name, datatype and non-batch shape."""
+    return tuple(sorted((t.name, t.datatype, tuple(t.shape[1:])) for t in request.inputs))
+
+
+def _batch_size(request: InferRequest) -> int:
+    for tensor in request.inputs:
+        if tensor.shape:
+            return tensor.shape[0]
+    return 1
+
+
+class DynamicBatcher:
+    """Queues requests per priority level and feeds batches to idle instances."""
+
+    def __init__(self, runners: list[InstanceRunner], config: mc.ModelConfig) -> None:
+        self.runners = runners
+        self.model_name = config.name
+        batching = config.dynamic_batching
+        self.max_batch_size = max(config.max_batch_size, 1)
+        self.preferred = sorted({p for p in batching.preferred_batch_size if 0 < p <= self.max_batch_size})
+        self.delay = batching.max_queue_delay_microseconds / 1e6
+        self.preserve_ordering = batching.preserve_ordering
+        self.levels = max(int(batching.priority_levels), 1)
+        default_level = int(batching.default_priority_level) if batching.priority_levels else 1
+        self.default_level = min(max(default_level, 1), self.levels)
+        default_policy = QueuePolicy.from_config(batching.default_queue_policy)
+        self.policies = [
+            QueuePolicy.from_config(batching.priority_queue_policy[level])
+            if level in batching.priority_queue_policy
+            else default_policy
+            for level in range(1, self.levels + 1)
+        ]
+        self.queues: list[collections.deque[_Pending]] = [collections.deque() for _ in range(self.levels)]
+        self.delayed: collections.deque[_Pending] = collections.deque()
+        self._idle: asyncio.Queue[InstanceRunner] = asyncio.Queue()
+        for runner in runners:
+            self._idle.put_nowait(runner)
+        self._wake = asyncio.Event()
+        self._last_release: asyncio.Future | None = None
+        self._inflight: set[asyncio.Task] = set()
+        self._task: asyncio.Task | None = None
+
+    # --- admission -------------------------------------------------------------------------------
+
+    async def infer(self, request: InferRequest) -> InferResponse | TritonError:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        level = request.priority or self.default_level
+        if level < 1 or level > self.levels:
+            raise invalid_arg(
+                f"[request id: {request.id or '<id_unknown>'}] priority level {request.priority} is out of "
+                f"range for model '{self.model_name}', must be between 1 and {self.levels}"
+            )
+        policy = self.policies[level - 1]
+        queue = self.queues[level - 1]
+        if policy.max_queue_size and len(queue) >= policy.max_queue_size:
+            raise unavailable("Exceeds maximum queue size")
+        timeout_us = policy.default_timeout_us
+        if request.timeout_us and (policy.allow_timeout_override or not timeout_us):
+            timeout_us = request.timeout_us if policy.allow_timeout_override else timeout_us
+        future = asyncio.get_running_loop().create_future()
+        deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else float("inf")
+        pending = _Pending(request, future, _batch_size(request), _signature(request), deadline)
+        queue.append(pending)
+        self._wake.set()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            future.cancel()  # the client went away: its slot is skipped when batches form
+            raise
+
+    # --- batch formation -------------------------------------------------------------------------
+
+    def _expire(self, now: float) -> None:
+        """Drop cancelled requests; reject or demote those whose queue timeout passed."""
+        for level, queue in enumerate(self.queues):
+            if not queue:
+                continue
+            delay_policy = self.policies[level].delay_on_timeout
+            kept: collections.deque[_Pending] = collections.deque()
+            for item in queue:
+                if item.future.done():
+                    continue
+                if item.deadline <= now:
+                    if delay_policy:
+                        item.delayed = True
+                        item.deadline = float("inf")
+                        self.delayed.append(item)
+                    else:
+                        item.future.set_exception(unavailable("Request timeout expired"))
+                    continue
+                kept.append(item)
+            self.queues[level] = kept
+        if self.delayed and any(i.future.done() for i in self.delayed):
+            self.delayed = collections.deque(i for i in self.delayed if not i.future.done())
+
+    def _candidates(self) -> list[_Pending]:
+        """Requests in the order batches take them: priority levels first, delayed ones last."""
+        ordered: list[_Pending] = []
+        for queue in self.queues:
+            ordered.extend(queue)
+        ordered.extend(self.delayed)
+        return ordered
+
+    def _form(self, now: float) -> tuple[list[_Pending], float | None]:
+        """The batch to send now, or ([], when to look again)."""
+        candidates = self._candidates()
+        if not candidates:
+            return [], None
+        first = candidates[0]
+        batch: list[_Pending] = []
+        total = 0
+        closed = False
+        for item in candidates:
+            if item.signature != first.signature or total + item.batch > self.max_batch_size:
+                closed = True
+                break
+            batch.append(item)
+            total += item.batch
+        target = self.preferred[-1] if self.preferred else self.max_batch_size
+        if total >= target:
+            return self._cut(batch, target), None
+        oldest = min(item.enqueued for item in batch)
+        if closed or self.delay <= 0 or now >= oldest + self.delay:
+            return self._cut(batch, None), None
+        wake_at = oldest + self.delay
+        next_deadline = min((i.deadline for i in candidates), default=float("inf"))
+        return [], min(wake_at, next_deadline)
+
+    def _cut(self, batch: list[_Pending], target: int | None) -> list[_Pending]:
+        """Trim to the largest preferred size reachable by a prefix (all of it when none is)."""
+        if not self.preferred:
+            return batch
+        sizes = set(self.preferred if target is None else [target])
+        best = None
+        total = 0
+        for index, item in enumerate(batch):
+            total += item.batch
+            if total in sizes:
+                best = index + 1
+        return batch[:best] if best else batch
+
+    def _remove(self, batch: list[_Pending]) -> None:
+        taken = set(map(id, batch))
+        for level, queue in enumerate(self.queues):
+            if any(id(i) in taken for i in queue):
+                self.queues[level] = collections.deque(i for i in queue if id(i) not in taken)
+        if self.delayed:
+            self.delayed = collections.deque(i for i in self.delayed if id(i) not in taken)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            runner = await self._idle.get()
+            while True:
+                now = time.monotonic()
+                self._expire(now)
+                batch, wake_at = self._form(now)
+                if batch:
+                    break
+                self._wake.clear()
+                timeout = None if wake_at is None else max(wake_at - now, 0.0)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+            self._remove(batch)
+            release_after = self._last_release
+            done = loop.create_future() if self.preserve_ordering else None
+            if done is not None:
+                self._last_release = done
+            task = loop.create_task(self._execute(runner, batch, release_after, done))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _execute(
+        self,
+        runner: InstanceRunner,
+        batch: list[_Pending],
+        release_after: asyncio.Future | None,
+        done: asyncio.Future | None,
+    ) -> None:
+        try:
+            try:
+                results = await runner.execute([item.request for item in batch])
+            except Exception as exc:  # a backend bug fails this batch, not the server
+                results = [internal(f"{type(exc).__name__}: {exc}")] * len(batch)
+        finally:
+            self._idle.put_nowait(runner)
+        if release_after is not None and not release_after.done():
+            await asyncio.shield(release_after)
+        for item, result in zip(batch, results, strict=True):
+            if not item.future.done():
+                item.future.set_result(result)
+        if done is not None:
+            done.set_result(None)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for task in list(self._inflight):
+            await asyncio.gather(task, return_exceptions=True)
+        for item in self._candidates():
+            if not item.future.done():
+                item.future.set_exception(unavailable("Server is stopping"))
+        for runner in self.runners:
+            await runner.stop()
