@@ -1,0 +1,240 @@
+"""The dynamic batcher with fake instances: which requests run together, when, in what order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from tritonlite.core.errors import ErrorKind, TritonError
+from tritonlite.core.types import InferRequest, InferResponse, InferTensor
+from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
+
+
+class FakeRunner:
+    """Records each batch (the batch sizes of its requests) and answers after `sleep` seconds."""
+
+    def __init__(self, name: str = "r0", sleep: float = 0.0, log: list | None = None) -> None:
+        self.name = name
+        self.sleep = sleep
+        self.batches: list[list[str]] = [] if log is None else log
+
+    async def execute(self, requests: list[InferRequest]):
+        self.batches.append([r.id for r in requests])
+        delay = self.sleep(requests) if callable(self.sleep) else self.sleep
+        await asyncio.sleep(delay)
+        return [InferResponse(r.model_name, "1", r.id, r.inputs) for r in requests]
+
+    async def stop(self) -> None:
+        pass
+
+
+def config(text: str, max_batch_size: int = 8) -> mc.ModelConfig:
+    cfg = text_format.Parse(text, mc.ModelConfig())
+    cfg.name = "m"
+    cfg.max_batch_size = max_batch_size
+    return cfg
+
+
+def request(rid: str, batch: int = 1, width: int = 4, priority: int = 0, timeout_us: int = 0) -> InferRequest:
+    req = InferRequest("m", "", rid, [InferTensor("X", "FP32", [batch, width], np.zeros((batch, width), np.float32))])
+    req.priority = priority
+    req.timeout_us = timeout_us
+    return req
+
+
+async def run_all(batcher: DynamicBatcher, requests: list[InferRequest], spacing: float = 0.0) -> list:
+    tasks = []
+    for req in requests:
+        tasks.append(asyncio.ensure_future(batcher.infer(req)))
+        if spacing:
+            await asyncio.sleep(spacing)
+        else:
+            await asyncio.sleep(0)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    await batcher.stop()
+    return results
+
+
+def test_concurrent_requests_batch_up_to_max_batch_size():
+    async def go():
+        busy = FakeRunner(sleep=0.05)
+        batcher = DynamicBatcher([busy], config("dynamic_batching { }", max_batch_size=4))
+        results = await run_all(batcher, [request(str(i)) for i in range(9)])
+        return busy.batches, results
+
+    batches, results = asyncio.run(go())
+    assert [len(b) for b in batches] == [1, 4, 4]  # the first runs alone, the rest queue while it runs
+    assert all(isinstance(r, InferResponse) for r in results)
+    assert [r.id for r in results] == [str(i) for i in range(9)]  # every client gets its own answer
+
+
+def test_batch_dimension_units_not_request_count():
+    async def go():
+        runner = FakeRunner(sleep=0.05)
+        batcher = DynamicBatcher([runner], config("dynamic_batching { }", max_batch_size=8))
+        await run_all(batcher, [request("a", 1), request("b", 5), request("c", 3), request("d", 3), request("e", 2)])
+        return runner.batches
+
+    assert asyncio.run(go()) == [["a"], ["b", "c"], ["d", "e"]]
+
+
+def test_preferred_size_goes_out_at_once_and_delay_is_respected():
+    async def go():
+        runner = FakeRunner()
+        cfg = config("dynamic_batching { preferred_batch_size: [4] max_queue_delay_microseconds: 300000 }")
+        batcher = DynamicBatcher([runner], cfg)
+        start = time.monotonic()
+        await run_all(batcher, [request(str(i)) for i in range(4)])
+        full = time.monotonic() - start
+        batcher = DynamicBatcher([runner], cfg)
+        start = time.monotonic()
+        await run_all(batcher, [request("lone")])
+        lone = time.monotonic() - start
+        return runner.batches, full, lone
+
+    batches, full, lone = asyncio.run(go())
+    assert batches == [["0", "1", "2", "3"], ["lone"]]
+    assert full < 0.2  # preferred size reached: no waiting for the delay
+    assert 0.28 <= lone < 1.0  # a lone request waits the delay, not more
+
+
+def test_delay_expiry_cuts_to_the_largest_preferred_size():
+    async def go():
+        runner = FakeRunner()
+        cfg = config("dynamic_batching { preferred_batch_size: [2, 8] max_queue_delay_microseconds: 100000 }")
+        batcher = DynamicBatcher([runner], cfg)
+        await run_all(batcher, [request(str(i)) for i in range(5)])
+        return runner.batches
+
+    # five requests: at the delay the largest preferred size that fits (2) goes; then 2; then the last one
+    assert asyncio.run(go()) == [["0", "1"], ["2", "3"], ["4"]]
+
+
+def test_different_shapes_are_never_in_one_batch():
+    async def go():
+        runner = FakeRunner(sleep=0.05)
+        batcher = DynamicBatcher([runner], config("dynamic_batching { }"))
+        reqs = [request("w4a", width=4), request("w4b", width=4), request("w5", width=5), request("w4c", width=4)]
+        results = await run_all(batcher, [request("first")] + reqs)
+        return runner.batches, results
+
+    batches, results = asyncio.run(go())
+    for batch in batches:
+        widths = {"w5" if rid == "w5" else "w4" for rid in batch}
+        assert len(widths) == 1, batches
+    for result in results[1:]:
+        assert result.outputs[0].shape[1] == (5 if result.id == "w5" else 4)
+
+
+def test_higher_priority_is_served_first():
+    async def go():
+        runner = FakeRunner(sleep=0.05)
+        cfg = config("dynamic_batching { priority_levels: 2 default_priority_level: 2 }", max_batch_size=1)
+        batcher = DynamicBatcher([runner], cfg)
+        reqs = [request("busy"), request("low1", priority=2), request("low2"), request("high", priority=1)]
+        await run_all(batcher, reqs)
+        return runner.batches
+
+    assert asyncio.run(go()) == [["busy"], ["high"], ["low1"], ["low2"]]
+
+
+def test_out_of_range_priority_is_an_error():
+    async def go():
+        batcher = DynamicBatcher([FakeRunner()], config("dynamic_batching { priority_levels: 2 }"))
+        return await run_all(batcher, [request("p", priority=5)])
+
+    (error,) = asyncio.run(go())
+    assert isinstance(error, TritonError) and error.kind == ErrorKind.INVALID_ARG
+
+
+def test_full_queue_rejects_at_once_and_others_still_succeed():
+    async def go():
+        runner = FakeRunner(sleep=0.1)
+        cfg = config("dynamic_batching { default_queue_policy { max_queue_size: 2 } }", max_batch_size=1)
+        batcher = DynamicBatcher([runner], cfg)
+        return await run_all(batcher, [request(str(i)) for i in range(5)])
+
+    results = asyncio.run(go())
+    errors = [r for r in results if isinstance(r, TritonError)]
+    assert len(errors) == 2 and all(e.kind == ErrorKind.UNAVAILABLE for e in errors)
+    assert all("queue size" in e.message for e in errors)
+    assert sum(isinstance(r, InferResponse) for r in results) == 3
+
+
+def test_queue_timeout_rejects_or_delays():
+    async def go(action: str):
+        runner = FakeRunner(sleep=0.15)
+        cfg = config(
+            f"dynamic_batching {{ default_queue_policy {{ timeout_action: {action} default_timeout_microseconds: 50000 "
+            "allow_timeout_override: true } }",
+            max_batch_size=1,
+        )
+        batcher = DynamicBatcher([runner], cfg)
+        reqs = [request("busy", timeout_us=10_000_000), request("late"), request("patient", timeout_us=5_000_000)]
+        results = await run_all(batcher, reqs)
+        return runner.batches, results
+
+    batches, results = asyncio.run(go("REJECT"))
+    assert isinstance(results[0], InferResponse) and isinstance(results[2], InferResponse)
+    assert isinstance(results[1], TritonError) and results[1].kind == ErrorKind.UNAVAILABLE
+    assert "timeout" in results[1].message.lower()
+    batches, results = asyncio.run(go("DELAY"))
+    assert all(isinstance(r, InferResponse) for r in results)
+    assert batches == [["busy"], ["patient"], ["late"]]  # the timed-out one goes after the others
+
+
+def test_preserve_ordering_with_two_instances():
+    async def go(preserve: bool):
+        log: list = []
+        slow_first = {"a": 0.2, "b": 0.01}
+        runners = [FakeRunner(f"r{i}", sleep=lambda reqs: slow_first.get(reqs[0].id, 0), log=log) for i in range(2)]
+        text = "dynamic_batching { preserve_ordering: %s }" % ("true" if preserve else "false")
+        batcher = DynamicBatcher(runners, config(text, max_batch_size=1))
+        order: list[str] = []
+
+        async def one(req):
+            result = await batcher.infer(req)
+            order.append(result.id)
+
+        await asyncio.gather(one(request("a")), one(request("b")))
+        await batcher.stop()
+        return order
+
+    assert asyncio.run(go(False)) == ["b", "a"]
+    assert asyncio.run(go(True)) == ["a", "b"]
+
+
+def test_two_instances_run_two_batches_at_once():
+    async def go():
+        log: list = []
+        runners = [FakeRunner(f"r{i}", sleep=0.2, log=log) for i in range(2)]
+        batcher = DynamicBatcher(runners, config("dynamic_batching { }", max_batch_size=1))
+        start = time.monotonic()
+        await run_all(batcher, [request(str(i)) for i in range(4)])
+        return time.monotonic() - start
+
+    assert asyncio.run(go()) < 0.7  # 4 x 0.2 s on 2 instances: ~0.4 s, not 0.8 s
+
+
+def test_cancelled_request_frees_its_slot():
+    async def go():
+        runner = FakeRunner(sleep=0.1)
+        batcher = DynamicBatcher([runner], config("dynamic_batching { }", max_batch_size=1))
+        first = asyncio.ensure_future(batcher.infer(request("first")))
+        await asyncio.sleep(0.01)
+        gone = asyncio.ensure_future(batcher.infer(request("gone")))
+        kept = asyncio.ensure_future(batcher.infer(request("kept")))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        await asyncio.gather(first, kept)
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        await batcher.stop()
+        return runner.batches
+
+    assert asyncio.run(go()) == [["first"], ["kept"]]
