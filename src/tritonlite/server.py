@@ -179,8 +179,13 @@ async def _shutdown(engine: Engine, grpc_server, servers, timeout: float) -> Non
 
 
 def run(options: ServerOptions) -> int:
+    import os
+
     try:
         import uvloop
+
+        if os.environ.get("TRITONLITE_LOOP") == "asyncio":
+            raise ImportError
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
         return asyncio.run(serve(options))
     return uvloop.run(serve(options))

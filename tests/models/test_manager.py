@@ -175,3 +175,15 @@ def test_instance_count_creates_that_many_instances(tmp_path):
     runners = manager.get("multi").scheduler.runners
     assert [r.name for r in runners] == ["multi_0_0", "multi_0_1", "multi_0_2", "multi_1_0"]
     asyncio.run(manager.shutdown())
+
+
+def test_inline_execution_parameter_is_validated(tmp_path):
+    bad = VERSIONED_CONFIG + 'parameters { key: "TRITONLITE_EXECUTE_INLINE" value: { string_value: "sometimes" } }'
+    never = VERSIONED_CONFIG + 'parameters { key: "TRITONLITE_EXECUTE_INLINE" value: { string_value: "never" } }'
+    write_model(tmp_path, "bad", bad, VERSIONED_MODEL)
+    write_model(tmp_path, "never", never, VERSIONED_MODEL)
+    manager = load(tmp_path)
+    row = [r for r in manager.index() if r["name"] == "bad"][0]
+    assert row["state"] == "UNAVAILABLE" and "TRITONLITE_EXECUTE_INLINE" in row["reason"]
+    assert manager.get("never").scheduler.runners[0].mode == "never"
+    asyncio.run(manager.shutdown())

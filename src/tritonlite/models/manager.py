@@ -24,7 +24,7 @@ from tritonlite.repository.config import (
 from tritonlite.repository.scan import ModelSource, find_models, select_versions, version_folders
 from tritonlite.scheduling.direct import DirectScheduler
 from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
-from tritonlite.scheduling.instance_runner import InstanceRunner
+from tritonlite.scheduling.instance_runner import INLINE_MODES, InstanceRunner
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,16 @@ _KIND_NAMES = {
     mc.ModelInstanceGroup.KIND_MODEL: "MODEL",
     mc.ModelInstanceGroup.KIND_AUTO: "CPU",
 }
+
+
+# config parameter: may a fast model's execute run on the event loop (auto), never, or always
+INLINE_PARAMETER = "TRITONLITE_EXECUTE_INLINE"
+
+
+def _string_parameter(config: mc.ModelConfig, key: str, default: str) -> str:
+    if key in config.parameters:
+        return config.parameters[key].string_value.strip().lower()
+    return default
 
 
 def parse_version(version: str) -> int:
@@ -191,6 +201,12 @@ class ModelManager:
                 raise unavailable(
                     f"unable to find '{version_path / config.default_model_filename}' for model '{entry.name}'"
                 )
+            inline_mode = _string_parameter(config, INLINE_PARAMETER, "auto")
+            if inline_mode not in INLINE_MODES:
+                raise invalid_arg(
+                    f"parameter {INLINE_PARAMETER} of model '{entry.name}' must be one of "
+                    f"{', '.join(INLINE_MODES)}, got '{inline_mode}'"
+                )
             for group in config.instance_group:
                 kind = _KIND_NAMES.get(group.kind, "CPU")
                 devices = list(group.gpus) if group.kind == mc.ModelInstanceGroup.KIND_GPU and group.gpus else [0]
@@ -207,7 +223,7 @@ class ModelManager:
                             kind=kind,
                             device_id=device,
                         )
-                        runner = InstanceRunner(instance_name)
+                        runner = InstanceRunner(instance_name, inline_mode)
                         runners.append(runner)
                         await runner.start(backend, spec)
             if config.HasField("dynamic_batching") and config.max_batch_size > 0:

@@ -1,31 +1,75 @@
-"""A backend instance bound to its own thread: created there, executed there, finalized there."""
+"""A backend instance bound to its own thread: created there, executed there, finalized there.
+
+Cheap models skip the thread hop: a thread hop costs tens of microseconds, more than a small
+python model's whole execute. The runner times each execute; once a model has shown it is
+fast (average under ``INLINE_MAX_SECONDS``), later executes run directly on the event loop,
+and a slow one sends it back to its thread. ``mode`` can force either way.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tritonlite.backends import BackendInstance, InstanceSpec, create_instance
 from tritonlite.core.errors import TritonError
 from tritonlite.core.types import InferRequest, InferResponse
 
+# An execute this fast (on average) may run on the event loop without hurting other requests.
+INLINE_MAX_SECONDS = 0.0002
+# One inline execute slower than this sends the model back to its thread.
+INLINE_REVERT_SECONDS = 0.002
+# How many executes to watch on the thread before deciding.
+INLINE_WARMUP_CALLS = 32
+
+INLINE_MODES = ("auto", "never", "always")
+
 
 class InstanceRunner:
-    """Runs one model instance on a dedicated thread so the event loop never blocks."""
+    """Runs one model instance so that model code never stalls the event loop for long."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, inline: str = "auto") -> None:
+        if inline not in INLINE_MODES:
+            raise ValueError(f"inline mode must be one of {INLINE_MODES}, got {inline!r}")
         self.name = name
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"instance-{name}")
         self.instance: BackendInstance | None = None
+        self.mode = inline
+        self.inline = inline == "always"
+        self._calls = 0
+        self._average = 0.0
 
     async def start(self, backend: str, spec: InstanceSpec) -> None:
         loop = asyncio.get_running_loop()
         self.instance = await loop.run_in_executor(self.executor, create_instance, backend, spec)
 
+    def _timed(self, requests: list[InferRequest]) -> tuple[list[InferResponse | TritonError], float]:
+        start = time.perf_counter()
+        results = self.instance.execute(requests)
+        return results, time.perf_counter() - start
+
+    def _observe(self, seconds: float) -> None:
+        self._calls += 1
+        self._average += (seconds - self._average) / min(self._calls, INLINE_WARMUP_CALLS)
+        if self.mode != "auto":
+            return
+        if self.inline:
+            if seconds > INLINE_REVERT_SECONDS or self._average > INLINE_MAX_SECONDS:
+                self.inline = False
+                self._calls = 0
+        elif self._calls >= INLINE_WARMUP_CALLS and self._average < INLINE_MAX_SECONDS:
+            self.inline = True
+
     async def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:
         assert self.instance is not None
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.instance.execute, requests)
+        if self.inline:
+            results, seconds = self._timed(requests)
+        else:
+            loop = asyncio.get_running_loop()
+            results, seconds = await loop.run_in_executor(self.executor, self._timed, requests)
+        self._observe(seconds)
+        return results
 
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,81 @@
+"""The instance runner: thread by default, inline on the event loop once a model proves cheap."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from tritonlite.backends.base import BackendInstance
+from tritonlite.scheduling import instance_runner
+from tritonlite.scheduling.instance_runner import INLINE_WARMUP_CALLS, InstanceRunner
+
+
+class Probe(BackendInstance):
+    """Records the thread each execute ran on; sleeps `delay` seconds."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.threads: list[str] = []
+
+    def execute(self, requests):
+        self.threads.append(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        return list(requests)
+
+
+def run(runner: InstanceRunner, probe: Probe, calls: int) -> list[str]:
+    async def go():
+        runner.instance = probe
+        for _ in range(calls):
+            await runner.execute(["r"])
+        await runner.stop()
+
+    asyncio.run(go())
+    return probe.threads
+
+
+def test_cheap_model_moves_onto_the_event_loop_after_warmup():
+    threads = run(InstanceRunner("cheap"), Probe(), INLINE_WARMUP_CALLS + 5)
+    assert all(t.startswith("instance-cheap") for t in threads[:INLINE_WARMUP_CALLS])
+    assert threads[INLINE_WARMUP_CALLS:] == ["MainThread"] * 5
+
+
+def test_slow_model_stays_on_its_thread(monkeypatch):
+    monkeypatch.setattr(instance_runner, "INLINE_MAX_SECONDS", 0.0005)
+    threads = run(InstanceRunner("slow"), Probe(delay=0.001), INLINE_WARMUP_CALLS + 3)
+    assert all(t.startswith("instance-slow") for t in threads)
+
+
+def test_a_slow_inline_execute_sends_the_model_back_to_its_thread():
+    async def go():
+        probe = Probe()
+        runner = InstanceRunner("mixed")
+        runner.instance = probe
+        for _ in range(INLINE_WARMUP_CALLS + 1):
+            await runner.execute(["r"])
+        assert runner.inline
+        probe.delay = instance_runner.INLINE_REVERT_SECONDS * 2
+        await runner.execute(["r"])
+        assert not runner.inline
+        probe.delay = 0
+        await runner.execute(["r"])
+        await runner.stop()
+        return probe.threads
+
+    threads = asyncio.run(go())
+    assert threads[-2] == "MainThread" and threads[-1].startswith("instance-mixed")
+
+
+@pytest.mark.parametrize(("mode", "where"), [("never", "instance-"), ("always", "MainThread")])
+def test_forced_modes(mode, where):
+    threads = run(InstanceRunner("forced", inline=mode), Probe(), INLINE_WARMUP_CALLS + 3)
+    assert all(t.startswith(where) for t in threads)
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="inline mode"):
+        InstanceRunner("x", inline="sometimes")
