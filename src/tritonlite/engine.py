@@ -12,7 +12,7 @@ import orjson
 from tritonlite import TRITON_COMPATIBLE_VERSION
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.core.datatypes import datatype_of
-from tritonlite.core.errors import TritonError, unsupported
+from tritonlite.core.errors import TritonError, invalid_arg, unsupported
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
 from tritonlite.models.manager import ModelManager
 from tritonlite.models.model import ModelVersion
@@ -23,6 +23,8 @@ EXTENSIONS = [
     "model_configuration",
     "binary_tensor_data",
     "parameters",
+    "statistics",
+    "schedule_policy",
 ]
 
 
@@ -92,6 +94,28 @@ class Engine:
 
     def model_config(self, name: str, version: str = "") -> dict:
         return self.ready_model(name, version).config_json
+
+    def statistics(self, name: str = "", version: str = "") -> dict:
+        """Triton's statistics JSON for one model (and version) or, with no name, every ready one."""
+        rows = []
+        if not name:
+            for model_name in sorted(self.models.models):
+                for number in sorted(self.models.models[model_name].versions):
+                    model = self.models.models[model_name].versions[number]
+                    if model.ready:
+                        rows.append(model.stats.as_json(model_name, model.version_str))
+            return {"model_stats": rows}
+        entry = self.models.models.get(name)
+        ready = [v for v in entry.versions.values() if v.ready] if entry is not None else []
+        if not ready:
+            raise invalid_arg(f"requested model '{name}' is not available")
+        if version:
+            ready = [v for v in ready if v.version_str == version]
+            if not ready:
+                raise invalid_arg(f"requested model version is not available for model '{name}'")
+        for model in sorted(ready, key=lambda v: v.version):
+            rows.append(model.stats.as_json(name, model.version_str))
+        return {"model_stats": rows}
 
     def ready_model(self, name: str, version: str = "") -> ModelVersion:
         return self.models.get(name, version)

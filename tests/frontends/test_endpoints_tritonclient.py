@@ -156,3 +156,30 @@ def test_bls_call_from_a_python_model(server):
     inp.set_data_from_numpy(np.array([1, 2, 3, 4], np.float32))
     result = client.infer("bls_double", [inp])
     np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), [2, 4, 6, 8])
+
+
+def test_statistics_over_http_and_grpc(server):
+    http = httpclient.InferenceServerClient(server.http)
+    before = http.get_inference_statistics("add_sub")["model_stats"][0]
+    a = np.ones(4, np.float32)
+    for _ in range(3):
+        http.infer("add_sub", add_sub_inputs(httpclient, a, a))
+    bad = [httpclient.InferInput("INPUT0", [3], "FP32"), httpclient.InferInput("INPUT1", [3], "FP32")]
+    for item in bad:
+        item.set_data_from_numpy(np.ones(3, np.float32))
+    with pytest.raises(InferenceServerException):
+        http.infer("add_sub", bad)  # refused by validation: not counted, as in Triton
+    after = http.get_inference_statistics("add_sub")["model_stats"][0]
+    assert after["inference_count"] - before["inference_count"] == 3
+    assert after["execution_count"] - before["execution_count"] == 3
+    success = after["inference_stats"]["success"]
+    assert success["count"] - before["inference_stats"]["success"]["count"] == 3 and success["ns"] > 0
+    assert after["inference_stats"]["fail"]["count"] == before["inference_stats"]["fail"]["count"]
+    assert after["batch_stats"][0]["batch_size"] == 1
+    grpc = grpcclient.InferenceServerClient(server.grpc)
+    stats = grpc.get_inference_statistics("add_sub", "1").model_stats[0]
+    assert stats.inference_count == after["inference_count"] and stats.version == "1"
+    names = {row["name"] for row in http.get_inference_statistics()["model_stats"]}
+    assert {"add_sub", "identity", "string_upper"} <= names
+    with pytest.raises(InferenceServerException, match="requested model 'nope' is not available"):
+        http.get_inference_statistics("nope")

@@ -31,9 +31,6 @@ DELIBERATE = {
     # tritonlite advertises only the extensions it implements.
     ("get_v2", "http"): "extensions list differs",
     ("server_metadata", "grpc"): "extensions list differs",
-    # the statistics extension belongs to a later issue
-    ("unknown_model_stats", "http"): "statistics not implemented yet",
-    ("unknown_model_stats", "grpc"): "statistics not implemented yet",
     # grpcio reports undecodable request bytes itself, before any handler runs
     ("garbage_request_bytes", "grpc"): "grpcio's own deserialization error",
 }

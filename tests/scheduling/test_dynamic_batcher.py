@@ -22,6 +22,7 @@ class FakeRunner:
         self.name = name
         self.sleep = sleep
         self.batches: list[list[str]] = [] if log is None else log
+        self.last_timings = (1000, 2000, 3000)
 
     async def execute(self, requests: list[InferRequest]):
         self.batches.append([r.id for r in requests])

@@ -36,7 +36,13 @@ class InstanceSpec:
 
 
 class BackendInstance(ABC):
-    """One instance of a loaded model."""
+    """One instance of a loaded model.
+
+    ``timings`` holds the last execute's (input, infer, output) nanoseconds when the backend
+    measures them; (0, 0, 0) lets the runner count the whole execute as infer time.
+    """
+
+    timings: tuple[int, int, int] = (0, 0, 0)
 
     @abstractmethod
     def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:

@@ -227,9 +227,9 @@ class ModelManager:
                         runners.append(runner)
                         await runner.start(backend, spec)
             if config.HasField("dynamic_batching") and config.max_batch_size > 0:
-                model.scheduler = DynamicBatcher(runners, config)
+                model.scheduler = DynamicBatcher(runners, config, model.stats)
             else:
-                model.scheduler = DirectScheduler(runners)
+                model.scheduler = DirectScheduler(runners, model.stats, config.max_batch_size > 0)
             model.state = READY
             model.load_seconds = time.monotonic() - started
         except TritonError as exc:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 from tritonlite.core.classification import classify
 from tritonlite.core.datatypes import CONFIG_TO_DATATYPE
-from tritonlite.core.errors import TritonError
+from tritonlite.core.errors import ErrorKind, TritonError
 from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.core.validation import TensorSpec, validate_request
+from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.repository.config import config_to_json
 
@@ -50,6 +52,7 @@ class ModelVersion:
         self.max_batch_size = 0
         self.required_inputs = 0
         self.load_seconds = 0.0
+        self.stats = ModelStats()
         if config is not None:
             self.inputs = {t.name: _tensor_spec(t) for t in config.input}
             self.outputs = {t.name: _tensor_spec(t) for t in config.output}
@@ -65,12 +68,27 @@ class ModelVersion:
 
     async def infer(self, request: InferRequest) -> InferResponse:
         validate_request(request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size)
-        request.arrival_ns = time.monotonic_ns()
-        result = await self.scheduler.infer(request)
+        stats = self.stats
+        start = request.arrival_ns = time.monotonic_ns()
+        stats.pending += 1
+        try:
+            result = await self.scheduler.infer(request)
+        except TritonError as exc:  # refused by the scheduler: full queue, timeout
+            stats.record_failure(
+                time.monotonic_ns() - start, "REJECTED" if exc.kind == ErrorKind.UNAVAILABLE else "OTHER"
+            )
+            raise
+        except asyncio.CancelledError:
+            stats.record_failure(time.monotonic_ns() - start, "CANCELED")
+            raise
+        finally:
+            stats.pending -= 1
         if isinstance(result, TritonError):
+            stats.record_failure(time.monotonic_ns() - start, "BACKEND")
             raise result
         if request.outputs:
             self._classify(request, result)
+        stats.record_success(time.monotonic_ns() - start)
         return result
 
     def _classify(self, request: InferRequest, response: InferResponse) -> None:

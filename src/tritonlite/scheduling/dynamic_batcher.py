@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from tritonlite.core.errors import TritonError, internal, invalid_arg, unavailable
 from tritonlite.core.types import InferRequest, InferResponse
+from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.scheduling.instance_runner import InstanceRunner
 
@@ -74,8 +75,9 @@ def _batch_size(request: InferRequest) -> int:
 class DynamicBatcher:
     """Queues requests per priority level and feeds batches to idle instances."""
 
-    def __init__(self, runners: list[InstanceRunner], config: mc.ModelConfig) -> None:
+    def __init__(self, runners: list[InstanceRunner], config: mc.ModelConfig, stats: ModelStats | None = None) -> None:
         self.runners = runners
+        self.stats = stats if stats is not None else ModelStats()
         self.model_name = config.name
         batching = config.dynamic_batching
         self.max_batch_size = max(config.max_batch_size, 1)
@@ -242,9 +244,13 @@ class DynamicBatcher:
         release_after: asyncio.Future | None,
         done: asyncio.Future | None,
     ) -> None:
+        now = time.monotonic_ns()
+        for item in batch:
+            self.stats.record_queue(now - item.request.arrival_ns)
         try:
             try:
                 results = await runner.execute([item.request for item in batch])
+                self.stats.record_execution(sum(item.batch for item in batch), len(batch), *runner.last_timings)
             except Exception as exc:  # a backend bug fails this batch, not the server
                 results = [internal(f"{type(exc).__name__}: {exc}")] * len(batch)
         finally:

@@ -39,6 +39,8 @@ class InstanceRunner:
         self.inline = inline == "always"
         self._calls = 0
         self._average = 0.0
+        # (input, infer, output) nanoseconds of the last execute, for statistics
+        self.last_timings: tuple[int, int, int] = (0, 0, 0)
 
     async def start(self, backend: str, spec: InstanceSpec) -> None:
         loop = asyncio.get_running_loop()
@@ -47,7 +49,10 @@ class InstanceRunner:
     def _timed(self, requests: list[InferRequest]) -> tuple[list[InferResponse | TritonError], float]:
         start = time.perf_counter()
         results = self.instance.execute(requests)
-        return results, time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        timings = getattr(self.instance, "timings", (0, 0, 0))
+        self.last_timings = timings if any(timings) else (0, int(seconds * 1e9), 0)
+        return results, seconds
 
     def _observe(self, seconds: float) -> None:
         self._calls += 1

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from types import ModuleType
@@ -147,7 +148,9 @@ class PythonInstance(BackendInstance):
                 raise internal(describe_exception(exc)) from None
 
     def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:
+        started = time.perf_counter_ns()
         pb_requests = [self._to_pb(request) for request in requests]
+        converted = time.perf_counter_ns()
         try:
             pb_responses = self.model.execute(pb_requests)
         except Exception as exc:
@@ -164,7 +167,10 @@ class PythonInstance(BackendInstance):
                 f"InferenceResponse(s) size is:{got}\n"
             )
             return [error] * len(requests)
-        return [self._from_pb(req, resp) for req, resp in zip(requests, pb_responses, strict=True)]
+        executed = time.perf_counter_ns()
+        results = [self._from_pb(req, resp) for req, resp in zip(requests, pb_responses, strict=True)]
+        self.timings = (converted - started, executed - converted, time.perf_counter_ns() - executed)
+        return results
 
     def finalize(self) -> None:
         finalize = getattr(self.model, "finalize", None)

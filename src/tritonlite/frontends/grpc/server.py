@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import grpc
+from google.protobuf import json_format
 
 from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
 from tritonlite.engine import Engine
@@ -132,7 +133,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 task.cancel()
 
     async def ModelStatistics(self, request, context):
-        await _abort(context, self.engine.not_supported("the statistics extension"))
+        try:
+            stats = self.engine.statistics(request.name, request.version)
+        except TritonError as exc:
+            await _abort(context, exc)
+        return json_format.ParseDict(stats, pb.ModelStatisticsResponse())
 
     async def RepositoryIndex(self, request, context):
         response = pb.RepositoryIndexResponse()

@@ -284,9 +284,6 @@ def build_api(engine: Engine, infer_endpoint) -> FastAPI:
 
     # Triton extensions that later issues implement: a clear 501 instead of a bare 404.
     planned = {
-        "/v2/models/stats": ("GET",),
-        "/v2/models/{name}/stats": ("GET",),
-        "/v2/models/{name}/versions/{version:int}/stats": ("GET",),
         "/v2/repository/models/{name}/load": ("POST",),
         "/v2/repository/models/{name}/unload": ("POST",),
         "/v2/systemsharedmemory/{rest:path}": ("GET", "POST"),
@@ -297,6 +294,18 @@ def build_api(engine: Engine, infer_endpoint) -> FastAPI:
     }
     for path, methods in planned.items():
         api.add_api_route(path, _not_yet(path), methods=list(methods))
+    @api.get("/v2/models/stats")
+    async def all_statistics() -> Response:
+        return json_response(engine.statistics())
+
+    @api.get("/v2/models/{name}/stats")
+    async def model_statistics(name: str) -> Response:
+        return json_response(engine.statistics(name))
+
+    @api.get("/v2/models/{name}/versions/{version:int}/stats")
+    async def model_version_statistics(name: str, version: int) -> Response:
+        return json_response(engine.statistics(name, str(version)))
+
     # "/v2/models/stats" must win over "/v2/models/{name}"
     first = [r for r in api.router.routes if getattr(r, "path", "") == "/v2/models/stats"]
     api.router.routes[:] = first + [r for r in api.router.routes if r not in first]
