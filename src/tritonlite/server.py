@@ -32,6 +32,7 @@ class ServerOptions:
     grpc_address: str = "0.0.0.0"
     grpc_port: int = 8001
     allow_metrics: bool = True
+    allow_cpu_metrics: bool = True
     metrics_address: str = "0.0.0.0"
     metrics_port: int = 8002
     strict_model_config: bool = False
@@ -146,12 +147,11 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
             servers.append(await _start_uvicorn(app, options.http_address, options.http_port, "HTTPService"))
             log.info("Started HTTPService at %s:%d", options.http_address, options.http_port)
         if options.allow_metrics:
-            from tritonlite.metrics_app import build_metrics_app
+            from tritonlite.metrics.families import build_metrics_app
 
+            app = build_metrics_app(engine, options.allow_cpu_metrics)
             servers.append(
-                await _start_uvicorn(
-                    build_metrics_app(), options.metrics_address, options.metrics_port, "Metrics Service"
-                )
+                await _start_uvicorn(app, options.metrics_address, options.metrics_port, "Metrics Service")
             )
             log.info("Started Metrics Service at %s:%d", options.metrics_address, options.metrics_port)
     except StartupError as exc:

@@ -1,0 +1,1 @@
+"""Prometheus metrics with Triton's names, served on the metrics port."""
