@@ -35,8 +35,20 @@ def test_other_unsupported_flags_name_the_flag(flag, capsys):
 
 def test_unsupported_flag_is_refused_before_parsing(capsys):
     # even without the required --model-repository the refusal names the flag
-    assert cli.main(["--rate-limit=execution_count"]) == 2
-    assert "--rate-limit" in capsys.readouterr().err
+    assert cli.main(["--model-control-mode=explicit"]) == 2
+    assert "--model-control-mode" in capsys.readouterr().err
+
+
+def test_rate_limit_flags_parse():
+    args = cli.build_parser().parse_args(
+        [
+            "--model-repository=/m",
+            "--rate-limit=execution_count",
+            "--rate-limit-resource=R1:2",
+            "--rate-limit-resource=R2:1:0",
+        ]
+    )
+    assert args.rate_limit == "execution_count" and args.rate_limit_resource == ["R1:2", "R2:1:0"]
 
 
 def test_flag_value_that_looks_like_an_unsupported_flag_is_not_refused():

@@ -10,8 +10,8 @@ from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
 
 # Triton flags that tritonlite does not implement yet: refused with a clear message.
 UNSUPPORTED_FLAGS = (
-    "--model-control-mode", "--load-model", "--repository-poll-secs", "--rate-limit",
-    "--rate-limit-resource", "--pinned-memory-pool-byte-size", "--cuda-memory-pool-byte-size",
+    "--model-control-mode", "--load-model", "--repository-poll-secs", "--pinned-memory-pool-byte-size",
+    "--cuda-memory-pool-byte-size",
     "--response-cache-byte-size", "--cache-config", "--cache-directory", "--trace-config",
     "--trace-file", "--trace-level", "--trace-rate", "--backend-directory", "--backend-config",
     "--repoagent-directory", "--model-load-thread-count", "--model-namespacing",
@@ -72,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     _bool_flag(parser, "--strict-model-config", False, "require a complete config.pbtxt (no auto-complete)")
     _bool_flag(parser, "--strict-readiness", True, "server is ready only when every model is ready")
     parser.add_argument("--exit-timeout-secs", type=float, default=30.0)
+    parser.add_argument(
+        "--rate-limit",
+        default="off",
+        choices=["off", "execution_count"],
+        help="off, or execution_count: instances run only when their resources are free",
+    )
+    parser.add_argument(
+        "--rate-limit-resource",
+        action="append",
+        default=[],
+        metavar="NAME:COUNT[:DEVICE]",
+        help="resources available to the rate limiter (repeatable)",
+    )
     _bool_flag(parser, "--exit-on-error", True, "exit when a model fails to load at startup (as Triton)")
     parser.add_argument("--log-verbose", type=int, default=0)
     _bool_flag(parser, "--log-info", True, "log info messages")
@@ -121,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         strict_readiness=args.strict_readiness,
         exit_timeout_secs=args.exit_timeout_secs,
         exit_on_error=args.exit_on_error,
+        rate_limit=args.rate_limit,
+        rate_limit_resources=args.rate_limit_resource,
     )
     return run(options)
 

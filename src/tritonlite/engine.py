@@ -16,6 +16,7 @@ from tritonlite.core.errors import TritonError, invalid_arg, unsupported
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
 from tritonlite.models.manager import ModelManager
 from tritonlite.models.model import ModelVersion
+from tritonlite.scheduling.rate_limiter import RateLimiter
 
 EXTENSIONS = [
     "classification",
@@ -34,6 +35,8 @@ class EngineOptions:
     server_id: str = "triton"
     strict_model_config: bool = False
     strict_readiness: bool = True
+    rate_limit: str = "off"
+    rate_limit_resources: list[str] = field(default_factory=list)
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
 
 
@@ -42,7 +45,8 @@ class Engine:
 
     def __init__(self, options: EngineOptions) -> None:
         self.options = options
-        self.models = ModelManager(options.repositories, options.strict_model_config)
+        self.limiter = RateLimiter(options.rate_limit, options.rate_limit_resources)
+        self.models = ModelManager(options.repositories, options.strict_model_config, self.limiter)
         self.live = False
         self.accepting = False
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
+from tritonlite.core.errors import TritonError
 from tritonlite.engine import Engine, EngineOptions
 from tritonlite.frontends.http.app import DEFAULT_MAX_INPUT_SIZE, HttpFrontend
 from tritonlite.logging_setup import table
@@ -39,6 +40,8 @@ class ServerOptions:
     strict_readiness: bool = True
     exit_timeout_secs: float = 30.0
     exit_on_error: bool = True
+    rate_limit: str = "off"
+    rate_limit_resources: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
 
@@ -98,14 +101,21 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
-    engine = Engine(
-        EngineOptions(
-            repositories=options.repositories,
-            server_id=options.server_id,
-            strict_model_config=options.strict_model_config,
-            strict_readiness=options.strict_readiness,
+    try:
+        engine = Engine(
+            EngineOptions(
+                repositories=options.repositories,
+                server_id=options.server_id,
+                strict_model_config=options.strict_model_config,
+                strict_readiness=options.strict_readiness,
+                rate_limit=options.rate_limit,
+                rate_limit_resources=options.rate_limit_resources,
+            )
         )
-    )
+    except TritonError as exc:
+        flag = "--rate-limit-resource" if options.rate_limit_resources else "--rate-limit"
+        log.error('Bad option: "%s".\n%s', flag, exc.message)
+        return 1
     log.info("tritonlite %s (Triton %s compatible)", __version__, TRITON_COMPATIBLE_VERSION)
     for repository in options.repositories:
         if not repository.is_dir():
@@ -119,6 +129,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         ["server_extensions", " ".join(engine.options.extensions)],
         *[[f"model_repository_path[{i}]", str(p)] for i, p in enumerate(options.repositories)],
         ["model_control_mode", "MODE_NONE"],
+        ["rate_limit", "OFF" if not engine.limiter.enabled else "EXECUTION_COUNT"],
         ["strict_model_config", str(int(options.strict_model_config))],
         ["strict_readiness", str(int(options.strict_readiness))],
         ["exit_timeout", str(int(options.exit_timeout_secs))],
@@ -150,9 +161,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
             from tritonlite.metrics.families import build_metrics_app
 
             app = build_metrics_app(engine, options.allow_cpu_metrics)
-            servers.append(
-                await _start_uvicorn(app, options.metrics_address, options.metrics_port, "Metrics Service")
-            )
+            servers.append(await _start_uvicorn(app, options.metrics_address, options.metrics_port, "Metrics Service"))
             log.info("Started Metrics Service at %s:%d", options.metrics_address, options.metrics_port)
     except StartupError as exc:
         log.error("%s", exc)

@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from tritonlite.backends import InstanceSpec
 from tritonlite.core.errors import TritonError, invalid_arg, not_found, unavailable
 from tritonlite.models.model import LOADING, READY, UNAVAILABLE, ModelVersion
+from tritonlite.models.warmup import run_warmup
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.repository.config import (
     backend_of,
@@ -24,7 +25,9 @@ from tritonlite.repository.config import (
 from tritonlite.repository.scan import ModelSource, find_models, select_versions, version_folders
 from tritonlite.scheduling.direct import DirectScheduler
 from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
+from tritonlite.scheduling.instance_pool import InstancePool
 from tritonlite.scheduling.instance_runner import INLINE_MODES, InstanceRunner
+from tritonlite.scheduling.rate_limiter import RateLimiter, instance_rate_limit
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +77,12 @@ class ModelEntry:
 class ModelManager:
     """Owns every model; the frontends ask it for the version that serves a request."""
 
-    def __init__(self, repositories: list[str | Path], strict_config: bool = False) -> None:
+    def __init__(
+        self, repositories: list[str | Path], strict_config: bool = False, limiter: RateLimiter | None = None
+    ) -> None:
         self.repositories = [Path(r) for r in repositories]
         self.strict_config = strict_config
+        self.limiter = limiter if limiter is not None else RateLimiter()
         self.models: dict[str, ModelEntry] = {}
         # (name, version string) -> ready version; "" is the latest ready version
         self._serving: dict[tuple[str, str], ModelVersion] = {}
@@ -195,6 +201,7 @@ class ModelManager:
         started = time.monotonic()
         version_path = entry.source.path / str(version)
         runners: list[InstanceRunner] = []
+        keys: list[str] = []
         try:
             backend = backend_of(config)
             if not (version_path / config.default_model_filename).exists() and backend == "python":
@@ -226,22 +233,35 @@ class ModelManager:
                         runner = InstanceRunner(instance_name, inline_mode)
                         runners.append(runner)
                         await runner.start(backend, spec)
+                        if self.limiter.enabled:
+                            resources, priority = instance_rate_limit(group)
+                            key = f"{entry.name}/{version}/{instance_name}"
+                            self.limiter.register(key, device, resources, priority)
+                            keys.append(key)
+            model.limiter_keys = keys
+            pool = InstancePool(runners, self.limiter, keys)
             if config.HasField("dynamic_batching") and config.max_batch_size > 0:
-                model.scheduler = DynamicBatcher(runners, config, model.stats)
+                model.scheduler = DynamicBatcher(runners, config, model.stats, pool)
             else:
-                model.scheduler = DirectScheduler(runners, model.stats, config.max_batch_size > 0)
+                model.scheduler = DirectScheduler(runners, model.stats, config.max_batch_size > 0, pool)
+            if len(config.model_warmup):
+                await run_warmup(model, runners)
             model.state = READY
             model.load_seconds = time.monotonic() - started
         except TritonError as exc:
             model.state, model.reason = UNAVAILABLE, exc.status_text()
             log.error("failed to load '%s' version %d: %s", entry.name, version, model.reason)
-            for runner in runners:
-                await runner.stop()
+            await self._release(runners, keys)
         except Exception as exc:  # a backend bug must not take the server down
             model.state, model.reason = UNAVAILABLE, f"{type(exc).__name__}: {exc}"
             log.exception("failed to load '%s' version %d", entry.name, version)
-            for runner in runners:
-                await runner.stop()
+            await self._release(runners, keys)
+
+    async def _release(self, runners: list[InstanceRunner], keys: list[str]) -> None:
+        for key in keys:
+            self.limiter.unregister(key)
+        for runner in runners:
+            await runner.stop()
 
     def _refresh_serving(self, entry: ModelEntry) -> None:
         for key in [k for k in self._serving if k[0] == entry.name]:
@@ -259,4 +279,7 @@ class ModelManager:
                 if model.scheduler is not None:
                     await model.scheduler.stop()
                     model.scheduler = None
+                for key in model.limiter_keys:
+                    self.limiter.unregister(key)
+                model.limiter_keys = []
                 model.state = UNAVAILABLE

@@ -53,6 +53,7 @@ class ModelVersion:
         self.required_inputs = 0
         self.load_seconds = 0.0
         self.stats = ModelStats()
+        self.limiter_keys: list[str] = []
         if config is not None:
             self.inputs = {t.name: _tensor_spec(t) for t in config.input}
             self.outputs = {t.name: _tensor_spec(t) for t in config.output}

@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from tritonlite.core.errors import TritonError
 from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.models.statistics import ModelStats
+from tritonlite.scheduling.instance_pool import InstancePool
 from tritonlite.scheduling.instance_runner import InstanceRunner
 
 
 class DirectScheduler:
     """N instances serve N requests at once; others wait in arrival order."""
 
-    def __init__(self, runners: list[InstanceRunner], stats: ModelStats | None = None, batched: bool = False) -> None:
+    def __init__(
+        self,
+        runners: list[InstanceRunner],
+        stats: ModelStats | None = None,
+        batched: bool = False,
+        pool: InstancePool | None = None,
+    ) -> None:
         self.runners = runners
         self.stats = stats if stats is not None else ModelStats()
         self.batched = batched
-        self._idle: asyncio.Queue[InstanceRunner] = asyncio.Queue()
-        for runner in runners:
-            self._idle.put_nowait(runner)
+        self.pool = pool if pool is not None else InstancePool(runners)
 
     async def infer(self, request: InferRequest) -> InferResponse | TritonError:
-        runner = await self._idle.get()
+        runner = await self.pool.take()
         stats = self.stats
         stats.record_queue(time.monotonic_ns() - request.arrival_ns)
         try:
             results = await runner.execute([request])
         finally:
-            self._idle.put_nowait(runner)
+            self.pool.give_back(runner)
         rows = request.inputs[0].shape[0] if self.batched and request.inputs and request.inputs[0].shape else 1
         stats.record_execution(rows, 1, *runner.last_timings)
         return results[0]

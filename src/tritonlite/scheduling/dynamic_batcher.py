@@ -23,6 +23,7 @@ from tritonlite.core.errors import TritonError, internal, invalid_arg, unavailab
 from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.scheduling.instance_pool import InstancePool
 from tritonlite.scheduling.instance_runner import InstanceRunner
 
 
@@ -75,8 +76,15 @@ def _batch_size(request: InferRequest) -> int:
 class DynamicBatcher:
     """Queues requests per priority level and feeds batches to idle instances."""
 
-    def __init__(self, runners: list[InstanceRunner], config: mc.ModelConfig, stats: ModelStats | None = None) -> None:
+    def __init__(
+        self,
+        runners: list[InstanceRunner],
+        config: mc.ModelConfig,
+        stats: ModelStats | None = None,
+        pool: InstancePool | None = None,
+    ) -> None:
         self.runners = runners
+        self.pool = pool if pool is not None else InstancePool(runners)
         self.stats = stats if stats is not None else ModelStats()
         self.model_name = config.name
         batching = config.dynamic_batching
@@ -96,9 +104,6 @@ class DynamicBatcher:
         ]
         self.queues: list[collections.deque[_Pending]] = [collections.deque() for _ in range(self.levels)]
         self.delayed: collections.deque[_Pending] = collections.deque()
-        self._idle: asyncio.Queue[InstanceRunner] = asyncio.Queue()
-        for runner in runners:
-            self._idle.put_nowait(runner)
         self._wake = asyncio.Event()
         self._last_release: asyncio.Future | None = None
         self._inflight: set[asyncio.Task] = set()
@@ -215,7 +220,7 @@ class DynamicBatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            runner = await self._idle.get()
+            runner = await self.pool.take()
             while True:
                 now = time.monotonic()
                 self._expire(now)
@@ -254,7 +259,7 @@ class DynamicBatcher:
             except Exception as exc:  # a backend bug fails this batch, not the server
                 results = [internal(f"{type(exc).__name__}: {exc}")] * len(batch)
         finally:
-            self._idle.put_nowait(runner)
+            self.pool.give_back(runner)
         if release_after is not None and not release_after.done():
             await asyncio.shield(release_after)
         for item, result in zip(batch, results, strict=True):

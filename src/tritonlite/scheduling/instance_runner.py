@@ -45,6 +45,8 @@ class InstanceRunner:
     async def start(self, backend: str, spec: InstanceSpec) -> None:
         loop = asyncio.get_running_loop()
         self.instance = await loop.run_in_executor(self.executor, create_instance, backend, spec)
+        if not getattr(self.instance, "may_run_inline", True):  # e.g. waits on another process
+            self.mode, self.inline = "never", False
 
     def _timed(self, requests: list[InferRequest]) -> tuple[list[InferResponse | TritonError], float]:
         start = time.perf_counter()
