@@ -1,6 +1,8 @@
 """tritonlite vs the real Triton, same repository, same perf_analyzer command, same run.
 
     .venv/bin/python benchmarks/compare.py [--concurrency 1 4] [--protocols http grpc]
+    .venv/bin/python benchmarks/compare.py --model identity --shape INPUT0:16 --concurrency 1 8 32 \
+        --protocols http --output batching
 
 Needs ../shared/reference/setup.sh to have installed Triton and perf_analyzer (it installs
 nothing itself). Servers run one at a time, alternating per measurement. Writes
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -46,17 +49,35 @@ def start(server: str, repository: Path) -> tuple[subprocess.Popen, int, int]:
     raise RuntimeError(f"{server} did not become ready")
 
 
-def measure(model: str, protocol: str, port: int, concurrency: int, interval_ms: int) -> dict:
+def measure(model: str, protocol: str, port: int, concurrency: int, interval_ms: int, shapes: list[str]) -> dict:
     cmd = [str(PERF_ANALYZER), "-m", model, "-i", protocol, "-u", f"127.0.0.1:{port}",
            "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-interval", str(interval_ms),
-           "--stability-percentage", "25", "--max-trials", "6"]  # fmt: skip
+           "--stability-percentage", "100", "--max-trials", "6"]  # fmt: skip
+    for shape in shapes:
+        cmd += ["--shape", shape]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     text = out.stdout + out.stderr
     throughput = re.search(r"Throughput: ([\d.]+) infer/sec", text)
+    p50 = re.search(r"p50 latency: (\d+) usec", text)
     p99 = re.search(r"p99 latency: (\d+) usec", text)
     if out.returncode != 0 or throughput is None:
         return {"error": text[-500:]}
-    return {"throughput": float(throughput.group(1)), "p99_us": int(p99.group(1)) if p99 else None}
+    return {
+        "throughput": float(throughput.group(1)),
+        "p50_us": int(p50.group(1)) if p50 else None,
+        "p99_us": int(p99.group(1)) if p99 else None,
+    }
+
+
+def _median(results: list[dict]) -> dict:
+    good = [r for r in results if "throughput" in r]
+    if not good:
+        return {"error": results[-1].get("error", "no result")}
+    merged = {}
+    for key in ("throughput", "p50_us", "p99_us"):
+        values = sorted(r[key] for r in good if r.get(key) is not None)
+        merged[key] = statistics.median(values) if values else None
+    return merged
 
 
 def main() -> int:
@@ -66,6 +87,9 @@ def main() -> int:
     parser.add_argument("--protocols", nargs="+", default=["http", "grpc"])
     parser.add_argument("--interval-ms", type=int, default=3000)
     parser.add_argument("--repository", type=Path, default=ROOT / "examples" / "model_repository")
+    parser.add_argument("--shape", action="append", default=[], help="perf_analyzer --shape, e.g. INPUT0:16")
+    parser.add_argument("--output", default="compare", help="results file name (without extension)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per point (order alternates); medians reported")
     args = parser.parse_args()
     if not PERF_ANALYZER.exists():
         print("perf_analyzer not found: run ../shared/reference/setup.sh first", file=sys.stderr)
@@ -74,32 +98,42 @@ def main() -> int:
     for protocol in args.protocols:
         for concurrency in args.concurrency:
             row = {"model": args.model, "protocol": protocol, "concurrency": concurrency}
-            for server in ("triton", "tritonlite"):
-                process, http, grpc = start(server, args.repository.resolve())
-                try:
-                    port = http if protocol == "http" else grpc
-                    row[server] = measure(args.model, protocol, port, concurrency, args.interval_ms)
-                finally:
-                    process.terminate()
-                    process.wait(30)
+            runs: dict[str, list[dict]] = {"triton": [], "tritonlite": []}
+            for attempt in range(args.repeat):
+                order = ("triton", "tritonlite") if attempt % 2 == 0 else ("tritonlite", "triton")
+                for server in order:
+                    process, http, grpc = start(server, args.repository.resolve())
+                    try:
+                        port = http if protocol == "http" else grpc
+                        runs[server].append(
+                            measure(args.model, protocol, port, concurrency, args.interval_ms, args.shape)
+                        )
+                    finally:
+                        process.terminate()
+                        process.wait(30)
+                        time.sleep(2)  # let the server's helper processes exit before the next one starts
+            for server, results in runs.items():
+                row[server] = _median(results)
+                row[server]["runs"] = results
             t, lite = row["triton"].get("throughput"), row["tritonlite"].get("throughput")
             row["throughput_ratio"] = round(lite / t, 3) if t and lite else None
             rows.append(row)
             print(json.dumps(row))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "compare.json").write_text(json.dumps(rows, indent=2))
+    (RESULTS / f"{args.output}.json").write_text(json.dumps(rows, indent=2))
     lines = [
         "| model | protocol | concurrency | Triton infer/s | tritonlite infer/s | ratio "
-        "| Triton p99 us | tritonlite p99 us |",
+        "| Triton p50/p99 us | tritonlite p50/p99 us |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['protocol']} | {r['concurrency']} | {r['triton'].get('throughput')} | "
-            f"{r['tritonlite'].get('throughput')} | {r['throughput_ratio']} | {r['triton'].get('p99_us')} | "
-            f"{r['tritonlite'].get('p99_us')} |"
+            f"{r['tritonlite'].get('throughput')} | {r['throughput_ratio']} | "
+            f"{r['triton'].get('p50_us')}/{r['triton'].get('p99_us')} | "
+            f"{r['tritonlite'].get('p50_us')}/{r['tritonlite'].get('p99_us')} |"
         )
-    (RESULTS / "compare.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.output}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
