@@ -26,7 +26,7 @@ def test_unsupported_flag_is_refused_with_exit_code_2(argv, capsys):
 
 
 @pytest.mark.parametrize(
-    "flag", ["--load-model=add_sub", "--backend-config=python,shm-default-byte-size=1", "--log-file=/tmp/x"]
+    "flag", ["--load-model=add_sub", "--cache-config=local,size=100", "--log-file=/tmp/x"]
 )
 def test_other_unsupported_flags_name_the_flag(flag, capsys):
     assert cli.main(["--model-repository=/models", flag]) == 2
@@ -145,3 +145,10 @@ def test_main_passes_options_to_the_server(monkeypatch, tmp_path):
     assert options.http_port == 9000
     assert options.allow_grpc is False
     assert seen["logging"] == (1, True, True, True)
+
+
+def test_backend_config_parses_per_backend_and_global_settings():
+    settings = cli.parse_backend_config(["onnxruntime,default-max-batch-size=8", "python,shm=1", "x=y"])
+    assert settings == {"onnxruntime": {"default-max-batch-size": "8"}, "python": {"shm": "1"}, "": {"x": "y"}}
+    with pytest.raises(ValueError, match="--backend-config option format"):
+        cli.parse_backend_config(["onnxruntime,novalue"])

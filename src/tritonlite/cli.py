@@ -13,7 +13,7 @@ UNSUPPORTED_FLAGS = (
     "--model-control-mode", "--load-model", "--repository-poll-secs", "--pinned-memory-pool-byte-size",
     "--cuda-memory-pool-byte-size",
     "--response-cache-byte-size", "--cache-config", "--cache-directory", "--trace-config",
-    "--trace-file", "--trace-level", "--trace-rate", "--backend-directory", "--backend-config",
+    "--trace-file", "--trace-level", "--trace-rate", "--backend-directory",
     "--repoagent-directory", "--model-load-thread-count", "--model-namespacing",
     "--grpc-use-ssl", "--grpc-server-cert", "--grpc-server-key", "--grpc-root-cert",
     "--http-thread-count", "--metrics-config", "--metrics-interval-ms", "--allow-gpu-metrics",
@@ -85,12 +85,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME:COUNT[:DEVICE]",
         help="resources available to the rate limiter (repeatable)",
     )
+    parser.add_argument(
+        "--backend-config",
+        action="append",
+        default=[],
+        metavar="BACKEND,KEY=VALUE",
+        help="a setting for one backend, e.g. onnxruntime,default-max-batch-size=8 (repeatable)",
+    )
     _bool_flag(parser, "--exit-on-error", True, "exit when a model fails to load at startup (as Triton)")
     parser.add_argument("--log-verbose", type=int, default=0)
     _bool_flag(parser, "--log-info", True, "log info messages")
     _bool_flag(parser, "--log-warning", True, "log warnings")
     _bool_flag(parser, "--log-error", True, "log errors")
     return parser
+
+
+def parse_backend_config(values: list[str]) -> dict[str, dict[str, str]]:
+    """Triton's ``--backend-config=<backend>,<key>=<value>``; without a backend the setting is global ("")."""
+    settings: dict[str, dict[str, str]] = {}
+    for value in values:
+        backend, _, setting = value.partition(",") if "," in value else ("", "", value)
+        key, sep, item = setting.partition("=")
+        if not sep or not key:
+            raise ValueError(
+                f"--backend-config option format is '<backend name>,<setting>=<value>' or '<setting>=<value>'. "
+                f"Got {value}"
+            )
+        settings.setdefault(backend, {})[key] = item
+    return settings
 
 
 def _refuse_unsupported(argv: list[str]) -> str | None:
@@ -111,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         print(refusal, file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)
+
+    try:
+        backend_settings = parse_backend_config(args.backend_config)
+    except ValueError as exc:
+        print(f"tritonlite-server: {exc}", file=sys.stderr)
+        return 2
 
     from tritonlite import logging_setup
     from tritonlite.server import ServerOptions, run
@@ -136,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         exit_on_error=args.exit_on_error,
         rate_limit=args.rate_limit,
         rate_limit_resources=args.rate_limit_resource,
+        backend_settings=backend_settings,
     )
     return run(options)
 

@@ -37,6 +37,7 @@ class EngineOptions:
     strict_readiness: bool = True
     rate_limit: str = "off"
     rate_limit_resources: list[str] = field(default_factory=list)
+    backend_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
 
 
@@ -46,7 +47,9 @@ class Engine:
     def __init__(self, options: EngineOptions) -> None:
         self.options = options
         self.limiter = RateLimiter(options.rate_limit, options.rate_limit_resources)
-        self.models = ModelManager(options.repositories, options.strict_model_config, self.limiter)
+        self.models = ModelManager(
+            options.repositories, options.strict_model_config, self.limiter, options.backend_settings
+        )
         self.live = False
         self.accepting = False
 

@@ -43,6 +43,7 @@ class ServerOptions:
     exit_on_error: bool = True
     rate_limit: str = "off"
     rate_limit_resources: list[str] = field(default_factory=list)
+    backend_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
 
@@ -112,6 +113,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
                 strict_readiness=options.strict_readiness,
                 rate_limit=options.rate_limit,
                 rate_limit_resources=options.rate_limit_resources,
+                backend_settings=options.backend_settings,
             )
         )
     except TritonError as exc:

@@ -29,6 +29,8 @@ class InstanceSpec:
     kind: str = "CPU"  # CPU, GPU or MODEL
     device_id: int = 0
     extra: dict = field(default_factory=dict)
+    # --backend-config settings for this model's backend (key -> value)
+    backend_settings: dict = field(default_factory=dict)
 
     @property
     def version_path(self) -> Path:

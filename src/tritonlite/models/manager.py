@@ -8,9 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from google.protobuf import json_format
-
-from tritonlite.backends import InstanceSpec
+from tritonlite.backends import BackendSettings, InstanceSpec, auto_complete
 from tritonlite.core.errors import TritonError, invalid_arg, not_found, unavailable
 from tritonlite.models.model import LOADING, READY, UNAVAILABLE, ModelVersion
 from tritonlite.models.warmup import run_warmup
@@ -18,7 +16,6 @@ from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.repository.config import (
     backend_of,
     complete_config,
-    config_to_json,
     read_config,
     validate_config,
 )
@@ -78,10 +75,15 @@ class ModelManager:
     """Owns every model; the frontends ask it for the version that serves a request."""
 
     def __init__(
-        self, repositories: list[str | Path], strict_config: bool = False, limiter: RateLimiter | None = None
+        self,
+        repositories: list[str | Path],
+        strict_config: bool = False,
+        limiter: RateLimiter | None = None,
+        backend_settings: BackendSettings | None = None,
     ) -> None:
         self.repositories = [Path(r) for r in repositories]
         self.strict_config = strict_config
+        self.backend_settings: BackendSettings = backend_settings or {}
         self.limiter = limiter if limiter is not None else RateLimiter()
         self.models: dict[str, ModelEntry] = {}
         # (name, version string) -> ready version; "" is the latest ready version
@@ -168,31 +170,13 @@ class ModelManager:
 
     def _prepare_config(self, source: ModelSource) -> mc.ModelConfig:
         config = read_config(source.path, self.strict_config)
-        if backend_of(config) == "python" and not self.strict_config:
-            config = self._python_auto_complete(source, config)
+        if not self.strict_config:
+            versions = version_folders(source.path)
+            newest = source.path / str(versions[-1]) if versions else None
+            config = auto_complete(config, source.path, newest, self.backend_settings)
         complete_config(config, source.name)
         validate_config(config, source.name)
         return config
-
-    def _python_auto_complete(self, source: ModelSource, config: mc.ModelConfig) -> mc.ModelConfig:
-        from tritonlite.backends.python.backend import auto_complete, model_file
-
-        versions = version_folders(source.path)
-        if not versions:
-            return config
-        path = model_file(source.path / str(versions[-1]), config)
-        if not path.is_file():
-            return config  # reported when the version loads
-        before = config_to_json(config)
-        after = auto_complete(path, source.name, config_to_json(config))
-        if after == before:
-            return config
-        completed = mc.ModelConfig()
-        try:
-            json_format.ParseDict(after, completed)
-        except json_format.ParseError as exc:
-            raise invalid_arg(f"auto_complete_config of '{source.name}' produced an invalid config: {exc}") from None
-        return completed
 
     async def _load_version(self, entry: ModelEntry, config: mc.ModelConfig, version: int) -> None:
         assert entry.source is not None
@@ -229,6 +213,7 @@ class ModelManager:
                             instance_name=instance_name,
                             kind=kind,
                             device_id=device,
+                            backend_settings=dict(self.backend_settings.get(backend, {})),
                         )
                         runner = InstanceRunner(instance_name, inline_mode)
                         runners.append(runner)

@@ -19,7 +19,7 @@ import orjson
 
 from tritonlite.backends.base import BackendInstance, InstanceSpec
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
-from tritonlite.core.errors import ErrorKind, TritonError, internal, unavailable
+from tritonlite.core.errors import ErrorKind, TritonError, internal, invalid_arg, unavailable
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,29 @@ def describe_exception(exc: BaseException, skip_frames: int = 1) -> str:
     frames = traceback.extract_tb(exc.__traceback__)[skip_frames:]
     where = "".join(f"  {f.filename}({f.lineno}): {f.name}\n" for f in reversed(frames))
     return f"{type(exc).__name__}: {exc}\n\nAt:\n{where}"
+
+
+def complete_python_config(config: Any, model_path: Path, version_path: Path) -> Any:
+    """The config after the model's ``auto_complete_config`` (unchanged when it has none)."""
+    from google.protobuf import json_format
+
+    from tritonlite.protocol import model_config_pb2 as mc
+    from tritonlite.repository.config import config_to_json
+
+    path = model_file(version_path, config)
+    if not path.is_file():
+        return config  # reported when the version loads
+    before = config_to_json(config)
+    name = config.name or model_path.name
+    after = auto_complete(path, name, config_to_json(config))
+    if after == before:
+        return config
+    completed = mc.ModelConfig()
+    try:
+        json_format.ParseDict(after, completed)
+    except json_format.ParseError as exc:
+        raise invalid_arg(f"auto_complete_config of '{name}' produced an invalid config: {exc}") from None
+    return completed
 
 
 def _describe_exception(prefix: str, exc: BaseException) -> str:
