@@ -26,7 +26,7 @@ def test_unsupported_flag_is_refused_with_exit_code_2(argv, capsys):
 
 
 @pytest.mark.parametrize(
-    "flag", ["--load-model=add_sub", "--cache-config=local,size=100", "--log-file=/tmp/x"]
+    "flag", ["--load-model=add_sub", "--cache-config=local,size=100", "--repository-poll-secs=5"]
 )
 def test_other_unsupported_flags_name_the_flag(flag, capsys):
     assert cli.main(["--model-repository=/models", flag]) == 2

@@ -12,14 +12,13 @@ from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
 UNSUPPORTED_FLAGS = (
     "--model-control-mode", "--load-model", "--repository-poll-secs", "--pinned-memory-pool-byte-size",
     "--cuda-memory-pool-byte-size",
-    "--response-cache-byte-size", "--cache-config", "--cache-directory", "--trace-config",
-    "--trace-file", "--trace-level", "--trace-rate", "--backend-directory",
+    "--response-cache-byte-size", "--cache-config", "--cache-directory", "--backend-directory",
     "--repoagent-directory", "--model-load-thread-count", "--model-namespacing",
     "--grpc-use-ssl", "--grpc-server-cert", "--grpc-server-key", "--grpc-root-cert",
     "--http-thread-count", "--metrics-config", "--metrics-interval-ms", "--allow-gpu-metrics",
     "--allow-sagemaker", "--allow-vertex-ai", "--host-policy",
     "--buffer-manager-thread-count", "--model-config-name", "--disable-auto-complete-config",
-    "--log-file", "--log-format", "--min-supported-compute-capability",
+    "--min-supported-compute-capability",
 )  # fmt: skip
 
 
@@ -97,7 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
     _bool_flag(parser, "--log-info", True, "log info messages")
     _bool_flag(parser, "--log-warning", True, "log warnings")
     _bool_flag(parser, "--log-error", True, "log errors")
+    parser.add_argument("--log-file", default="", help="write the log to this file instead of stderr")
+    parser.add_argument("--log-format", default="default", choices=["default", "ISO8601"])
+    parser.add_argument(
+        "--trace-config",
+        action="append",
+        default=[],
+        metavar="[MODE,]KEY=VALUE",
+        help="tracing: level=TIMESTAMPS|TENSORS|OFF, rate=N, count=N, file=PATH, log-frequency=N",
+    )
+    parser.add_argument("--trace-file", help=argparse.SUPPRESS)
+    parser.add_argument("--trace-level", action="append", default=[], help=argparse.SUPPRESS)
+    parser.add_argument("--trace-rate", help=argparse.SUPPRESS)
     return parser
+
+
+def parse_trace_config(values: list[str]):
+    from tritonlite.tracing.settings import parse_trace_config as parse
+
+    return parse(values)
 
 
 def parse_backend_config(values: list[str]) -> dict[str, dict[str, str]]:
@@ -136,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         backend_settings = parse_backend_config(args.backend_config)
+        trace_values = list(args.trace_config)
+        trace_values += [f"level={level}" for level in args.trace_level]
+        if args.trace_file:
+            trace_values.append(f"file={args.trace_file}")
+        if args.trace_rate:
+            trace_values.append(f"rate={args.trace_rate}")
+        trace_settings = parse_trace_config(trace_values)
     except ValueError as exc:
         print(f"tritonlite-server: {exc}", file=sys.stderr)
         return 2
@@ -143,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     from tritonlite import logging_setup
     from tritonlite.server import ServerOptions, run
 
-    logging_setup.configure(args.log_verbose, args.log_info, args.log_warning, args.log_error)
+    logging_setup.configure(
+        args.log_verbose, args.log_info, args.log_warning, args.log_error, args.log_format, args.log_file
+    )
     options = ServerOptions(
         repositories=[Path(p).resolve() for p in args.model_repository],
         server_id=args.id,
@@ -165,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=args.rate_limit,
         rate_limit_resources=args.rate_limit_resource,
         backend_settings=backend_settings,
+        trace_settings=trace_settings,
     )
     return run(options)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,8 @@ from tritonlite.core.types import InferRequest, InferResponse, InferTensor, Requ
 from tritonlite.models.manager import ModelManager
 from tritonlite.models.model import ModelVersion
 from tritonlite.scheduling.rate_limiter import RateLimiter
+from tritonlite.tracing.settings import TraceSettings, parse_update
+from tritonlite.tracing.tracer import Tracer
 
 EXTENSIONS = [
     "classification",
@@ -26,6 +28,8 @@ EXTENSIONS = [
     "parameters",
     "statistics",
     "schedule_policy",
+    "trace",
+    "logging",
 ]
 
 
@@ -38,6 +42,7 @@ class EngineOptions:
     rate_limit: str = "off"
     rate_limit_resources: list[str] = field(default_factory=list)
     backend_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    trace_settings: TraceSettings = field(default_factory=TraceSettings)
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
 
 
@@ -47,6 +52,7 @@ class Engine:
     def __init__(self, options: EngineOptions) -> None:
         self.options = options
         self.limiter = RateLimiter(options.rate_limit, options.rate_limit_resources)
+        self.tracer = Tracer(options.trace_settings)
         self.models = ModelManager(
             options.repositories, options.strict_model_config, self.limiter, options.backend_settings
         )
@@ -63,7 +69,36 @@ class Engine:
     async def stop(self) -> None:
         self.accepting = False
         await self.models.shutdown()
+        self.tracer.flush()
         self.live = False
+
+    # --- trace and logging extensions ----------------------------------------------------------
+
+    def trace_settings(self, model: str = "") -> dict:
+        if model and model not in self.models.models:
+            raise invalid_arg(f"Request for unknown model : {model}")
+        return self.tracer.config.effective(model).as_json()
+
+    def update_trace_settings(self, update: dict, model: str = "") -> dict:
+        config = self.tracer.config
+        if model and model not in self.models.models:
+            raise invalid_arg(f"Request for unknown model : {model}")
+        changes = parse_update(update, config.effective(model))
+        if model:
+            overrides = config.overrides.setdefault(model, {})
+            for key, value in changes.items():
+                if value is None:
+                    overrides.pop(key, None)
+                else:
+                    overrides[key] = value
+            if not overrides:
+                config.overrides.pop(model, None)
+        else:
+            defaults = TraceSettings()
+            fields = {k: (getattr(defaults, k) if v is None else v) for k, v in changes.items()}
+            config.base = replace(config.base, **fields)
+        self.tracer.refresh()
+        return config.effective(model).as_json()
 
     # --- health and metadata ---------------------------------------------------------------------
 

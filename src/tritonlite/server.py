@@ -18,6 +18,7 @@ from tritonlite.engine import Engine, EngineOptions
 from tritonlite.frontends.http import coalesce
 from tritonlite.frontends.http.app import DEFAULT_MAX_INPUT_SIZE, HttpFrontend
 from tritonlite.logging_setup import table
+from tritonlite.tracing.settings import TraceSettings
 
 log = logging.getLogger("tritonlite")
 
@@ -44,6 +45,7 @@ class ServerOptions:
     rate_limit: str = "off"
     rate_limit_resources: list[str] = field(default_factory=list)
     backend_settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    trace_settings: TraceSettings = field(default_factory=TraceSettings)
     extra: dict = field(default_factory=dict)
 
 
@@ -114,6 +116,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
                 rate_limit=options.rate_limit,
                 rate_limit_resources=options.rate_limit_resources,
                 backend_settings=options.backend_settings,
+                trace_settings=options.trace_settings,
             )
         )
     except TritonError as exc:

@@ -59,6 +59,7 @@ class InferRequest:
         "correlation_id",
         "flags",
         "arrival_ns",
+        "trace",
     )
 
     def __init__(
@@ -81,6 +82,7 @@ class InferRequest:
         self.correlation_id: int | str = 0
         self.flags = 0
         self.arrival_ns = 0
+        self.trace = None  # a tracing.Trace when this request is sampled
 
 
 class InferResponse:

@@ -71,6 +71,13 @@ class ModelVersion:
         validate_request(request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size)
         stats = self.stats
         start = request.arrival_ns = time.monotonic_ns()
+        trace = request.trace
+        if trace is not None:
+            trace.model(self.name, self.version_str, request.id)
+            trace.stamp("REQUEST_START", start)
+            trace.stamp("QUEUE_START", start)
+            for tensor in request.inputs:
+                trace.tensor("TENSOR_QUEUE_INPUT", tensor.name, tensor.datatype, tensor.shape, tensor.data)
         stats.pending += 1
         try:
             result = await self.scheduler.infer(request)
@@ -89,7 +96,12 @@ class ModelVersion:
             raise result
         if request.outputs:
             self._classify(request, result)
-        stats.record_success(time.monotonic_ns() - start)
+        end = time.monotonic_ns()
+        stats.record_success(end - start)
+        if trace is not None:
+            for tensor in result.outputs:
+                trace.tensor("TENSOR_BACKEND_OUTPUT", tensor.name, tensor.datatype, tensor.shape, tensor.data)
+            trace.stamp("REQUEST_END", end)
         return result
 
     def _classify(self, request: InferRequest, response: InferResponse) -> None:

@@ -9,6 +9,7 @@ from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.models.statistics import ModelStats
 from tritonlite.scheduling.instance_pool import InstancePool
 from tritonlite.scheduling.instance_runner import InstanceRunner
+from tritonlite.tracing.tracer import stamp_compute
 
 
 class DirectScheduler:
@@ -30,10 +31,13 @@ class DirectScheduler:
         runner = await self.pool.take()
         stats = self.stats
         stats.record_queue(time.monotonic_ns() - request.arrival_ns)
+        started = time.monotonic_ns()
         try:
             results = await runner.execute([request])
         finally:
             self.pool.give_back(runner)
+        if request.trace is not None:
+            stamp_compute([request], started, time.monotonic_ns(), runner.last_timings)
         rows = request.inputs[0].shape[0] if self.batched and request.inputs and request.inputs[0].shape else 1
         stats.record_execution(rows, 1, *runner.last_timings)
         return results[0]

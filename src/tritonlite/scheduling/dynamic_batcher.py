@@ -25,6 +25,7 @@ from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.scheduling.instance_pool import InstancePool
 from tritonlite.scheduling.instance_runner import InstanceRunner
+from tritonlite.tracing.tracer import stamp_compute
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,9 @@ class DynamicBatcher:
             self.stats.record_queue(now - item.request.arrival_ns)
         try:
             try:
-                results = await runner.execute([item.request for item in batch])
+                requests = [item.request for item in batch]
+                results = await runner.execute(requests)
+                stamp_compute(requests, now, time.monotonic_ns(), runner.last_timings)
                 self.stats.record_execution(sum(item.batch for item in batch), len(batch), *runner.last_timings)
             except Exception as exc:  # a backend bug fails this batch, not the server
                 results = [internal(f"{type(exc).__name__}: {exc}")] * len(batch)

@@ -8,6 +8,7 @@ import logging
 import grpc
 from google.protobuf import json_format
 
+from tritonlite import logging_setup
 from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
 from tritonlite.engine import Engine
 from tritonlite.frontends.grpc.codec import decode_request, encode_response
@@ -72,10 +73,22 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelConfigResponse(config=model.config)
 
     async def ModelInfer(self, request, context):
+        tracer = self.engine.tracer
+        trace = tracer.start(request.model_name) if tracer.active else None
         try:
             core_request = decode_request(request)
+            if trace is None:
+                return encode_response(await self.engine.infer(core_request))
+            trace.stamp("GRPC_WAITREAD_START", core_request.arrival_ns or None)
+            trace.stamp("GRPC_WAITREAD_END")
+            core_request.trace = trace
             response = await self.engine.infer(core_request)
-            return encode_response(response)
+            trace.stamp("INFER_RESPONSE_COMPLETE")
+            trace.stamp("GRPC_SEND_START")
+            message = encode_response(response)
+            trace.stamp("GRPC_SEND_END")
+            tracer.finish(trace, request.model_name)
+            return message
         except TritonError as exc:
             await _abort(context, exc)
         except Exception as exc:
@@ -172,10 +185,47 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         await _abort(context, self.engine.not_supported("CUDA shared memory"))
 
     async def TraceSetting(self, request, context):
-        await _abort(context, self.engine.not_supported("the trace extension"))
+        update: dict = {}
+        for key, value in request.settings.items():
+            values = list(value.value)
+            if key == "trace_level":
+                update[key] = values or None
+            else:
+                update[key] = values[0] if values else None
+        try:
+            if update:
+                settings = self.engine.update_trace_settings(update, request.model_name)
+            else:
+                settings = self.engine.trace_settings(request.model_name)
+        except TritonError as exc:
+            await _abort(context, exc)
+        response = pb.TraceSettingResponse()
+        for key, value in settings.items():
+            response.settings[key].value.extend(value if isinstance(value, list) else [value])
+        return response
 
     async def LogSettings(self, request, context):
-        await _abort(context, self.engine.not_supported("the logging extension"))
+        update = {}
+        for key, value in request.settings.items():
+            which = value.WhichOneof("parameter_choice")
+            update[key] = getattr(value, which) if which else None
+        try:
+            settings = logging_setup.update(update) if update else logging_setup.current.as_json()
+        except TritonError:
+            if update.get("log_format") not in (None, *logging_setup.LOG_FORMATS):
+                exc = TritonError(
+                    ErrorKind.INVALID_ARG, f"invalid argument for log_format, got: {update['log_format']}"
+                )
+            await _abort(context, exc)
+        response = pb.LogSettingsResponse()
+        for key, value in settings.items():
+            if isinstance(value, bool):
+                response.settings[key].bool_param = value
+            elif isinstance(value, int):
+                response.settings[key].uint32_param = value
+            else:
+                response.settings[key].string_param = value
+        return response
 
 
 class _UnknownMethod(grpc.GenericRpcHandler):

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tritonlite import logging_setup
 from tritonlite.core.datatypes import ELEMENT_SIZE, bytes_array, deserialize_bytes, element_count, tensor_from_bytes
 from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
 from tritonlite.core.types import InferRequest, InferTensor
@@ -96,8 +97,14 @@ class HttpFrontend:
                 encoding = value
             elif key == b"accept-encoding":
                 accept = value
+        tracer = self.engine.tracer
+        trace = tracer.start(model_name) if tracer.active else None
+        if trace is not None:
+            trace.stamp("HTTP_RECV_START")
         try:
             body = await self._read_body(receive)
+            if trace is not None:
+                trace.stamp("HTTP_RECV_END")
             if encoding is not None:
                 body = _decompress(body, encoding)
             length = None
@@ -111,7 +118,10 @@ class HttpFrontend:
                 binary_default = True
             else:
                 request, binary_default = decode_request(model_name, model_version, body, length)
+            request.trace = trace
             response = await self.engine.infer(request)
+            if trace is not None:
+                trace.stamp("INFER_RESPONSE_COMPLETE")
             payload, json_length = encode_response(response, request, binary_default)
         except TritonError as exc:
             await _send(send, STATUS_BY_KIND[exc.kind], _JSON, error_body(exc.message))
@@ -131,7 +141,13 @@ class HttpFrontend:
             payload, content_encoding = _compress(payload, accept)
             if content_encoding is not None:
                 headers.append((b"content-encoding", content_encoding))
+        if trace is None:
+            await _send(send, 200, headers, payload)
+            return
+        trace.stamp("HTTP_SEND_START")
         await _send(send, 200, headers, payload)
+        trace.stamp("HTTP_SEND_END")
+        tracer.finish(trace, model_name)
 
     async def _read_body(self, receive) -> bytes:
         message = await receive()
@@ -288,12 +304,44 @@ def build_api(engine: Engine, infer_endpoint) -> FastAPI:
         "/v2/repository/models/{name}/unload": ("POST",),
         "/v2/systemsharedmemory/{rest:path}": ("GET", "POST"),
         "/v2/cudasharedmemory/{rest:path}": ("GET", "POST"),
-        "/v2/trace/setting": ("GET", "POST"),
-        "/v2/models/{name}/trace/setting": ("GET", "POST"),
-        "/v2/logging": ("GET", "POST"),
     }
     for path, methods in planned.items():
         api.add_api_route(path, _not_yet(path), methods=list(methods))
+
+    async def _json_body(request: Request) -> dict:
+        body = await request.body()
+        try:
+            document = orjson.loads(body) if body else {}
+        except orjson.JSONDecodeError as exc:
+            raise invalid_arg(f"failed to parse the request JSON buffer: {exc.msg}") from None
+        if not isinstance(document, dict):
+            raise invalid_arg("failed to parse the request JSON buffer: expected an object")
+        return document
+
+    @api.get("/v2/trace/setting")
+    async def trace_settings() -> Response:
+        return json_response(engine.trace_settings())
+
+    @api.post("/v2/trace/setting")
+    async def update_trace_settings(request: Request) -> Response:
+        return json_response(engine.update_trace_settings(await _json_body(request)))
+
+    @api.get("/v2/models/{name}/trace/setting")
+    async def model_trace_settings(name: str) -> Response:
+        return json_response(engine.trace_settings(name))
+
+    @api.post("/v2/models/{name}/trace/setting")
+    async def update_model_trace_settings(name: str, request: Request) -> Response:
+        return json_response(engine.update_trace_settings(await _json_body(request), name))
+
+    @api.get("/v2/logging")
+    async def log_settings() -> Response:
+        return json_response(logging_setup.current.as_json())
+
+    @api.post("/v2/logging")
+    async def update_log_settings(request: Request) -> Response:
+        return json_response(logging_setup.update(await _json_body(request)))
+
     @api.get("/v2/models/stats")
     async def all_statistics() -> Response:
         return json_response(engine.statistics())
