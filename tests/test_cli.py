@@ -144,7 +144,7 @@ def test_main_passes_options_to_the_server(monkeypatch, tmp_path):
     assert options.repositories == [tmp_path.resolve()]
     assert options.http_port == 9000
     assert options.allow_grpc is False
-    assert seen["logging"] == (1, True, True, True)
+    assert seen["logging"] == (1, True, True, True, "default", "")
 
 
 def test_backend_config_parses_per_backend_and_global_settings():
