@@ -144,13 +144,19 @@ def test_higher_priority_is_served_first():
     assert asyncio.run(go()) == [["busy"], ["high"], ["low1"], ["low2"]]
 
 
-def test_out_of_range_priority_is_an_error():
+def test_out_of_range_priority_means_the_default_level():
+    # Triton 2.51 accepts priority 5 (or 0) with 2 levels and queues it at the default level
     async def go():
-        batcher = DynamicBatcher([FakeRunner()], config("dynamic_batching { priority_levels: 2 }"))
-        return await run_all(batcher, [request("p", priority=5)])
+        runner = FakeRunner(sleep=0.05)
+        cfg = config("dynamic_batching { priority_levels: 2 default_priority_level: 2 }", max_batch_size=1)
+        batcher = DynamicBatcher([runner], cfg)
+        reqs = [request("busy"), request("p5", priority=5), request("p1", priority=1), request("p0", priority=0)]
+        results = await run_all(batcher, reqs)
+        return runner.batches, results
 
-    (error,) = asyncio.run(go())
-    assert isinstance(error, TritonError) and error.kind == ErrorKind.INVALID_ARG
+    batches, results = asyncio.run(go())
+    assert all(isinstance(r, InferResponse) for r in results)
+    assert batches == [["busy"], ["p1"], ["p5"], ["p0"]]
 
 
 def test_full_queue_rejects_at_once_and_others_still_succeed():
@@ -169,24 +175,68 @@ def test_full_queue_rejects_at_once_and_others_still_succeed():
 
 def test_queue_timeout_rejects_or_delays():
     async def go(action: str):
-        runner = FakeRunner(sleep=0.15)
-        cfg = config(
-            f"dynamic_batching {{ default_queue_policy {{ timeout_action: {action} default_timeout_microseconds: 50000 "
-            "allow_timeout_override: true } }",
-            max_batch_size=1,
+        runner = FakeRunner(sleep=0.3)
+        text = (
+            "dynamic_batching {{ default_queue_policy {{ timeout_action: {} default_timeout_microseconds: 200000 "
+            "allow_timeout_override: true }} }}"
         )
-        batcher = DynamicBatcher([runner], cfg)
-        reqs = [request("busy", timeout_us=10_000_000), request("late"), request("patient", timeout_us=5_000_000)]
-        results = await run_all(batcher, reqs)
-        return runner.batches, results
+        batcher = DynamicBatcher([runner], config(text.format(action), max_batch_size=1))
+        tasks = [asyncio.ensure_future(batcher.infer(request("busy")))]
+        await asyncio.sleep(0.01)
+        tasks.append(asyncio.ensure_future(batcher.infer(request("short", timeout_us=20_000))))
+        tasks.append(asyncio.ensure_future(batcher.infer(request("long", timeout_us=10_000_000))))
+        await asyncio.sleep(0.24)
+        tasks.append(asyncio.ensure_future(batcher.infer(request("fresh"))))
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await batcher.stop()
+        return runner.batches, dict(zip(["busy", "short", "long", "fresh"], results, strict=True))
 
     batches, results = asyncio.run(go("REJECT"))
-    assert isinstance(results[0], InferResponse) and isinstance(results[2], InferResponse)
-    assert isinstance(results[1], TritonError) and results[1].kind == ErrorKind.UNAVAILABLE
-    assert "timeout" in results[1].message.lower()
+    # "long" asked for 10 s but a request can only shorten the 200 ms default: both expire
+    for name in ("short", "long"):
+        assert isinstance(results[name], TritonError) and results[name].kind == ErrorKind.UNAVAILABLE
+        assert results[name].message == "Request timeout expired"
+    assert batches == [["busy"], ["fresh"]]
     batches, results = asyncio.run(go("DELAY"))
-    assert all(isinstance(r, InferResponse) for r in results)
-    assert batches == [["busy"], ["patient"], ["late"]]  # the timed-out one goes after the others
+    assert all(isinstance(r, InferResponse) for r in results.values())
+    assert batches == [["busy"], ["fresh"], ["short"], ["long"]]  # expired ones go after the others
+
+
+def test_preferred_size_prefix_goes_at_once_and_the_rest_waits():
+    async def go():
+        runner = FakeRunner()
+        cfg = config("dynamic_batching { preferred_batch_size: [4, 8] max_queue_delay_microseconds: 150000 }")
+        batcher = DynamicBatcher([runner], cfg)
+        start = time.monotonic()
+        done: dict[str, float] = {}
+
+        async def one(rid):
+            await batcher.infer(request(rid))
+            done[rid] = time.monotonic() - start
+
+        await asyncio.gather(*(one(str(i)) for i in range(5)))
+        await batcher.stop()
+        return runner.batches, done
+
+    batches, done = asyncio.run(go())
+    assert batches == [["0", "1", "2", "3"], ["4"]]
+    assert done["0"] < 0.1 and done["4"] >= 0.14
+
+
+def test_requests_queued_behind_a_busy_instance_go_together_after_the_delay():
+    async def go():
+        runner = FakeRunner(sleep=0.2)
+        cfg = config("dynamic_batching { preferred_batch_size: [4, 8] max_queue_delay_microseconds: 100000 }")
+        batcher = DynamicBatcher([runner], cfg)
+        first = asyncio.ensure_future(batcher.infer(request("blocker", batch=4)))
+        await asyncio.sleep(0.01)
+        rest = [asyncio.ensure_future(batcher.infer(request(str(i)))) for i in range(5)]
+        await asyncio.gather(first, *rest)
+        await batcher.stop()
+        return runner.batches
+
+    # Triton 2.51: five requests waiting past the delay go as one batch of 5, not 4 + 1
+    assert asyncio.run(go())[1] == ["0", "1", "2", "3", "4"]
 
 
 def test_preserve_ordering_with_two_instances():

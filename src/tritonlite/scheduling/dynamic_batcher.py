@@ -4,9 +4,14 @@ Rules (Triton's):
 - requests join a batch only if every input has the same non-batch shape and datatype as the
   batch's first request; the first request that does not fit closes the batch;
 - a batch never exceeds max_batch_size (counted in batch-dimension units, not requests);
-- a batch goes out at once when it reaches the largest preferred size (or max_batch_size when
-  there is none); otherwise it waits until the oldest request has waited
-  max_queue_delay_microseconds, then goes out cut to the largest preferred size it can form;
+- a batch goes out at once when it is full (max_batch_size, the largest preferred size, or the
+  next request does not fit), or when the queue holds a prefix that makes a preferred size (that
+  prefix goes); otherwise it waits until the oldest request has waited
+  max_queue_delay_microseconds, then everything gathered goes;
+- a priority outside 1..priority_levels (or 0) means the default level;
+- a request's ``timeout`` applies only with allow_timeout_override, and can only shorten the
+  queue policy's default timeout; expired requests are rejected (or, with DELAY, moved behind
+  the others) when the next batch forms;
 - priority levels are separate queues, level 1 first; each level has its queue policy
   (max_queue_size, default timeout, REJECT or DELAY on timeout, timeout override);
 - with preserve_ordering, responses are released in arrival order.
@@ -19,7 +24,7 @@ import collections
 import time
 from dataclasses import dataclass
 
-from tritonlite.core.errors import TritonError, internal, invalid_arg, unavailable
+from tritonlite.core.errors import TritonError, internal, unavailable
 from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
@@ -115,19 +120,16 @@ class DynamicBatcher:
     async def infer(self, request: InferRequest) -> InferResponse | TritonError:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
-        level = request.priority or self.default_level
+        level = request.priority
         if level < 1 or level > self.levels:
-            raise invalid_arg(
-                f"[request id: {request.id or '<id_unknown>'}] priority level {request.priority} is out of "
-                f"range for model '{self.model_name}', must be between 1 and {self.levels}"
-            )
+            level = self.default_level  # as Triton: out of range means the default level
         policy = self.policies[level - 1]
         queue = self.queues[level - 1]
         if policy.max_queue_size and len(queue) >= policy.max_queue_size:
-            raise unavailable("Exceeds maximum queue size")
+            raise unavailable(f"[request id: {request.id or '<id_unknown>'}] Exceeds maximum queue size")
         timeout_us = policy.default_timeout_us
-        if request.timeout_us and (policy.allow_timeout_override or not timeout_us):
-            timeout_us = request.timeout_us if policy.allow_timeout_override else timeout_us
+        if request.timeout_us and policy.allow_timeout_override:
+            timeout_us = min(timeout_us, request.timeout_us) if timeout_us else request.timeout_us
         future = asyncio.get_running_loop().create_future()
         deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else float("inf")
         pending = _Pending(request, future, _batch_size(request), _signature(request), deadline)
@@ -188,27 +190,29 @@ class DynamicBatcher:
             batch.append(item)
             total += item.batch
         target = self.preferred[-1] if self.preferred else self.max_batch_size
-        if total >= target:
-            return self._cut(batch, target), None
+        if closed or total >= target or self.delay <= 0:
+            return batch, None
         oldest = min(item.enqueued for item in batch)
-        if closed or self.delay <= 0 or now >= oldest + self.delay:
-            return self._cut(batch, None), None
+        if now >= oldest + self.delay:
+            return batch, None
+        preferred = self._preferred_prefix(batch)
+        if preferred:
+            return preferred, None
         wake_at = oldest + self.delay
         next_deadline = min((i.deadline for i in candidates), default=float("inf"))
         return [], min(wake_at, next_deadline)
 
-    def _cut(self, batch: list[_Pending], target: int | None) -> list[_Pending]:
-        """Trim to the largest preferred size reachable by a prefix (all of it when none is)."""
+    def _preferred_prefix(self, batch: list[_Pending]) -> list[_Pending]:
+        """The longest prefix whose size is a preferred batch size (empty when none is)."""
         if not self.preferred:
-            return batch
-        sizes = set(self.preferred if target is None else [target])
-        best = None
+            return []
+        best = 0
         total = 0
         for index, item in enumerate(batch):
             total += item.batch
-            if total in sizes:
+            if total in self.preferred:
                 best = index + 1
-        return batch[:best] if best else batch
+        return batch[:best]
 
     def _remove(self, batch: list[_Pending]) -> None:
         taken = set(map(id, batch))

@@ -351,3 +351,27 @@ def test_encode_decode_round_trip():
     add_input(msg, out.name, out.datatype, list(out.shape))
     msg.raw_input_contents.extend(encoded.raw_output_contents)
     np.testing.assert_array_equal(decode_request(msg).inputs[0].data, values)
+
+
+def test_priority_and_timeout_parameter_types_as_in_triton():
+    from tritonlite.frontends.grpc.codec import decode_request as decode
+    from tritonlite.protocol import grpc_service_pb2 as service
+
+    cases = [
+        ("timeout", "string_param", "x", "invalid value type for 'timeout' parameter, expected int64_param."),
+        ("timeout", "uint64_param", 5, "invalid value type for 'timeout' parameter, expected int64_param."),
+        ("priority", "string_param", "1",
+         "invalid value type for 'priority' parameter, expected int64_param or uint64_param."),
+        ("priority", "int64_param", -1, "invalid value for 'priority', expected value >= 0."),
+    ]  # fmt: skip
+    for key, field, value, message in cases:
+        request = service.ModelInferRequest(model_name="m")
+        setattr(request.parameters[key], field, value)
+        with pytest.raises(TritonError) as info:
+            decode(request)
+        assert (info.value.kind, info.value.message) == (ErrorKind.INVALID_ARG, message)
+    request = service.ModelInferRequest(model_name="m")
+    request.parameters["priority"].uint64_param = 2
+    request.parameters["timeout"].int64_param = 700
+    decoded = decode(request)
+    assert (decoded.priority, decoded.timeout_us) == (2, 700)

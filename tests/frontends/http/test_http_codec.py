@@ -508,3 +508,19 @@ def test_decode_encode_round_trip_of_a_binary_request():
     data, length = encode_response(response, request, binary_default)
     assert orjson.loads(data[:length])["outputs"][0]["shape"] == [2, 3]
     assert data[length:] == values.tobytes()
+
+
+def test_priority_and_timeout_must_be_unsigned_integers_as_in_triton():
+    from tritonlite.frontends.http.codec import decode_request as decode
+
+    for key in ("priority", "timeout"):
+        for bad in ("1", -1, 1.5, True):
+            body = orjson.dumps({"parameters": {key: bad}, "inputs": []})
+            with pytest.raises(TritonError) as info:
+                decode("m", "", body, None)
+            assert info.value.kind == ErrorKind.INTERNAL
+            assert info.value.message == (
+                f"Unable to parse '{key}': attempt to access JSON non-unsigned-integer as unsigned-integer"
+            )
+    request, _ = decode("m", "", orjson.dumps({"parameters": {"priority": 2, "timeout": 5000}, "inputs": []}), None)
+    assert (request.priority, request.timeout_us) == (2, 5000)

@@ -62,9 +62,16 @@ def decode_request(message: pb.ModelInferRequest) -> InferRequest:
     for key, param in message.parameters.items():
         value = parameter_value(param)
         if key == "priority":
-            request.priority = int(value or 0)
+            which = param.WhichOneof("parameter_choice")
+            if which not in ("int64_param", "uint64_param"):
+                raise invalid_arg("invalid value type for 'priority' parameter, expected int64_param or uint64_param.")
+            if value < 0:
+                raise invalid_arg("invalid value for 'priority', expected value >= 0.")
+            request.priority = value
         elif key == "timeout":
-            request.timeout_us = int(value or 0)
+            if param.WhichOneof("parameter_choice") != "int64_param":
+                raise invalid_arg("invalid value type for 'timeout' parameter, expected int64_param.")
+            request.timeout_us = max(value, 0)
         elif key == "sequence_id":
             request.correlation_id = value
         elif key == "sequence_start":

@@ -82,10 +82,15 @@ def decode_request(model_name: str, model_version: str, body: bytes, header_leng
 
 def _apply_request_parameters(request: InferRequest, parameters: dict[str, Any]) -> None:
     for key, value in parameters.items():
-        if key == "priority":
-            request.priority = int(value)
-        elif key == "timeout":
-            request.timeout_us = int(value)
+        if key in ("priority", "timeout"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise internal(
+                    f"Unable to parse '{key}': attempt to access JSON non-unsigned-integer as unsigned-integer"
+                )
+            if key == "priority":
+                request.priority = value
+            else:
+                request.timeout_us = value
         elif key == "sequence_id":
             request.correlation_id = value
         elif key == "sequence_start":
