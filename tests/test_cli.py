@@ -12,22 +12,19 @@ from tritonlite import TRITON_COMPATIBLE_VERSION, __version__, cli
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--model-repository=/models", "--model-control-mode=explicit"],
-        ["--model-repository", "/models", "--model-control-mode", "explicit"],
-        ["--model-control-mode=poll", "--model-repository=/models"],
+        ["--model-repository=/models", "--cache-config=local,size=100"],
+        ["--model-repository", "/models", "--cache-config", "local,size=100"],
+        ["--cache-config=local,size=100", "--model-repository=/models"],
     ],
 )
 def test_unsupported_flag_is_refused_with_exit_code_2(argv, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "--model-control-mode" in err
-    assert err.startswith("tritonlite-server: flag --model-control-mode is a Triton flag")
+    assert err.startswith("tritonlite-server: flag --cache-config is a Triton flag")
     assert "does not support yet" in err
 
 
-@pytest.mark.parametrize(
-    "flag", ["--load-model=add_sub", "--cache-config=local,size=100", "--repository-poll-secs=5"]
-)
+@pytest.mark.parametrize("flag", ["--cache-config=local,size=100", "--pinned-memory-pool-byte-size=5"])
 def test_other_unsupported_flags_name_the_flag(flag, capsys):
     assert cli.main(["--model-repository=/models", flag]) == 2
     assert f"flag {flag.split('=')[0]} " in capsys.readouterr().err
@@ -35,8 +32,19 @@ def test_other_unsupported_flags_name_the_flag(flag, capsys):
 
 def test_unsupported_flag_is_refused_before_parsing(capsys):
     # even without the required --model-repository the refusal names the flag
-    assert cli.main(["--model-control-mode=explicit"]) == 2
-    assert "--model-control-mode" in capsys.readouterr().err
+    assert cli.main(["--cache-config=local"]) == 2
+    assert "--cache-config" in capsys.readouterr().err
+
+
+def test_model_control_flags_parse():
+    args = cli.build_parser().parse_args(
+        ["--model-repository=/m", "--model-control-mode=explicit", "--load-model=a", "--load-model=*",
+         "--repository-poll-secs=2.5", "--model-load-thread-count=2"]
+    )  # fmt: skip
+    assert (args.model_control_mode, args.load_model) == ("explicit", ["a", "*"])
+    assert (args.repository_poll_secs, args.model_load_thread_count) == (2.5, 2)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--model-repository=/m", "--model-control-mode=sometimes"])
 
 
 def test_rate_limit_flags_parse():

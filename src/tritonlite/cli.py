@@ -10,10 +10,10 @@ from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
 
 # Triton flags that tritonlite does not implement yet: refused with a clear message.
 UNSUPPORTED_FLAGS = (
-    "--model-control-mode", "--load-model", "--repository-poll-secs", "--pinned-memory-pool-byte-size",
+    "--pinned-memory-pool-byte-size",
     "--cuda-memory-pool-byte-size",
     "--response-cache-byte-size", "--cache-config", "--cache-directory", "--backend-directory",
-    "--repoagent-directory", "--model-load-thread-count", "--model-namespacing",
+    "--repoagent-directory", "--model-namespacing",
     "--grpc-use-ssl", "--grpc-server-cert", "--grpc-server-key", "--grpc-root-cert",
     "--http-thread-count", "--metrics-config", "--metrics-interval-ms", "--allow-gpu-metrics",
     "--allow-sagemaker", "--allow-vertex-ai", "--host-policy",
@@ -91,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BACKEND,KEY=VALUE",
         help="a setting for one backend, e.g. onnxruntime,default-max-batch-size=8 (repeatable)",
     )
+    parser.add_argument("--model-control-mode", default="none", choices=["none", "poll", "explicit"])
+    parser.add_argument(
+        "--load-model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="explicit mode: a model to load at startup (repeatable; '*' for all)",
+    )
+    parser.add_argument("--repository-poll-secs", type=float, default=15.0)
+    parser.add_argument("--model-load-thread-count", type=int, default=4)
     _bool_flag(parser, "--exit-on-error", True, "exit when a model fails to load at startup (as Triton)")
     parser.add_argument("--log-verbose", type=int, default=0)
     _bool_flag(parser, "--log-info", True, "log info messages")
@@ -192,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit_resources=args.rate_limit_resource,
         backend_settings=backend_settings,
         trace_settings=trace_settings,
+        model_control_mode=args.model_control_mode,
+        load_models=args.load_model,
+        poll_seconds=args.repository_poll_secs,
+        load_threads=args.model_load_thread_count,
     )
     return run(options)
 

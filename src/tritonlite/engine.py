@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import orjson
+from google.protobuf import json_format
 
 from tritonlite import TRITON_COMPATIBLE_VERSION
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.core.datatypes import datatype_of
-from tritonlite.core.errors import TritonError, invalid_arg, unsupported
+from tritonlite.core.errors import TritonError, invalid_arg, unavailable, unsupported
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
 from tritonlite.models.manager import ModelManager
 from tritonlite.models.model import ModelVersion
+from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.repository.paths import resolve_inside, validate_model_name
+from tritonlite.repository.scan import ModelSource
 from tritonlite.scheduling.rate_limiter import RateLimiter
 from tritonlite.tracing.settings import TraceSettings, parse_update
 from tritonlite.tracing.tracer import Tracer
 
+log = logging.getLogger(__name__)
+
 EXTENSIONS = [
     "classification",
     "model_repository",
+    "model_repository(unload_dependents)",
     "model_configuration",
     "binary_tensor_data",
     "parameters",
@@ -43,6 +53,11 @@ class EngineOptions:
     rate_limit_resources: list[str] = field(default_factory=list)
     backend_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     trace_settings: TraceSettings = field(default_factory=TraceSettings)
+    model_control_mode: str = "none"  # none, poll or explicit
+    load_models: list[str] = field(default_factory=list)
+    poll_seconds: float = 15.0
+    load_threads: int = 4
+    exit_timeout: float = 30.0
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
 
 
@@ -54,8 +69,17 @@ class Engine:
         self.limiter = RateLimiter(options.rate_limit, options.rate_limit_resources)
         self.tracer = Tracer(options.trace_settings)
         self.models = ModelManager(
-            options.repositories, options.strict_model_config, self.limiter, options.backend_settings
+            options.repositories,
+            options.strict_model_config,
+            self.limiter,
+            options.backend_settings,
+            options.load_threads,
         )
+        self.models.unload_timeout = options.exit_timeout
+        self.models.list_unloaded = options.model_control_mode == "explicit"
+        self._poller: asyncio.Task | None = None
+        self._override_root: Path | None = None
+        self._overrides = 0
         self.live = False
         self.accepting = False
 
@@ -63,14 +87,76 @@ class Engine:
         self.live = True
         self._loop = asyncio.get_running_loop()
         pb_utils._bls_executor = self._run_bls
-        await self.models.load_all()
+        if self.options.model_control_mode == "explicit":
+            await self.models.load_all(only=self.options.load_models)
+        else:
+            await self.models.load_all()
+        if self.options.model_control_mode == "poll":
+            self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
         self.accepting = True
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.poll_seconds)
+            try:
+                await self.models.poll()
+            except Exception:
+                log.exception("polling the model repository failed")
 
     async def stop(self) -> None:
         self.accepting = False
+        if self._poller is not None:
+            self._poller.cancel()
+        if self._override_root is not None:
+            shutil.rmtree(self._override_root, ignore_errors=True)
         await self.models.shutdown()
         self.tracer.flush()
         self.live = False
+
+    # --- model repository extension ------------------------------------------------------------
+
+    def _require_explicit(self) -> None:
+        if self.options.model_control_mode != "explicit":
+            raise unavailable("explicit model load / unload is not allowed if polling is enabled")
+
+    async def load_model(self, name: str, parameters: dict | None = None) -> None:
+        """Triton's repository load: optional ``config`` (JSON) and ``file:<path>`` (bytes) overrides."""
+        self._require_explicit()
+        validate_model_name(name)
+        parameters = parameters or {}
+        override = None
+        text = parameters.get("config")
+        if text:
+            override = mc.ModelConfig()
+            try:
+                json_format.Parse(text if isinstance(text, str) else bytes(text).decode(), override)
+            except json_format.ParseError as exc:
+                raise invalid_arg(f"failed to load '{name}': invalid config override: {exc}") from None
+        files = {key[5:]: value for key, value in parameters.items() if key.startswith("file:")}
+        source = None
+        if files:
+            if override is None:
+                raise invalid_arg(
+                    f"failed to load '{name}': a model given with 'file:' parameters needs the 'config' parameter"
+                )
+            source = ModelSource(name, self._write_override_files(name, files))
+        await self.models.load_model(name, override, source)
+
+    def _write_override_files(self, name: str, files: dict[str, bytes]) -> Path:
+        if self._override_root is None:
+            self._override_root = Path(tempfile.mkdtemp(prefix="tritonlite-overrides-"))
+        self._overrides += 1
+        folder = self._override_root / f"{self._overrides}" / name
+        folder.mkdir(parents=True)
+        for relative, content in files.items():
+            target = resolve_inside(folder, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        return folder
+
+    async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
+        self._require_explicit()
+        await self.models.unload_model(name)
 
     # --- trace and logging extensions ----------------------------------------------------------
 

@@ -46,6 +46,10 @@ class ServerOptions:
     rate_limit_resources: list[str] = field(default_factory=list)
     backend_settings: dict[str, dict[str, str]] = field(default_factory=dict)
     trace_settings: TraceSettings = field(default_factory=TraceSettings)
+    model_control_mode: str = "none"
+    load_models: list[str] = field(default_factory=list)
+    poll_seconds: float = 15.0
+    load_threads: int = 4
     extra: dict = field(default_factory=dict)
 
 
@@ -93,6 +97,8 @@ async def _start_uvicorn(app, host: str, port: int, what: str) -> tuple[_Uvicorn
 def _model_table(engine: Engine) -> str:
     rows = []
     for row in engine.models.index():
+        if "state" not in row:
+            continue  # explicit mode: a model of the repository that is not loaded
         status = row["state"] if not row.get("reason") else f"{row['state']}: {row['reason']}"
         rows.append([row["name"], row.get("version", ""), status])
     return table(["Model", "Version", "Status"], rows)
@@ -117,6 +123,11 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
                 rate_limit_resources=options.rate_limit_resources,
                 backend_settings=options.backend_settings,
                 trace_settings=options.trace_settings,
+                model_control_mode=options.model_control_mode,
+                load_models=options.load_models,
+                poll_seconds=options.poll_seconds,
+                load_threads=options.load_threads,
+                exit_timeout=options.exit_timeout_secs,
             )
         )
     except TritonError as exc:
@@ -135,7 +146,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         ["server_version", TRITON_COMPATIBLE_VERSION],
         ["server_extensions", " ".join(engine.options.extensions)],
         *[[f"model_repository_path[{i}]", str(p)] for i, p in enumerate(options.repositories)],
-        ["model_control_mode", "MODE_NONE"],
+        ["model_control_mode", f"MODE_{options.model_control_mode.upper()}"],
         ["rate_limit", "OFF" if not engine.limiter.enabled else "EXECUTION_COUNT"],
         ["strict_model_config", str(int(options.strict_model_config))],
         ["strict_readiness", str(int(options.strict_readiness))],

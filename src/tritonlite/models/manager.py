@@ -9,17 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tritonlite.backends import BackendSettings, InstanceSpec, auto_complete
-from tritonlite.core.errors import TritonError, invalid_arg, not_found, unavailable
-from tritonlite.models.model import LOADING, READY, UNAVAILABLE, ModelVersion
+from tritonlite.core.errors import TritonError, internal, invalid_arg, not_found, unavailable
+from tritonlite.models.model import LOADING, READY, UNAVAILABLE, UNLOADING, ModelVersion
 from tritonlite.models.warmup import run_warmup
 from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.repository.agents import run_agents
 from tritonlite.repository.config import (
     backend_of,
     complete_config,
     read_config,
     validate_config,
 )
-from tritonlite.repository.scan import ModelSource, find_models, select_versions, version_folders
+from tritonlite.repository.scan import ModelSource, find_models, fingerprint, select_versions, version_folders
 from tritonlite.scheduling.direct import DirectScheduler
 from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
 from tritonlite.scheduling.instance_pool import InstancePool
@@ -27,6 +28,8 @@ from tritonlite.scheduling.instance_runner import INLINE_MODES, InstanceRunner
 from tritonlite.scheduling.rate_limiter import RateLimiter, instance_rate_limit
 
 log = logging.getLogger(__name__)
+
+UNLOADED = "UNLOADED"  # a model taken out of service on request (its versions show UNAVAILABLE "unloaded")
 
 _KIND_NAMES = {
     mc.ModelInstanceGroup.KIND_CPU: "CPU",
@@ -69,6 +72,7 @@ class ModelEntry:
     versions: dict[int, ModelVersion] = field(default_factory=dict)
     reason: str = ""
     state: str = LOADING
+    fingerprint: tuple = ()
 
 
 class ModelManager:
@@ -80,6 +84,7 @@ class ModelManager:
         strict_config: bool = False,
         limiter: RateLimiter | None = None,
         backend_settings: BackendSettings | None = None,
+        load_threads: int = 4,
     ) -> None:
         self.repositories = [Path(r) for r in repositories]
         self.strict_config = strict_config
@@ -88,6 +93,11 @@ class ModelManager:
         self.models: dict[str, ModelEntry] = {}
         # (name, version string) -> ready version; "" is the latest ready version
         self._serving: dict[tuple[str, str], ModelVersion] = {}
+        self.unload_timeout = 30.0
+        self.list_unloaded = False  # explicit mode: the index lists models that are not loaded
+        self._load_slots = asyncio.Semaphore(max(load_threads, 1))
+        self._generation = 0
+        self._retiring: set[asyncio.Task] = set()
 
     # --- lookup (the hot path) -----------------------------------------------------------------
 
@@ -118,11 +128,17 @@ class ModelManager:
         return (name, version) in self._serving
 
     def all_ready(self) -> bool:
-        return all(entry.state == READY for entry in self.models.values())
+        return all(entry.state in (READY, UNLOADED) for entry in self.models.values())
 
     def index(self, ready_only: bool = False) -> list[dict]:
         rows: list[dict] = []
-        for name in sorted(self.models):
+        names = set(self.models)
+        if self.list_unloaded and not ready_only:
+            names |= set(self._scan()[0])  # explicit mode lists every model of the repositories
+        for name in sorted(names):
+            if name not in self.models:
+                rows.append({"name": name})
+                continue
             entry = self.models[name]
             if not entry.versions:
                 if not ready_only:
@@ -143,30 +159,165 @@ class ModelManager:
 
     # --- loading ---------------------------------------------------------------------------------
 
-    async def load_all(self) -> None:
-        sources, duplicates = find_models(self.repositories)
-        for name, reason in duplicates.items():
-            self.models[name] = ModelEntry(name, None, reason=reason, state=UNAVAILABLE)
-        await asyncio.gather(*(self.load(source) for source in sources.values()))
-
-    async def load(self, source: ModelSource) -> ModelEntry:
-        entry = ModelEntry(source.name, source)
-        self.models[source.name] = entry
-        try:
-            config = await asyncio.to_thread(self._prepare_config, source)
-            versions = select_versions(version_folders(source.path), config.version_policy)
-            if not versions:
-                raise invalid_arg(
-                    f"at least one version must be available under the version policy of model '{source.name}'"
+    async def load_all(self, only: list[str] | None = None) -> None:
+        """Load the repositories' models at startup: all of them, or only the named ones."""
+        sources, duplicates = self._scan()
+        if only is None or "*" in only:
+            wanted = list(sources.values())
+            for name, reason in duplicates.items():
+                self.models[name] = ModelEntry(name, None, reason=reason, state=UNAVAILABLE)
+        else:
+            missing = [name for name in only if name not in sources]
+            for name in missing:
+                log.error("failed to load '%s': model not found in any model repository", name)
+                self.models[name] = ModelEntry(
+                    name, None, reason="model not found in any model repository", state=UNAVAILABLE
                 )
-        except TritonError as exc:
-            entry.state, entry.reason = UNAVAILABLE, exc.message
-            log.error("failed to load '%s': %s", source.name, exc.message)
-            return entry
-        await asyncio.gather(*(self._load_version(entry, config, v) for v in versions))
-        entry.state = READY if any(v.ready for v in entry.versions.values()) else UNAVAILABLE
-        self._refresh_serving(entry)
+            wanted = [sources[name] for name in only if name in sources]
+        entries = await asyncio.gather(*(self._build(source) for source in wanted))
+        for entry in entries:
+            self._install(entry)
+
+    def _scan(self) -> tuple[dict[str, ModelSource], dict[str, str]]:
+        return find_models(self.repositories)
+
+    async def load(self, source: ModelSource, config_override: mc.ModelConfig | None = None) -> ModelEntry:
+        """Load (or reload) one model and put it in service; returns the new entry."""
+        entry = await self._build(source, config_override)
+        self._install(entry)
         return entry
+
+    async def _build(self, source: ModelSource, config_override: mc.ModelConfig | None = None) -> ModelEntry:
+        """Load every selected version of a model, without putting it in service yet."""
+        entry = ModelEntry(source.name, source, fingerprint=fingerprint(source.path))
+        async with self._load_slots:
+            try:
+                if config_override is None:
+                    config = await asyncio.to_thread(self._prepare_config, source)
+                else:
+                    config = await asyncio.to_thread(self._prepare_override, source, config_override)
+                versions = select_versions(version_folders(source.path), config.version_policy)
+                if not versions:
+                    raise invalid_arg(
+                        f"at least one version must be available under the version policy of model '{source.name}'"
+                    )
+                await run_agents(config, source.path)
+            except TritonError as exc:
+                entry.state, entry.reason = UNAVAILABLE, exc.message
+                log.error("failed to load '%s': %s", source.name, exc.message)
+                return entry
+            self._generation += 1
+            await asyncio.gather(*(self._load_version(entry, config, v, self._generation) for v in versions))
+        entry.state = READY if entry.versions and all(v.ready for v in entry.versions.values()) else UNAVAILABLE
+        return entry
+
+    def _install(self, entry: ModelEntry) -> None:
+        """Serve ``entry`` from now on; versions it replaces finish their requests, then stop."""
+        old = self.models.get(entry.name)
+        self.models[entry.name] = entry
+        self._refresh_serving(entry)
+        if old is not None:
+            self._retire(list(old.versions.values()))
+
+    def _retire(self, versions: list[ModelVersion], reason: str = "") -> None:
+        task = asyncio.get_running_loop().create_task(self._drain(versions, reason))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _drain(self, versions: list[ModelVersion], reason: str) -> None:
+        """Wait (bounded) for in-flight requests of retired versions, then stop their instances."""
+        deadline = time.monotonic() + self.unload_timeout
+        for model in versions:
+            if reason:
+                model.state = UNLOADING
+            while model.stats.pending > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            if model.scheduler is not None:
+                await model.scheduler.stop()
+                model.scheduler = None
+            for key in model.limiter_keys:
+                self.limiter.unregister(key)
+            model.limiter_keys = []
+            if reason:
+                model.state, model.reason = UNAVAILABLE, reason
+
+    async def unload(self, name: str) -> None:
+        """Take a model out of service; its requests in flight finish first (bounded by the exit timeout)."""
+        entry = self.models.get(name)
+        if entry is None:
+            return
+        for key in [k for k in self._serving if k[0] == name]:
+            del self._serving[key]
+        entry.state = UNLOADED
+        versions = [v for v in entry.versions.values() if v.scheduler is not None]
+        await self._drain(versions, "unloaded")
+
+    # --- the model repository API (explicit mode) -------------------------------------------------
+
+    async def load_model(
+        self, name: str, config_override: mc.ModelConfig | None = None, source: ModelSource | None = None
+    ) -> None:
+        """Load or reload a model, with Triton's errors; a failed reload keeps the old version serving."""
+        if source is None:
+            sources, duplicates = self._scan()
+            source = sources.get(name)
+            if source is None or name in duplicates:
+                raise internal(f"failed to load '{name}', failed to poll from model repository")
+        entry = await self._build(source, config_override)
+        old = self.models.get(name)
+        serving = old is not None and any(key[0] == name for key in self._serving)
+        if entry.state == READY or not serving:
+            self._install(entry)
+        if entry.state == READY:
+            return
+        if not entry.versions:
+            if config_override is not None:
+                raise invalid_arg(f"failed to load '{name}': {entry.reason}")
+            raise internal(f"failed to load '{name}', failed to poll from model repository")
+        failed = [v for v in sorted(entry.versions.values(), key=lambda v: v.version) if not v.ready]
+        details = "".join(f"version {v.version} is at {v.state} state: {v.reason};\n" for v in failed)
+        if serving:
+            for model in entry.versions.values():  # the new versions that did load are not used
+                self._retire([model])
+        raise invalid_arg(f"load failed for model '{name}': {details}")
+
+    async def unload_model(self, name: str) -> None:
+        """Unload a model; unknown names are fine (as in Triton)."""
+        await self.unload(name)
+
+    async def poll(self) -> None:
+        """One poll of the repositories: load new models, reload changed ones, unload removed ones."""
+        sources, duplicates = self._scan()
+        for name in list(self.models):
+            if name not in sources and name not in duplicates:
+                await self.unload(name)
+                self.models.pop(name, None)
+        changed = []
+        for name, source in sources.items():
+            entry = self.models.get(name)
+            if entry is None or entry.fingerprint != fingerprint(source.path) or entry.source != source:
+                changed.append(source)
+        for source in changed:
+            log.info("model '%s' changed in the repository: loading", source.name)
+            entry = await self._build(source)
+            old = self.models.get(source.name)
+            serving = old is not None and any(key[0] == source.name for key in self._serving)
+            if entry.state == READY or not serving:
+                self._install(entry)
+            else:
+                old.fingerprint = entry.fingerprint  # do not retry a broken change every poll
+                log.error("failed to reload '%s': keeping the version that serves", source.name)
+
+    async def wait_retired(self) -> None:
+        if self._retiring:
+            await asyncio.gather(*list(self._retiring), return_exceptions=True)
+
+    def _prepare_override(self, source: ModelSource, override: mc.ModelConfig) -> mc.ModelConfig:
+        config = mc.ModelConfig()
+        config.CopyFrom(override)
+        complete_config(config, source.name)
+        validate_config(config, source.name)
+        return config
 
     def _prepare_config(self, source: ModelSource) -> mc.ModelConfig:
         config = read_config(source.path, self.strict_config)
@@ -178,7 +329,7 @@ class ModelManager:
         validate_config(config, source.name)
         return config
 
-    async def _load_version(self, entry: ModelEntry, config: mc.ModelConfig, version: int) -> None:
+    async def _load_version(self, entry: ModelEntry, config: mc.ModelConfig, version: int, generation: int = 0) -> None:
         assert entry.source is not None
         model = ModelVersion(entry.name, version, config, entry.source.path)
         entry.versions[version] = model
@@ -220,7 +371,7 @@ class ModelManager:
                         await runner.start(backend, spec)
                         if self.limiter.enabled:
                             resources, priority = instance_rate_limit(group)
-                            key = f"{entry.name}/{version}/{instance_name}"
+                            key = f"{entry.name}/{version}/{instance_name}#{generation}"
                             self.limiter.register(key, device, resources, priority)
                             keys.append(key)
             model.limiter_keys = keys
@@ -259,6 +410,7 @@ class ModelManager:
 
     async def shutdown(self) -> None:
         self._serving.clear()
+        await self.wait_retired()
         for entry in self.models.values():
             for model in entry.versions.values():
                 if model.scheduler is not None:

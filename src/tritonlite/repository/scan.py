@@ -65,3 +65,20 @@ def select_versions(available: list[int], policy) -> list[int]:
         return sorted(wanted)
     count = policy.latest.num_versions if which == "latest" else 1
     return available[-count:] if count > 0 else []
+
+
+def fingerprint(model_path: Path) -> tuple:
+    """What changes when any file of the model changes: (relative path, size, mtime) of each file."""
+    items = []
+    for root, dirs, files in os.walk(model_path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        for name in sorted(files):
+            if name.startswith(".") or name.endswith(".pyc"):
+                continue
+            path = os.path.join(root, name)
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            items.append((os.path.relpath(path, model_path), stat.st_size, stat.st_mtime_ns))
+    return tuple(items)

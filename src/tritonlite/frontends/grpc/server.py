@@ -156,15 +156,33 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         response = pb.RepositoryIndexResponse()
         for row in self.engine.models.index(request.ready):
             response.models.add(
-                name=row["name"], version=row.get("version", ""), state=row["state"], reason=row.get("reason", "")
+                name=row["name"],
+                version=row.get("version", ""),
+                state=row.get("state", ""),
+                reason=row.get("reason", ""),
             )
         return response
 
     async def RepositoryModelLoad(self, request, context):
-        await _abort(context, self.engine.not_supported("explicit model load"))
+        parameters = {}
+        for key, value in request.parameters.items():
+            which = value.WhichOneof("parameter_choice")
+            parameters[key] = getattr(value, which) if which else None
+        try:
+            await self.engine.load_model(request.model_name, parameters)
+        except TritonError as exc:
+            await _abort(context, exc)
+        return pb.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(self, request, context):
-        await _abort(context, self.engine.not_supported("explicit model unload"))
+        dependents = False
+        if "unload_dependents" in request.parameters:
+            dependents = request.parameters["unload_dependents"].bool_param
+        try:
+            await self.engine.unload_model(request.model_name, dependents)
+        except TritonError as exc:
+            await _abort(context, exc)
+        return pb.RepositoryModelUnloadResponse()
 
     async def SystemSharedMemoryStatus(self, request, context):
         await _abort(context, self.engine.not_supported("system shared memory"))

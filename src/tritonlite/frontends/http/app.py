@@ -5,6 +5,8 @@ Errors are always Triton's: a status code from the error kind and ``{"error": ".
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
 import logging
 import zlib
@@ -300,8 +302,6 @@ def build_api(engine: Engine, infer_endpoint) -> FastAPI:
 
     # Triton extensions that later issues implement: a clear 501 instead of a bare 404.
     planned = {
-        "/v2/repository/models/{name}/load": ("POST",),
-        "/v2/repository/models/{name}/unload": ("POST",),
         "/v2/systemsharedmemory/{rest:path}": ("GET", "POST"),
         "/v2/cudasharedmemory/{rest:path}": ("GET", "POST"),
     }
@@ -317,6 +317,30 @@ def build_api(engine: Engine, infer_endpoint) -> FastAPI:
         if not isinstance(document, dict):
             raise invalid_arg("failed to parse the request JSON buffer: expected an object")
         return document
+
+    @api.post("/v2/repository/models/{name}/load")
+    async def repository_load(name: str, request: Request) -> Response:
+        parameters = (await _json_body(request)).get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise invalid_arg("Unable to parse 'parameters': expected a JSON object")
+        decoded: dict = {}
+        for key, value in parameters.items():
+            if key.startswith("file:"):
+                try:
+                    decoded[key] = base64.b64decode(value, validate=True)
+                except (binascii.Error, TypeError, ValueError):
+                    raise invalid_arg(f"Unable to parse '{key}': the file content must be base64") from None
+            else:
+                decoded[key] = value
+        await engine.load_model(name, decoded)
+        return Response(status_code=200)
+
+    @api.post("/v2/repository/models/{name}/unload")
+    async def repository_unload(name: str, request: Request) -> Response:
+        parameters = (await _json_body(request)).get("parameters") or {}
+        dependents = bool(parameters.get("unload_dependents", False)) if isinstance(parameters, dict) else False
+        await engine.unload_model(name, dependents)
+        return Response(status_code=200)
 
     @api.get("/v2/trace/setting")
     async def trace_settings() -> Response:
