@@ -24,6 +24,7 @@ from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.repository.paths import resolve_inside, validate_model_name
 from tritonlite.repository.scan import ModelSource
 from tritonlite.scheduling.rate_limiter import RateLimiter
+from tritonlite.sharedmem.registry import SharedMemory
 from tritonlite.tracing.settings import TraceSettings, parse_update
 from tritonlite.tracing.tracer import Tracer
 
@@ -35,6 +36,8 @@ EXTENSIONS = [
     "model_repository(unload_dependents)",
     "model_configuration",
     "binary_tensor_data",
+    "system_shared_memory",
+    "cuda_shared_memory",
     "parameters",
     "statistics",
     "schedule_policy",
@@ -68,6 +71,7 @@ class Engine:
         self.options = options
         self.limiter = RateLimiter(options.rate_limit, options.rate_limit_resources)
         self.tracer = Tracer(options.trace_settings)
+        self.shared_memory = SharedMemory()
         self.models = ModelManager(
             options.repositories,
             options.strict_model_config,
@@ -107,6 +111,7 @@ class Engine:
         self.accepting = False
         if self._poller is not None:
             self._poller.cancel()
+        self.shared_memory.close()
         if self._override_root is not None:
             shutil.rmtree(self._override_root, ignore_errors=True)
         await self.models.shutdown()

@@ -57,7 +57,18 @@ def set_parameter(param: pb.InferParameter, value: Any) -> None:
         param.string_param = str(value)
 
 
-def decode_request(message: pb.ModelInferRequest) -> InferRequest:
+def _region(parameters, name: str) -> tuple[str, int, int] | None:
+    """(region, offset, byte size) when the tensor names a shared memory region."""
+    if "shared_memory_region" not in parameters:
+        return None
+    offset = parameter_value(parameters["shared_memory_offset"]) if "shared_memory_offset" in parameters else 0
+    size = parameter_value(parameters["shared_memory_byte_size"]) if "shared_memory_byte_size" in parameters else 0
+    if not isinstance(offset, int) or not isinstance(size, int):
+        raise invalid_arg(f"invalid shared memory offset or byte size for '{name}'")
+    return parameter_value(parameters["shared_memory_region"]), offset, size
+
+
+def decode_request(message: pb.ModelInferRequest, shm=None) -> InferRequest:
     request = InferRequest(message.model_name, message.model_version, message.id)
     for key, param in message.parameters.items():
         value = parameter_value(param)
@@ -81,21 +92,37 @@ def decode_request(message: pb.ModelInferRequest) -> InferRequest:
         elif key not in _RESERVED:
             request.parameters[key] = value
     raw = message.raw_input_contents
-    for index, item in enumerate(message.inputs):
+    index = 0  # raw contents belong to the inputs that are not in shared memory, in order
+    for item in message.inputs:
+        region = _region(item.parameters, item.name) if item.parameters else None
+        if region is not None:
+            if shm is None:
+                raise invalid_arg(f"shared memory is not available for input '{item.name}'")
+            chunk = shm.read(*region)
+            shape = list(item.shape)
+            data = tensor_from_bytes(chunk, item.datatype, shape, element_count(shape))
+            request.inputs.append(InferTensor(item.name, item.datatype, shape, data))
+            continue
         if raw and index >= len(raw):
             raise invalid_arg(
                 f"unable to find data for input tensor '{item.name}' for model '{message.model_name}' in request."
             )
         request.inputs.append(_decode_input(item, raw[index] if raw else None, message.model_name))
+        index += 1
     if message.outputs:
         outputs = []
         for item in message.outputs:
             class_count = 0
             if "classification" in item.parameters:
                 class_count = int(parameter_value(item.parameters["classification"]) or 0)
-            if "shared_memory_region" in item.parameters:
-                raise invalid_arg(f"shared memory outputs are not supported yet (output '{item.name}')")
-            outputs.append(RequestedOutput(item.name, None, class_count))
+            requested = RequestedOutput(item.name, None, class_count)
+            region = _region(item.parameters, item.name) if item.parameters else None
+            if region is not None:
+                if shm is None:
+                    raise invalid_arg(f"shared memory is not available for output '{item.name}'")
+                shm.check_output(*region)
+                requested.parameters = {"shm": region}
+            outputs.append(requested)
         request.outputs = outputs
     return request
 
@@ -115,8 +142,6 @@ _DATATYPE_BY_CONTENTS = {
 def _decode_input(item: pb.ModelInferRequest.InferInputTensor, raw: bytes | None, model: str) -> InferTensor:
     name, datatype = item.name, item.datatype
     shape = list(item.shape)
-    if "shared_memory_region" in item.parameters:
-        raise invalid_arg(f"shared memory inputs are not supported by tritonlite yet (input '{name}')")
     if raw is not None:
         if item.HasField("contents"):
             raise invalid_arg(
@@ -164,7 +189,7 @@ def _decode_input(item: pb.ModelInferRequest.InferInputTensor, raw: bytes | None
     return InferTensor(name, datatype, shape, data)
 
 
-def encode_response(response: InferResponse) -> pb.ModelInferResponse:
+def encode_response(response: InferResponse, request: InferRequest | None = None, shm=None) -> pb.ModelInferResponse:
     message = pb.ModelInferResponse(
         model_name=response.model_name, model_version=response.model_version, id=response.id
     )
@@ -172,12 +197,22 @@ def encode_response(response: InferResponse) -> pb.ModelInferResponse:
         for key, value in response.parameters.items():
             set_parameter(message.parameters[key], value)
     raw = message.raw_output_contents
+    regions = {}
+    if request is not None and request.outputs:
+        regions = {o.name: o.parameters["shm"] for o in request.outputs if o.parameters and o.parameters.get("shm")}
     for tensor in response.outputs:
         out = message.outputs.add()
         out.name = tensor.name
         out.datatype = tensor.datatype
         out.shape.extend(tensor.shape)
-        if tensor.datatype == "BYTES":
+        region = regions.get(tensor.name)
+        if region is not None:  # written into the client's region; an empty entry keeps positions aligned
+            data = serialize_bytes(np.asarray(tensor.data)) if tensor.datatype == "BYTES" else tensor.data.tobytes()
+            shm.write(tensor.name, region[0], region[1], region[2], data)
+            out.parameters["shared_memory_region"].string_param = region[0]
+            out.parameters["shared_memory_byte_size"].int64_param = len(data)
+            raw.append(b"")
+        elif tensor.datatype == "BYTES":
             raw.append(serialize_bytes(np.asarray(tensor.data)))
         else:
             raw.append(np.ascontiguousarray(tensor.data).tobytes())

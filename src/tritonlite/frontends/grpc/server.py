@@ -75,17 +75,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request, context):
         tracer = self.engine.tracer
         trace = tracer.start(request.model_name) if tracer.active else None
+        shm = self.engine.shared_memory
         try:
-            core_request = decode_request(request)
+            core_request = decode_request(request, shm)
             if trace is None:
-                return encode_response(await self.engine.infer(core_request))
+                return encode_response(await self.engine.infer(core_request), core_request, shm)
             trace.stamp("GRPC_WAITREAD_START", core_request.arrival_ns or None)
             trace.stamp("GRPC_WAITREAD_END")
             core_request.trace = trace
             response = await self.engine.infer(core_request)
             trace.stamp("INFER_RESPONSE_COMPLETE")
             trace.stamp("GRPC_SEND_START")
-            message = encode_response(response)
+            message = encode_response(response, core_request, shm)
             trace.stamp("GRPC_SEND_END")
             tracer.finish(trace, request.model_name)
             return message
@@ -185,22 +186,51 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.RepositoryModelUnloadResponse()
 
     async def SystemSharedMemoryStatus(self, request, context):
-        await _abort(context, self.engine.not_supported("system shared memory"))
+        try:
+            regions = self.engine.shared_memory.system.status(request.name)
+        except TritonError as exc:
+            await _abort(context, exc)
+        response = pb.SystemSharedMemoryStatusResponse()
+        for region in regions:
+            entry = response.regions[region["name"]]
+            entry.name, entry.key = region["name"], region["key"]
+            entry.offset, entry.byte_size = region["offset"], region["byte_size"]
+        return response
 
     async def SystemSharedMemoryRegister(self, request, context):
-        await _abort(context, self.engine.not_supported("system shared memory"))
+        try:
+            self.engine.shared_memory.system.register(request.name, request.key, request.offset, request.byte_size)
+        except TritonError as exc:
+            await _abort(context, exc)
+        return pb.SystemSharedMemoryRegisterResponse()
 
     async def SystemSharedMemoryUnregister(self, request, context):
-        await _abort(context, self.engine.not_supported("system shared memory"))
+        self.engine.shared_memory.system.unregister(request.name)
+        return pb.SystemSharedMemoryUnregisterResponse()
 
     async def CudaSharedMemoryStatus(self, request, context):
-        await _abort(context, self.engine.not_supported("CUDA shared memory"))
+        try:
+            regions = self.engine.shared_memory.cuda.status(request.name)
+        except TritonError as exc:
+            await _abort(context, exc)
+        response = pb.CudaSharedMemoryStatusResponse()
+        for region in regions:
+            entry = response.regions[region["name"]]
+            entry.name, entry.device_id, entry.byte_size = region["name"], region["device_id"], region["byte_size"]
+        return response
 
     async def CudaSharedMemoryRegister(self, request, context):
-        await _abort(context, self.engine.not_supported("CUDA shared memory"))
+        try:
+            self.engine.shared_memory.cuda.register(
+                request.name, request.raw_handle, request.device_id, request.byte_size
+            )
+        except TritonError as exc:
+            await _abort(context, exc)
+        return pb.CudaSharedMemoryRegisterResponse()
 
     async def CudaSharedMemoryUnregister(self, request, context):
-        await _abort(context, self.engine.not_supported("CUDA shared memory"))
+        self.engine.shared_memory.cuda.unregister(request.name)
+        return pb.CudaSharedMemoryUnregisterResponse()
 
     async def TraceSetting(self, request, context):
         update: dict = {}

@@ -36,7 +36,7 @@ STATUS_BY_KIND = {
     ErrorKind.INVALID_ARG: 400,
     ErrorKind.UNAVAILABLE: 503,
     ErrorKind.UNSUPPORTED: 501,
-    ErrorKind.ALREADY_EXISTS: 409,
+    ErrorKind.ALREADY_EXISTS: 400,
     ErrorKind.CANCELLED: 499,
 }
 
@@ -119,12 +119,14 @@ class HttpFrontend:
                 request = raw_request(self.engine, model_name, model_version, body)
                 binary_default = True
             else:
-                request, binary_default = decode_request(model_name, model_version, body, length)
+                request, binary_default = decode_request(
+                    model_name, model_version, body, length, self.engine.shared_memory
+                )
             request.trace = trace
             response = await self.engine.infer(request)
             if trace is not None:
                 trace.stamp("INFER_RESPONSE_COMPLETE")
-            payload, json_length = encode_response(response, request, binary_default)
+            payload, json_length = encode_response(response, request, binary_default, self.engine.shared_memory)
         except TritonError as exc:
             await _send(send, STATUS_BY_KIND[exc.kind], _JSON, error_body(exc.message))
             return
@@ -233,17 +235,6 @@ def raw_request(engine: Engine, model_name: str, model_version: str, body: bytes
     return request
 
 
-def _not_yet(path: str):
-    feature = path.split("/")[2] if not path.startswith("/v2/models") else path.rsplit("/", 1)[-1]
-    if "{name}" in path and "repository" in path:
-        feature = "explicit model " + path.rsplit("/", 1)[-1]
-
-    async def endpoint() -> Response:
-        return error_response(TritonError(ErrorKind.UNSUPPORTED, f"{feature} is not supported by tritonlite yet"))
-
-    return endpoint
-
-
 def build_api(engine: Engine, infer_endpoint) -> FastAPI:
     """Every endpoint but infer, as FastAPI routes returning Triton's JSON and errors."""
     api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -300,13 +291,67 @@ def build_api(engine: Engine, infer_endpoint) -> FastAPI:
     async def model_version_config(name: str, version: int) -> Response:
         return json_response(engine.model_config(name, str(version)))
 
-    # Triton extensions that later issues implement: a clear 501 instead of a bare 404.
-    planned = {
-        "/v2/systemsharedmemory/{rest:path}": ("GET", "POST"),
-        "/v2/cudasharedmemory/{rest:path}": ("GET", "POST"),
-    }
-    for path, methods in planned.items():
-        api.add_api_route(path, _not_yet(path), methods=list(methods))
+    shm = engine.shared_memory
+
+    @api.get("/v2/systemsharedmemory/status")
+    async def system_shm_status() -> Response:
+        return json_response(shm.system.status())
+
+    @api.get("/v2/systemsharedmemory/region/{name}/status")
+    async def system_shm_region_status(name: str) -> Response:
+        return json_response(shm.system.status(name))
+
+    @api.post("/v2/systemsharedmemory/region/{name}/register")
+    async def system_shm_register(name: str, request: Request) -> Response:
+        body = await _json_body(request)
+        if "key" not in body:
+            raise invalid_arg("Shared memory register request has no 'key' field")
+        key, offset, size = body["key"], body.get("offset", 0), body.get("byte_size", 0)
+        if not isinstance(key, str) or not all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, size)):
+            raise invalid_arg("Shared memory register request has an invalid 'key', 'offset' or 'byte_size'")
+        shm.system.register(name, key, offset, size)
+        return Response(status_code=200)
+
+    @api.post("/v2/systemsharedmemory/region/{name}/unregister")
+    async def system_shm_unregister(name: str) -> Response:
+        shm.system.unregister(name)
+        return Response(status_code=200)
+
+    @api.post("/v2/systemsharedmemory/unregister")
+    async def system_shm_unregister_all() -> Response:
+        shm.system.unregister()
+        return Response(status_code=200)
+
+    @api.get("/v2/cudasharedmemory/status")
+    async def cuda_shm_status() -> Response:
+        return json_response(shm.cuda.status())
+
+    @api.get("/v2/cudasharedmemory/region/{name}/status")
+    async def cuda_shm_region_status(name: str) -> Response:
+        return json_response(shm.cuda.status(name))
+
+    @api.post("/v2/cudasharedmemory/region/{name}/register")
+    async def cuda_shm_register(name: str, request: Request) -> Response:
+        body = await _json_body(request)
+        handle = body.get("raw_handle")
+        if not isinstance(handle, dict) or not isinstance(handle.get("b64"), str):
+            raise invalid_arg("Shared memory register request has no 'raw_handle' field")
+        try:
+            raw = base64.b64decode(handle["b64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid_arg("Shared memory register request has an invalid 'raw_handle'") from None
+        shm.cuda.register(name, raw, int(body.get("device_id", 0)), int(body.get("byte_size", 0)))
+        return Response(status_code=200)
+
+    @api.post("/v2/cudasharedmemory/region/{name}/unregister")
+    async def cuda_shm_unregister(name: str) -> Response:
+        shm.cuda.unregister(name)
+        return Response(status_code=200)
+
+    @api.post("/v2/cudasharedmemory/unregister")
+    async def cuda_shm_unregister_all() -> Response:
+        shm.cuda.unregister()
+        return Response(status_code=200)
 
     async def _json_body(request: Request) -> dict:
         body = await request.body()

@@ -29,8 +29,11 @@ _RESERVED_PARAMETERS = frozenset(
 )
 
 
-def decode_request(model_name: str, model_version: str, body: bytes, header_length: int | None):
-    """Parse an infer body. Returns the request and whether outputs default to binary."""
+def decode_request(model_name: str, model_version: str, body: bytes, header_length: int | None, shm=None):
+    """Parse an infer body. Returns the request and whether outputs default to binary.
+
+    ``shm`` (a sharedmem.registry.SharedMemory) resolves inputs and outputs that name a region.
+    """
     if header_length is None:
         json_part: bytes | memoryview = body
         binary = memoryview(b"")
@@ -67,7 +70,7 @@ def decode_request(model_name: str, model_version: str, body: bytes, header_leng
         raise internal("Unable to parse 'inputs': attempt to access non-existing object member 'inputs'")
     offset = 0
     for item in inputs:
-        tensor, offset = _decode_input(item, binary, offset, model_name)
+        tensor, offset = _decode_input(item, binary, offset, model_name, shm)
         request.inputs.append(tensor)
     if offset != len(binary):
         raise invalid_arg(f"unexpected additional input data for model '{model_name}'")
@@ -76,7 +79,7 @@ def decode_request(model_name: str, model_version: str, body: bytes, header_leng
     if outputs is not None:
         if not isinstance(outputs, list):
             raise invalid_arg("Unable to parse 'outputs': expected an array")
-        request.outputs = [_decode_output(item, binary_default) for item in outputs]
+        request.outputs = [_decode_output(item, binary_default, shm) for item in outputs]
     return request, binary_default
 
 
@@ -101,7 +104,7 @@ def _apply_request_parameters(request: InferRequest, parameters: dict[str, Any])
             request.parameters[key] = value
 
 
-def _decode_input(item: Any, binary: memoryview, offset: int, model_name: str) -> tuple[InferTensor, int]:
+def _decode_input(item: Any, binary: memoryview, offset: int, model_name: str, shm=None) -> tuple[InferTensor, int]:
     if not isinstance(item, dict):
         raise internal("Unable to parse 'inputs': each input must be a JSON object")
     name = item.get("name")
@@ -124,19 +127,27 @@ def _decode_input(item: Any, binary: memoryview, offset: int, model_name: str) -
     count = element_count(shape)
     params = item.get("parameters")
     size = None
+    region = None
     if params is not None:
         if not isinstance(params, dict):
             raise internal(f"Unable to parse 'parameters' for input '{name}'")
         size = params.get("binary_data_size")
-        if "shared_memory_region" in params:
-            raise invalid_arg(f"shared memory inputs are not supported by tritonlite yet (input '{name}')")
+        region = params.get("shared_memory_region")
     has_data = "data" in item
-    if (size is not None) == has_data:
+    given = [field for field, present in (("data", has_data), ("binary_data_size", size is not None),
+                                          ("shared_memory_region", region is not None)) if present]  # fmt: skip
+    if len(given) != 1:
         raise invalid_arg(
             "Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters', "
             "'shared_memory_region' in 'parameters'. But "
-            + ("no field is set" if not has_data else "more than one field is set")
+            + ("no field is set" if not given else "set " + " ".join(f"'{field}'" for field in given))
         )
+    if region is not None:
+        region_offset, region_size = _region_params(params, name)
+        if shm is None:
+            raise invalid_arg(f"shared memory is not available for input '{name}'")
+        chunk = shm.read(region, region_offset, region_size)
+        return InferTensor(name, datatype, shape, tensor_from_bytes(chunk, datatype, shape, count)), offset
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise internal("Unable to parse 'binary_data_size': attempt to access JSON non-unsigned-integer")
@@ -213,36 +224,61 @@ def _json_data(datatype: str, dtype: np.dtype, shape: list[int], count: int, dat
         raise invalid_arg(f"Unable to parse 'data': value out of range for {datatype}") from None
 
 
-def _decode_output(item: Any, binary_default: bool) -> RequestedOutput:
+def _region_params(params: dict, name: str) -> tuple[int, int]:
+    region_offset = params.get("shared_memory_offset", 0)
+    region_size = params.get("shared_memory_byte_size")
+    for key, value in (("shared_memory_offset", region_offset), ("shared_memory_byte_size", region_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise internal(f"Unable to parse '{key}': attempt to access JSON non-unsigned-integer as unsigned-integer")
+    return region_offset, region_size
+
+
+def _decode_output(item: Any, binary_default: bool, shm=None) -> RequestedOutput:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise invalid_arg("Unable to parse 'outputs': each output must be an object with a 'name'")
     params = item.get("parameters")
     class_count = 0
     binary = binary_default
+    region = None
     if params:
         if not isinstance(params, dict):
             raise invalid_arg(f"Unable to parse 'parameters' for output '{item['name']}'")
         class_count = int(params.get("classification", 0) or 0)
         binary = bool(params.get("binary_data", binary_default))
         if "shared_memory_region" in params:
-            raise invalid_arg(f"shared memory outputs are not supported yet (output '{item['name']}')")
+            region_offset, region_size = _region_params(params, item["name"])
+            if shm is None:
+                raise invalid_arg(f"shared memory is not available for output '{item['name']}'")
+            shm.check_output(params["shared_memory_region"], region_offset, region_size)
+            region = (params["shared_memory_region"], region_offset, region_size)
     out = RequestedOutput(item["name"], params, class_count)
-    out.parameters = {"binary_data": binary}
+    out.parameters = {"binary_data": binary, "shm": region} if region else {"binary_data": binary}
     return out
 
 
-def encode_response(response: InferResponse, request: InferRequest, binary_default: bool) -> tuple[bytes, int | None]:
-    """The response body, and the JSON header length when binary tensors follow."""
+def encode_response(
+    response: InferResponse, request: InferRequest, binary_default: bool, shm=None
+) -> tuple[bytes, int | None]:
+    """The response body, and the JSON header length when binary tensors follow.
+
+    Outputs asked for in a shared memory region are written there and carry no data.
+    """
     binary_names: dict[str, bool] = {}
+    regions: dict[str, tuple] = {}
     if request.outputs:
         for requested in request.outputs:
             binary_names[requested.name] = bool(requested.parameters and requested.parameters.get("binary_data"))
+            if requested.parameters and requested.parameters.get("shm"):
+                regions[requested.name] = requested.parameters["shm"]
     chunks: list[bytes] = []
     outputs = []
     for tensor in response.outputs:
         binary = binary_names.get(tensor.name, binary_default)
         entry: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
-        if binary:
+        region = regions.get(tensor.name)
+        if region is not None:
+            shm.write(tensor.name, region[0], region[1], region[2], _raw_bytes(tensor))
+        elif binary:
             raw = _raw_bytes(tensor)
             chunks.append(raw)
             entry["parameters"] = {"binary_data_size": len(raw)}

@@ -1,0 +1,1 @@
+"""Shared memory regions registered by clients: tensors that bypass HTTP and gRPC."""
