@@ -12,19 +12,19 @@ from tritonlite import TRITON_COMPATIBLE_VERSION, __version__, cli
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--model-repository=/models", "--cache-config=local,size=100"],
-        ["--model-repository", "/models", "--cache-config", "local,size=100"],
-        ["--cache-config=local,size=100", "--model-repository=/models"],
+        ["--model-repository=/models", "--host-policy=numa,cpu-cores=0"],
+        ["--model-repository", "/models", "--host-policy", "numa"],
+        ["--host-policy=numa,cpu-cores=0", "--model-repository=/models"],
     ],
 )
 def test_unsupported_flag_is_refused_with_exit_code_2(argv, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("tritonlite-server: flag --cache-config is a Triton flag")
+    assert err.startswith("tritonlite-server: flag --host-policy is a Triton flag")
     assert "does not support yet" in err
 
 
-@pytest.mark.parametrize("flag", ["--cache-config=local,size=100", "--pinned-memory-pool-byte-size=5"])
+@pytest.mark.parametrize("flag", ["--host-policy=numa,cpu-cores=0", "--pinned-memory-pool-byte-size=5"])
 def test_other_unsupported_flags_name_the_flag(flag, capsys):
     assert cli.main(["--model-repository=/models", flag]) == 2
     assert f"flag {flag.split('=')[0]} " in capsys.readouterr().err
@@ -32,8 +32,8 @@ def test_other_unsupported_flags_name_the_flag(flag, capsys):
 
 def test_unsupported_flag_is_refused_before_parsing(capsys):
     # even without the required --model-repository the refusal names the flag
-    assert cli.main(["--cache-config=local"]) == 2
-    assert "--cache-config" in capsys.readouterr().err
+    assert cli.main(["--host-policy=x"]) == 2
+    assert "--host-policy" in capsys.readouterr().err
 
 
 def test_model_control_flags_parse():

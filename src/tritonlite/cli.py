@@ -12,7 +12,7 @@ from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
 UNSUPPORTED_FLAGS = (
     "--pinned-memory-pool-byte-size",
     "--cuda-memory-pool-byte-size",
-    "--response-cache-byte-size", "--cache-config", "--cache-directory", "--backend-directory",
+    "--cache-directory", "--backend-directory",
     "--repoagent-directory", "--model-namespacing",
     "--grpc-use-ssl", "--grpc-server-cert", "--grpc-server-key", "--grpc-root-cert",
     "--http-thread-count", "--metrics-config", "--metrics-interval-ms", "--allow-gpu-metrics",
@@ -101,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--repository-poll-secs", type=float, default=15.0)
     parser.add_argument("--model-load-thread-count", type=int, default=4)
+    parser.add_argument(
+        "--cache-config",
+        action="append",
+        default=[],
+        metavar="local,size=BYTES",
+        help="response cache: local,size=BYTES (models opt in with response_cache { enable: true })",
+    )
+    parser.add_argument("--response-cache-byte-size", type=int, default=None, help=argparse.SUPPRESS)
     _bool_flag(parser, "--exit-on-error", True, "exit when a model fails to load at startup (as Triton)")
     parser.add_argument("--log-verbose", type=int, default=0)
     _bool_flag(parser, "--log-info", True, "log info messages")
@@ -170,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.trace_rate:
             trace_values.append(f"rate={args.trace_rate}")
         trace_settings = parse_trace_config(trace_values)
+        from tritonlite.core.response_cache import parse_cache_config
+
+        cache_bytes = parse_cache_config(args.cache_config)
+        if args.response_cache_byte_size:
+            cache_bytes = args.response_cache_byte_size
     except ValueError as exc:
         print(f"tritonlite-server: {exc}", file=sys.stderr)
         return 2
@@ -206,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         load_models=args.load_model,
         poll_seconds=args.repository_poll_secs,
         load_threads=args.model_load_thread_count,
+        cache_bytes=cache_bytes,
     )
     return run(options)
 

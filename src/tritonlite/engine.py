@@ -17,6 +17,7 @@ from tritonlite import TRITON_COMPATIBLE_VERSION
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.core.datatypes import datatype_of
 from tritonlite.core.errors import TritonError, invalid_arg, unavailable, unsupported
+from tritonlite.core.response_cache import ResponseCache
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
 from tritonlite.models.manager import ModelManager
 from tritonlite.models.model import ModelVersion
@@ -61,6 +62,7 @@ class EngineOptions:
     poll_seconds: float = 15.0
     load_threads: int = 4
     exit_timeout: float = 30.0
+    cache_bytes: int | None = None
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
 
 
@@ -80,6 +82,8 @@ class Engine:
             options.load_threads,
         )
         self.models.unload_timeout = options.exit_timeout
+        self.cache = ResponseCache(options.cache_bytes) if options.cache_bytes else None
+        self.models.response_cache = self.cache
         self.models.list_unloaded = options.model_control_mode == "explicit"
         self._poller: asyncio.Task | None = None
         self._override_root: Path | None = None

@@ -50,6 +50,7 @@ class ServerOptions:
     load_models: list[str] = field(default_factory=list)
     poll_seconds: float = 15.0
     load_threads: int = 4
+    cache_bytes: int | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -128,6 +129,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
                 poll_seconds=options.poll_seconds,
                 load_threads=options.load_threads,
                 exit_timeout=options.exit_timeout_secs,
+                cache_bytes=options.cache_bytes,
             )
         )
     except TritonError as exc:
@@ -150,6 +152,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         ["rate_limit", "OFF" if not engine.limiter.enabled else "EXECUTION_COUNT"],
         ["strict_model_config", str(int(options.strict_model_config))],
         ["strict_readiness", str(int(options.strict_readiness))],
+        ["cache_enabled", str(int(bool(options.cache_bytes)))],
         ["exit_timeout", str(int(options.exit_timeout_secs))],
     ]
     log.info("\n%s\n", table(["Option", "Value"], option_rows))

@@ -81,6 +81,9 @@ def render(engine: Engine, allow_cpu_metrics: bool = True) -> str:
                     lines.append(f"{name}{labels} {stats.failures.get(reason, 0)}")
             else:
                 lines.append(f"{name}{_labels({'model': model, 'version': version})} {_number(value(stats))}")
+    cache = getattr(engine, "cache", None)
+    if cache is not None:
+        lines += _cache_lines(engine, cache)
     lines += [
         "# HELP nv_pinned_memory_pool_total_bytes Pinned memory pool total memory size, in bytes",
         "# TYPE nv_pinned_memory_pool_total_bytes gauge",
@@ -103,6 +106,44 @@ def render(engine: Engine, allow_cpu_metrics: bool = True) -> str:
             f"nv_cpu_memory_used_bytes {used}",
         ]
     return "\n".join(lines) + "\n"
+
+
+_CACHE_MODEL_FAMILIES = [
+    ("nv_cache_num_hits_per_model", "Number of cache hits per model", lambda s: s.cache_hit.count),
+    ("nv_cache_hit_duration_per_model", "Total cache hit duration per model, in microseconds",
+     lambda s: s.cache_hit.ns // 1000),
+    ("nv_cache_num_misses_per_model", "Number of cache misses per model", lambda s: s.cache_miss.count),
+    ("nv_cache_miss_duration_per_model", "Total cache miss (insert+lookup) duration per model, in microseconds",
+     lambda s: s.cache_miss.ns // 1000),
+]  # fmt: skip
+
+
+def _cache_lines(engine: Engine, cache) -> list[str]:
+    lines: list[str] = []
+    cached = []
+    for name in sorted(engine.models.models):
+        for number in sorted(engine.models.models[name].versions):
+            model = engine.models.models[name].versions[number]
+            if model.ready and model.cache is not None:
+                cached.append((name, model.version_str, model.stats))
+    for family, help_text, value in _CACHE_MODEL_FAMILIES:
+        lines += [f"# HELP {family} {help_text}", f"# TYPE {family} counter"]
+        for model, version, stats in cached:
+            lines.append(f"{family}{_labels({'model': model, 'version': version})} {value(stats)}")
+    gauges = [
+        ("nv_cache_util", "Cache utilization [0.0 - 1.0]", cache.utilization()),
+        ("nv_cache_num_entries", "Number of responses stored in response cache", cache.entries),
+        ("nv_cache_num_hits", "Number of cache hits in response cache", cache.hits),
+        ("nv_cache_num_misses", "Number of cache misses in response cache", cache.misses),
+        ("nv_cache_num_lookups", "Number of cache lookups in response cache", cache.lookups),
+        ("nv_cache_num_evictions", "Number of cache evictions in response cache", cache.evictions),
+        ("nv_cache_lookup_duration", "Total cache lookup duration (hit and miss), in microseconds",
+         cache.lookup_ns // 1000),
+        ("nv_cache_insertion_duration", "Total cache insertion duration, in microseconds", cache.insertion_ns // 1000),
+    ]  # fmt: skip
+    for family, help_text, number in gauges:
+        lines += [f"# HELP {family} {help_text}", f"# TYPE {family} gauge", f"{family} {_number(number)}"]
+    return lines
 
 
 def build_metrics_app(engine: Engine, allow_cpu_metrics: bool = True):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tritonlite.backends import BackendSettings, InstanceSpec, auto_complete
 from tritonlite.core.errors import TritonError, internal, invalid_arg, not_found, unavailable
+from tritonlite.core.response_cache import ResponseCache
 from tritonlite.models.model import LOADING, READY, UNAVAILABLE, UNLOADING, ModelVersion
 from tritonlite.models.warmup import run_warmup
 from tritonlite.protocol import model_config_pb2 as mc
@@ -94,6 +95,7 @@ class ModelManager:
         # (name, version string) -> ready version; "" is the latest ready version
         self._serving: dict[tuple[str, str], ModelVersion] = {}
         self.unload_timeout = 30.0
+        self.response_cache: ResponseCache | None = None
         self.list_unloaded = False  # explicit mode: the index lists models that are not loaded
         self._load_slots = asyncio.Semaphore(max(load_threads, 1))
         self._generation = 0
@@ -382,6 +384,8 @@ class ModelManager:
                 model.scheduler = DirectScheduler(runners, model.stats, config.max_batch_size > 0, pool)
             if len(config.model_warmup):
                 await run_warmup(model, runners)
+            if config.HasField("response_cache") and config.response_cache.enable:
+                model.cache = self.response_cache  # None when the server has no cache configured
             model.state = READY
             model.load_seconds = time.monotonic() - started
         except TritonError as exc:

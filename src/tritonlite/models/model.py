@@ -9,6 +9,7 @@ from pathlib import Path
 from tritonlite.core.classification import classify
 from tritonlite.core.datatypes import CONFIG_TO_DATATYPE
 from tritonlite.core.errors import ErrorKind, TritonError
+from tritonlite.core.response_cache import request_key
 from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.core.validation import TensorSpec, validate_request
 from tritonlite.models.statistics import ModelStats
@@ -53,6 +54,7 @@ class ModelVersion:
         self.required_inputs = 0
         self.load_seconds = 0.0
         self.stats = ModelStats()
+        self.cache = None  # core.response_cache.ResponseCache when response_cache is enabled
         self.limiter_keys: list[str] = []
         if config is not None:
             self.inputs = {t.name: _tensor_spec(t) for t in config.input}
@@ -78,6 +80,15 @@ class ModelVersion:
             trace.stamp("QUEUE_START", start)
             for tensor in request.inputs:
                 trace.tensor("TENSOR_QUEUE_INPUT", tensor.name, tensor.datatype, tensor.shape, tensor.data)
+        cache = self.cache
+        if cache is not None:
+            key = request_key(self.name, self.version_str, request)
+            cached = cache.lookup(key, request)
+            lookup_end = time.monotonic_ns()
+            if cached is not None:
+                stats.cache_hit.add(lookup_end - start)
+                stats.record_success(lookup_end - start)
+                return cached
         stats.pending += 1
         try:
             result = await self.scheduler.infer(request)
@@ -96,6 +107,10 @@ class ModelVersion:
             raise result
         if request.outputs:
             self._classify(request, result)
+        if cache is not None:
+            insert_start = time.monotonic_ns()
+            cache.insert(key, result)
+            stats.cache_miss.add((lookup_end - start) + (time.monotonic_ns() - insert_start))
         end = time.monotonic_ns()
         stats.record_success(end - start)
         if trace is not None:
