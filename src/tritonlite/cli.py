@@ -15,7 +15,7 @@ UNSUPPORTED_FLAGS = (
     "--cache-directory", "--backend-directory",
     "--repoagent-directory", "--model-namespacing",
     "--grpc-use-ssl", "--grpc-server-cert", "--grpc-server-key", "--grpc-root-cert",
-    "--http-thread-count", "--metrics-config", "--metrics-interval-ms", "--allow-gpu-metrics",
+    "--http-thread-count", "--metrics-config", "--metrics-interval-ms",
     "--allow-sagemaker", "--allow-vertex-ai", "--host-policy",
     "--buffer-manager-thread-count", "--model-config-name", "--disable-auto-complete-config",
     "--min-supported-compute-capability",
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _bool_flag(parser, "--allow-metrics", True, "serve Prometheus metrics")
     parser.add_argument("--metrics-address", default="0.0.0.0")
     _bool_flag(parser, "--allow-cpu-metrics", True, "report CPU utilization and memory metrics")
+    _bool_flag(parser, "--allow-gpu-metrics", True, "report GPU metrics through NVML when a GPU is present")
     parser.add_argument("--metrics-port", type=int, default=8002)
     _bool_flag(parser, "--strict-model-config", False, "require a complete config.pbtxt (no auto-complete)")
     _bool_flag(parser, "--strict-readiness", True, "server is ready only when every model is ready")
@@ -207,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics_address=args.metrics_address,
         metrics_port=args.metrics_port,
         allow_cpu_metrics=args.allow_cpu_metrics,
+        allow_gpu_metrics=args.allow_gpu_metrics,
         strict_model_config=args.strict_model_config,
         strict_readiness=args.strict_readiness,
         exit_timeout_secs=args.exit_timeout_secs,

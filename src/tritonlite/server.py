@@ -36,6 +36,7 @@ class ServerOptions:
     grpc_port: int = 8001
     allow_metrics: bool = True
     allow_cpu_metrics: bool = True
+    allow_gpu_metrics: bool = True
     metrics_address: str = "0.0.0.0"
     metrics_port: int = 8002
     strict_model_config: bool = False
@@ -181,7 +182,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         if options.allow_metrics:
             from tritonlite.metrics.families import build_metrics_app
 
-            app = build_metrics_app(engine, options.allow_cpu_metrics)
+            app = build_metrics_app(engine, options.allow_cpu_metrics, options.allow_gpu_metrics)
             servers.append(await _start_uvicorn(app, options.metrics_address, options.metrics_port, "Metrics Service"))
             log.info("Started Metrics Service at %s:%d", options.metrics_address, options.metrics_port)
     except StartupError as exc:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from tritonlite.metrics.gpu import FAMILIES as GPU_FAMILIES
+from tritonlite.metrics.gpu import GpuMetrics
 from tritonlite.metrics.system import cpu_memory, cpu_utilization
 from tritonlite.models.statistics import FAILURE_REASONS, ModelStats
 
@@ -67,7 +69,7 @@ def _versions(engine: Engine) -> Iterator[tuple[str, str, ModelStats]]:
                 yield name, model.version_str, model.stats
 
 
-def render(engine: Engine, allow_cpu_metrics: bool = True) -> str:
+def render(engine: Engine, allow_cpu_metrics: bool = True, gpu: GpuMetrics | None = None) -> str:
     """The whole exposition, in Prometheus text format 0.0.4."""
     lines: list[str] = []
     versions = list(_versions(engine))
@@ -92,6 +94,12 @@ def render(engine: Engine, allow_cpu_metrics: bool = True) -> str:
         "# TYPE nv_pinned_memory_pool_used_bytes gauge",
         "nv_pinned_memory_pool_used_bytes 0",
     ]
+    if gpu is not None and gpu.available:
+        readings = gpu.readings()
+        for family, help_text in GPU_FAMILIES:
+            lines += [f"# HELP {family} {help_text}", f"# TYPE {family} gauge"]
+            for row in readings:
+                lines.append(f"{family}{_labels({'gpu_uuid': row['gpu_uuid']})} {_number(row[family])}")
     if allow_cpu_metrics:
         total, used = cpu_memory()
         lines += [
@@ -146,8 +154,9 @@ def _cache_lines(engine: Engine, cache) -> list[str]:
     return lines
 
 
-def build_metrics_app(engine: Engine, allow_cpu_metrics: bool = True):
+def build_metrics_app(engine: Engine, allow_cpu_metrics: bool = True, allow_gpu_metrics: bool = True):
     """ASGI app: GET /metrics renders the exposition; anything else is 404."""
+    gpu = GpuMetrics() if allow_gpu_metrics else None
 
     async def app(scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -156,7 +165,7 @@ def build_metrics_app(engine: Engine, allow_cpu_metrics: bool = True):
             await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
             return
-        body = render(engine, allow_cpu_metrics).encode()
+        body = render(engine, allow_cpu_metrics, gpu).encode()
         headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
