@@ -60,6 +60,7 @@ class InferRequest:
         "flags",
         "arrival_ns",
         "trace",
+        "stream",
     )
 
     def __init__(
@@ -83,6 +84,7 @@ class InferRequest:
         self.flags = 0
         self.arrival_ns = 0
         self.trace = None  # a tracing.Trace when this request is sampled
+        self.stream = None  # a streaming.ResponseStream for requests to decoupled models
 
 
 class InferResponse:

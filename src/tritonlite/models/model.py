@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tritonlite.core.classification import classify
@@ -56,7 +57,11 @@ class ModelVersion:
         self.stats = ModelStats()
         self.cache = None  # core.response_cache.ResponseCache when response_cache is enabled
         self.limiter_keys: list[str] = []
+        self.decoupled = False  # model_transaction_policy { decoupled: true }: zero or more responses
+        self.ensemble = False  # platform "ensemble": the scheduler runs member models
         if config is not None:
+            self.decoupled = config.model_transaction_policy.decoupled
+            self.ensemble = config.platform == "ensemble"
             self.inputs = {t.name: _tensor_spec(t) for t in config.input}
             self.outputs = {t.name: _tensor_spec(t) for t in config.output}
             self.max_batch_size = config.max_batch_size
@@ -69,8 +74,9 @@ class ModelVersion:
     def ready(self) -> bool:
         return self.state == READY
 
-    async def infer(self, request: InferRequest) -> InferResponse:
-        validate_request(request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size)
+    async def infer(self, request: InferRequest, validated: bool = False) -> InferResponse:
+        if not validated:
+            validate_request(request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size)
         stats = self.stats
         start = request.arrival_ns = time.monotonic_ns()
         trace = request.trace
@@ -118,6 +124,71 @@ class ModelVersion:
                 trace.tensor("TENSOR_BACKEND_OUTPUT", tensor.name, tensor.datatype, tensor.shape, tensor.data)
             trace.stamp("REQUEST_END", end)
         return result
+
+    async def infer_stream(self, request: InferRequest) -> AsyncIterator[StreamItem]:
+        """The request's responses as ``(response, final)`` items, for any model.
+
+        Errors raised before the first item mean the request was refused (validation, sequence
+        rules); an error of the execution comes as a final ``TritonError`` item. A model that is
+        not decoupled gives exactly one final item.
+        """
+        validate_request(request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size)
+        check = getattr(self.scheduler, "check", None)
+        if check is not None:
+            check(request)
+        if not self.decoupled:
+            try:
+                response = await self.infer(request, validated=True)
+            except TritonError as exc:
+                yield exc, True
+                return
+            yield response, True
+            return
+        if self.ensemble:
+            source = self.scheduler.infer_stream(request)
+        else:
+            source = self._decoupled_responses(request)
+        stats = self.stats
+        start = request.arrival_ns = time.monotonic_ns()
+        stats.pending += 1
+        failed = False
+        try:
+            async for response, final in source:
+                if isinstance(response, TritonError):
+                    failed = True
+                    stats.record_failure(time.monotonic_ns() - start, "BACKEND")
+                elif response is not None and request.outputs:
+                    self._classify(request, response)
+                yield response, final
+                if final:
+                    break
+        finally:
+            stats.pending -= 1
+        if not failed:
+            stats.record_success(time.monotonic_ns() - start)
+
+    async def _decoupled_responses(self, request: InferRequest) -> AsyncIterator[StreamItem]:
+        """Run a request of a decoupled model; its responses arrive through ``request.stream``."""
+        stream = request.stream = ResponseStream()
+        task = asyncio.get_running_loop().create_task(self.scheduler.infer(request))
+
+        def settled(done: asyncio.Task) -> None:
+            if done.cancelled():
+                stream.put(TritonError(ErrorKind.CANCELLED, "request cancelled"), True)
+                return
+            exc = done.exception()
+            result = exc if exc is not None else done.result()
+            if isinstance(result, TritonError):
+                stream.put(result, True)
+            elif isinstance(result, BaseException):
+                stream.put(TritonError(ErrorKind.INTERNAL, f"{type(result).__name__}: {result}"), True)
+
+        task.add_done_callback(settled)
+        while True:
+            item = await stream.get()
+            yield item
+            if item[1]:
+                return
 
     def _classify(self, request: InferRequest, response: InferResponse) -> None:
         for requested in request.outputs:

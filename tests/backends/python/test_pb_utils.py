@@ -227,9 +227,15 @@ def test_inference_request_defaults():
     assert request.parameters() == "{}"
 
 
-def test_response_sender_is_only_for_decoupled_models():
-    with pytest.raises(pb_utils.TritonModelException):
-        make_request().get_response_sender()
+def test_response_sender_of_a_request_that_is_not_decoupled_collects_its_response():
+    request = make_request()
+    sender = request.get_response_sender()
+    assert request.get_response_sender() is sender
+    response = pb_utils.InferenceResponse([])
+    sender.send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+    assert request._sent == [response]
+    with pytest.raises(pb_utils.TritonModelException, match="closed"):
+        sender.send(response)
 
 
 def test_bls_exec_outside_a_server_raises(monkeypatch):

@@ -270,7 +270,7 @@ def test_input_with_data_and_binary_size():
     item = fp32_input("INPUT0", [1.0], parameters={"binary_data_size": 4})
     error = error_of(*body({"inputs": [item]}, b"\0" * 4))
     assert error.kind is ErrorKind.INVALID_ARG
-    assert error.message.endswith("But more than one field is set")
+    assert error.message.endswith("But set 'data' 'binary_data_size'")  # Triton's wording
 
 
 def test_unknown_datatype():
@@ -363,11 +363,15 @@ def test_shape_must_be_integers():
     assert error.message == "Unable to parse 'shape': attempt to access JSON non-signed-integer as signed integer"
 
 
-def test_shared_memory_is_not_supported():
-    item = {"name": "X", "datatype": "FP32", "shape": [1], "parameters": {"shared_memory_region": "r"}}
-    error = error_of(orjson.dumps({"inputs": [item]}))
-    assert error.kind is ErrorKind.INVALID_ARG
-    assert "shared memory" in error.message
+def test_unknown_shared_memory_region_is_not_found():
+    from tritonlite.sharedmem.registry import SharedMemory
+
+    params = {"shared_memory_region": "r", "shared_memory_byte_size": 4}
+    item = {"name": "X", "datatype": "FP32", "shape": [1], "parameters": params}
+    with pytest.raises(TritonError) as info:
+        decode_request("m", "", orjson.dumps({"inputs": [item]}), None, SharedMemory())
+    assert info.value.kind is ErrorKind.NOT_FOUND
+    assert info.value.message == "Unable to find shared memory region: 'r'"
 
 
 # --- encode --------------------------------------------------------------------------------------

@@ -170,9 +170,12 @@ class PythonInstance(BackendInstance):
             except Exception as exc:
                 raise internal(describe_exception(exc)) from None
 
-    def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:
+    def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError | None]:
         started = time.perf_counter_ns()
         pb_requests = [self._to_pb(request) for request in requests]
+        if self.decoupled:
+            for request, pb_request in zip(requests, pb_requests, strict=True):
+                pb_request._response_sender = pb_utils.InferenceResponseSender(self._sender(request))
         converted = time.perf_counter_ns()
         try:
             pb_responses = self.model.execute(pb_requests)
@@ -182,6 +185,18 @@ class PythonInstance(BackendInstance):
                 f"message: {describe_exception(exc)}"
             )
             return [error] * len(requests)
+        if self.decoupled:
+            self.timings = (converted - started, time.perf_counter_ns() - converted, 0)
+            if pb_responses is not None:
+                error = internal(
+                    f"Failed to process the request(s) for model '{self.spec.instance_name}', message: "
+                    f"Python model '{self.spec.instance_name}' is using the decoupled mode and the execute "
+                    "function must return None."
+                )
+                return [error] * len(requests)
+            return [None] * len(requests)  # the responses travel through each request's stream
+        if pb_responses is None and any(r._sent for r in pb_requests):
+            pb_responses = [_only_sent(r) for r in pb_requests]  # answered through the sender, as Triton allows
         if pb_responses is None or len(pb_responses) != len(requests):
             got = "None" if pb_responses is None else str(len(pb_responses))
             error = internal(
@@ -194,6 +209,23 @@ class PythonInstance(BackendInstance):
         results = [self._from_pb(req, resp) for req, resp in zip(requests, pb_responses, strict=True)]
         self.timings = (converted - started, executed - converted, time.perf_counter_ns() - executed)
         return results
+
+    def _sender(self, request: InferRequest):
+        """What a decoupled request's ``send`` does: convert the response, hand it to the stream."""
+        stream = request.stream
+
+        def send(response: Any, flags: int) -> None:
+            final = bool(flags & pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+            if stream is None:
+                return
+            if response is None:
+                if final:
+                    stream.put(None, True)
+                return
+            result = self._from_pb(request, response)
+            stream.put(result, final or isinstance(result, TritonError))
+
+        return send
 
     def finalize(self) -> None:
         finalize = getattr(self.model, "finalize", None)
@@ -248,6 +280,12 @@ class PythonInstance(BackendInstance):
             outputs,
             response._parameters or None,
         )
+
+
+def _only_sent(pb_request: pb_utils.InferenceRequest) -> Any:
+    """The response a model that is not decoupled sent through the response sender (or None)."""
+    sent = pb_request._sent
+    return sent[-1] if sent else None
 
 
 def _wire_datatype(config_type: int) -> str:

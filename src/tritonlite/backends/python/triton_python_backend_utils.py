@@ -288,6 +288,7 @@ class InferenceRequest:
             parameters = json.dumps(parameters)
         self._parameters = parameters or "{}"
         self._response_sender: InferenceResponseSender | None = None
+        self._sent: list[InferenceResponse] | None = None  # what a non-decoupled model sent
         self._cancelled: Callable[[], bool] | None = None
 
     def inputs(self) -> list[Tensor]:
@@ -318,8 +319,21 @@ class InferenceRequest:
         return self._cancelled() if self._cancelled is not None else False
 
     def get_response_sender(self) -> InferenceResponseSender:
+        """The sender of this request's responses.
+
+        A decoupled model sends zero or more responses, then the final flag. A model that is not
+        decoupled may also answer through the sender (one response, with the final flag) and
+        return None from ``execute``, as in Triton.
+        """
         if self._response_sender is None:
-            raise TritonModelException("the response sender is only available to decoupled models")
+            sent: list[InferenceResponse] = []
+            self._sent = sent
+
+            def collect(response: InferenceResponse | None, flags: int) -> None:
+                if response is not None:
+                    sent.append(response)
+
+            self._response_sender = InferenceResponseSender(collect)
         return self._response_sender
 
     def set_release_flags(self, flags: int) -> None:

@@ -291,15 +291,13 @@ def build_api(engine: Engine, infer_endpoint) -> FastAPI:
     async def model_version_config(name: str, version: int) -> Response:
         return json_response(engine.model_config(name, str(version)))
 
-    shm = engine.shared_memory
-
     @api.get("/v2/systemsharedmemory/status")
     async def system_shm_status() -> Response:
-        return json_response(shm.system.status())
+        return json_response(engine.shared_memory.system.status())
 
     @api.get("/v2/systemsharedmemory/region/{name}/status")
     async def system_shm_region_status(name: str) -> Response:
-        return json_response(shm.system.status(name))
+        return json_response(engine.shared_memory.system.status(name))
 
     @api.post("/v2/systemsharedmemory/region/{name}/register")
     async def system_shm_register(name: str, request: Request) -> Response:
@@ -309,26 +307,26 @@ def build_api(engine: Engine, infer_endpoint) -> FastAPI:
         key, offset, size = body["key"], body.get("offset", 0), body.get("byte_size", 0)
         if not isinstance(key, str) or not all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, size)):
             raise invalid_arg("Shared memory register request has an invalid 'key', 'offset' or 'byte_size'")
-        shm.system.register(name, key, offset, size)
+        engine.shared_memory.system.register(name, key, offset, size)
         return Response(status_code=200)
 
     @api.post("/v2/systemsharedmemory/region/{name}/unregister")
     async def system_shm_unregister(name: str) -> Response:
-        shm.system.unregister(name)
+        engine.shared_memory.system.unregister(name)
         return Response(status_code=200)
 
     @api.post("/v2/systemsharedmemory/unregister")
     async def system_shm_unregister_all() -> Response:
-        shm.system.unregister()
+        engine.shared_memory.system.unregister()
         return Response(status_code=200)
 
     @api.get("/v2/cudasharedmemory/status")
     async def cuda_shm_status() -> Response:
-        return json_response(shm.cuda.status())
+        return json_response(engine.shared_memory.cuda.status())
 
     @api.get("/v2/cudasharedmemory/region/{name}/status")
     async def cuda_shm_region_status(name: str) -> Response:
-        return json_response(shm.cuda.status(name))
+        return json_response(engine.shared_memory.cuda.status(name))
 
     @api.post("/v2/cudasharedmemory/region/{name}/register")
     async def cuda_shm_register(name: str, request: Request) -> Response:
@@ -340,17 +338,17 @@ def build_api(engine: Engine, infer_endpoint) -> FastAPI:
             raw = base64.b64decode(handle["b64"], validate=True)
         except (binascii.Error, ValueError):
             raise invalid_arg("Shared memory register request has an invalid 'raw_handle'") from None
-        shm.cuda.register(name, raw, int(body.get("device_id", 0)), int(body.get("byte_size", 0)))
+        engine.shared_memory.cuda.register(name, raw, int(body.get("device_id", 0)), int(body.get("byte_size", 0)))
         return Response(status_code=200)
 
     @api.post("/v2/cudasharedmemory/region/{name}/unregister")
     async def cuda_shm_unregister(name: str) -> Response:
-        shm.cuda.unregister(name)
+        engine.shared_memory.cuda.unregister(name)
         return Response(status_code=200)
 
     @api.post("/v2/cudasharedmemory/unregister")
     async def cuda_shm_unregister_all() -> Response:
-        shm.cuda.unregister()
+        engine.shared_memory.cuda.unregister()
         return Response(status_code=200)
 
     async def _json_body(request: Request) -> dict:
