@@ -5,6 +5,7 @@ Errors are always Triton's: a status code from the error kind and ``{"error": ".
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import gzip
@@ -26,6 +27,7 @@ from tritonlite.core.types import InferRequest, InferTensor
 from tritonlite.core.validation import RAW_INPUT_NAME, request_prefix
 from tritonlite.engine import Engine
 from tritonlite.frontends.http.codec import decode_request, encode_response
+from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +125,12 @@ class HttpFrontend:
                     model_name, model_version, body, length, self.engine.shared_memory
                 )
             request.trace = trace
-            response = await self.engine.infer(request)
+            if self._queues(model_name, model_version):
+                response = await self._infer_unless_disconnected(request, receive)
+                if response is None:
+                    return  # the client went away; its queue slot is free and nothing is sent
+            else:
+                response = await self.engine.infer(request)
             if trace is not None:
                 trace.stamp("INFER_RESPONSE_COMPLETE")
             payload, json_length = encode_response(response, request, binary_default, self.engine.shared_memory)
@@ -152,6 +159,33 @@ class HttpFrontend:
         await _send(send, 200, headers, payload)
         trace.stamp("HTTP_SEND_END")
         tracer.finish(trace, model_name)
+
+    def _queues(self, model_name: str, model_version: str) -> bool:
+        """Whether requests of this model wait in a queue (where a client may give up)."""
+        try:
+            scheduler = self.engine.models.get(model_name, model_version).scheduler
+        except TritonError:
+            return False
+        return isinstance(scheduler, DynamicBatcher)
+
+    async def _infer_unless_disconnected(self, request, receive):
+        """Infer, but drop the request from the queue if the client disconnects first."""
+        infer = asyncio.ensure_future(self.engine.infer(request))
+        watch = asyncio.ensure_future(receive())
+        try:
+            await asyncio.wait({infer, watch}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            infer.cancel()
+            watch.cancel()
+            raise
+        if infer.done():
+            watch.cancel()
+            return infer.result()
+        message = watch.result()
+        if message.get("type") == "http.disconnect":
+            infer.cancel()
+            return None
+        return await infer
 
     async def _read_body(self, receive) -> bytes:
         message = await receive()
