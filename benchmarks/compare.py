@@ -49,12 +49,15 @@ def start(server: str, repository: Path) -> tuple[subprocess.Popen, int, int]:
     raise RuntimeError(f"{server} did not become ready")
 
 
-def measure(model: str, protocol: str, port: int, concurrency: int, interval_ms: int, shapes: list[str]) -> dict:
+def measure(
+    model: str, protocol: str, port: int, concurrency: int, interval_ms: int, shapes: list[str], extra: list[str]
+) -> dict:
     cmd = [str(PERF_ANALYZER), "-m", model, "-i", protocol, "-u", f"127.0.0.1:{port}",
            "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-interval", str(interval_ms),
            "--stability-percentage", "100", "--max-trials", "6"]  # fmt: skip
     for shape in shapes:
         cmd += ["--shape", shape]
+    cmd += extra
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     text = out.stdout + out.stderr
     throughput = re.search(r"Throughput: ([\d.]+) infer/sec", text)
@@ -89,6 +92,7 @@ def main() -> int:
     parser.add_argument("--repository", type=Path, default=ROOT / "examples" / "model_repository")
     parser.add_argument("--shape", action="append", default=[], help="perf_analyzer --shape, e.g. INPUT0:16")
     parser.add_argument("--output", default="compare", help="results file name (without extension)")
+    parser.add_argument("--pa-arg", action="append", default=[], help="extra perf_analyzer argument (repeatable)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per point (order alternates); medians reported")
     args = parser.parse_args()
     if not PERF_ANALYZER.exists():
@@ -106,7 +110,7 @@ def main() -> int:
                     try:
                         port = http if protocol == "http" else grpc
                         runs[server].append(
-                            measure(args.model, protocol, port, concurrency, args.interval_ms, args.shape)
+                            measure(args.model, protocol, port, concurrency, args.interval_ms, args.shape, args.pa_arg)
                         )
                     finally:
                         process.terminate()

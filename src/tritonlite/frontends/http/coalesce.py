@@ -73,7 +73,12 @@ def install() -> bool:
                     await super().send(message)
                 finally:
                     self.transport = real
-                real.write(b"".join(held + collect.chunks))
+                if sum(len(chunk) for chunk in collect.chunks) <= 65536:
+                    real.write(b"".join(held + collect.chunks))
+                else:  # a big body is not worth copying to save one system call
+                    real.write(b"".join(held))
+                    for chunk in collect.chunks:
+                        real.write(chunk)
                 if collect.closed:
                     real.close()
                 return
