@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rate-limit",
         default="off",
-        choices=["off", "execution_count"],
+        metavar="off|execution_count",
         help="off, or execution_count: instances run only when their resources are free",
     )
     parser.add_argument(
@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = build_parser().parse_args(argv)
 
+    if args.rate_limit not in ("off", "execution_count"):
+        print('Bad option: "--rate-limit".\ninvalid argument for --rate-limit', file=sys.stderr)
+        return 1
     try:
         backend_settings = parse_backend_config(args.backend_config)
         trace_values = list(args.trace_config)

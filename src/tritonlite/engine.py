@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -16,8 +18,9 @@ from google.protobuf import json_format
 from tritonlite import TRITON_COMPATIBLE_VERSION
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.core.datatypes import datatype_of
-from tritonlite.core.errors import TritonError, invalid_arg, unavailable, unsupported
+from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg, unavailable, unsupported
 from tritonlite.core.response_cache import ResponseCache
+from tritonlite.core.streaming import StreamItem
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
 from tritonlite.models.manager import ModelManager
 from tritonlite.models.model import ModelVersion
@@ -31,8 +34,23 @@ from tritonlite.tracing.tracer import Tracer
 
 log = logging.getLogger(__name__)
 
+# Triton's answers to a non-streaming infer on a decoupled model (HTTP 501 / gRPC UNIMPLEMENTED)
+DECOUPLED_HTTP_MESSAGE = "HTTP end point doesn't support models with decoupled transaction policy"
+DECOUPLED_GRPC_MESSAGE = "ModelInfer RPC doesn't support models with decoupled transaction policy"
+
+
+class DecoupledModelError(TritonError):
+    """A decoupled model asked for one response: Triton's HTTP text; ``grpc_message`` for ModelInfer."""
+
+    grpc_message = DECOUPLED_GRPC_MESSAGE
+
+    def __init__(self) -> None:
+        super().__init__(ErrorKind.UNSUPPORTED, DECOUPLED_HTTP_MESSAGE)
+
+
 EXTENSIONS = [
     "classification",
+    "sequence",
     "model_repository",
     "model_repository(unload_dependents)",
     "model_configuration",
@@ -165,7 +183,7 @@ class Engine:
 
     async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
         self._require_explicit()
-        await self.models.unload_model(name)
+        await self.models.unload_model(name, unload_dependents)
 
     # --- trace and logging extensions ----------------------------------------------------------
 
@@ -260,12 +278,29 @@ class Engine:
     # --- inference -------------------------------------------------------------------------------
 
     async def infer(self, request: InferRequest) -> InferResponse:
-        return await self.models.get(request.model_name, request.model_version).infer(request)
+        model = self.models.get(request.model_name, request.model_version)
+        if model.decoupled:
+            raise DecoupledModelError()
+        return await model.infer(request)
+
+    async def infer_stream(self, request: InferRequest) -> AsyncIterator[StreamItem]:
+        """The responses of one request as ``(response, final)`` items, for any model.
+
+        A decoupled model gives zero or more responses, the last item flagged final (its response
+        may be None: a final flag without a response); other models give one final item. An error
+        raised before the first item means the request was refused; an error during the
+        execution is a final ``TritonError`` item.
+        """
+        model = self.models.get(request.model_name, request.model_version)
+        async for item in model.infer_stream(request):
+            yield item
 
     def _run_bls(self, pb_request: pb_utils.InferenceRequest, decoupled: bool) -> pb_utils.InferenceResponse:
-        """A model's BLS call (``InferenceRequest.exec``), run from its instance thread."""
-        if decoupled:
-            raise pb_utils.TritonModelException("decoupled BLS requests are not supported by tritonlite yet")
+        """A model's BLS call (``InferenceRequest.exec``), run from its instance thread.
+
+        With ``decoupled`` the answer is an iterator of responses (the last one, flagged final by
+        the model, may be empty), as in Triton's python backend.
+        """
         inputs = []
         for tensor in pb_request.inputs():
             array = tensor.as_numpy()
@@ -280,14 +315,54 @@ class Engine:
             [RequestedOutput(name) for name in names] or None,
             orjson.loads(pb_request.parameters() or "{}"),
         )
+        request.correlation_id = pb_request.correlation_id()
+        request.flags = pb_request.flags()
+        request.timeout_us = pb_request.timeout()
+        if decoupled:
+            return self._bls_stream(request)
         future = asyncio.run_coroutine_threadsafe(self.infer(request), self._loop)
         try:
             response = future.result()
         except TritonError as exc:
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(exc.message))
-        return pb_utils.InferenceResponse(
-            [pb_utils.Tensor(t.name, np.asarray(t.data), t.datatype) for t in response.outputs]
-        )
+        return _pb_response(response)
+
+    def _bls_stream(self, request: InferRequest):
+        """The responses of a decoupled BLS call, handed to the model's thread one by one."""
+        items: queue.Queue = queue.Queue()
+
+        async def pump() -> None:
+            try:
+                async for response, final in self.infer_stream(request):
+                    items.put((response, final))
+                    if final:
+                        return
+            except TritonError as exc:
+                items.put((exc, True))
+            except Exception as exc:  # never leave the model waiting
+                items.put((TritonError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}"), True))
+
+        asyncio.run_coroutine_threadsafe(pump(), self._loop)
+
+        def responses():
+            while True:
+                response, final = items.get()
+                if isinstance(response, TritonError):
+                    yield pb_utils.InferenceResponse(error=pb_utils.TritonError(response.message))
+                elif response is not None:
+                    yield _pb_response(response)
+                elif final:
+                    yield pb_utils.InferenceResponse([])  # the final flag alone: an empty response
+                if final:
+                    return
+
+        return responses()
 
     def not_supported(self, what: str) -> TritonError:
         return unsupported(f"{what} is not supported by tritonlite yet")
+
+
+def _pb_response(response: InferResponse) -> pb_utils.InferenceResponse:
+    return pb_utils.InferenceResponse(
+        [pb_utils.Tensor(t.name, np.asarray(t.data), t.datatype) for t in response.outputs]
+    )

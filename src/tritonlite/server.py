@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,14 @@ async def _start_uvicorn(app, host: str, port: int, what: str) -> tuple[_Uvicorn
     return server, task
 
 
+def _resource_row(spec: str) -> str:
+    """A --rate-limit-resource as Triton's options table shows it."""
+    from tritonlite.scheduling.rate_limiter import parse_resource_spec
+
+    name, count, device = parse_resource_spec(spec)
+    return f'{{"name":"{name}", "count":{count} "device":{device}}}'
+
+
 def _model_table(engine: Engine) -> str:
     rows = []
     for row in engine.models.index():
@@ -150,7 +159,11 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         ["server_extensions", " ".join(engine.options.extensions)],
         *[[f"model_repository_path[{i}]", str(p)] for i, p in enumerate(options.repositories)],
         ["model_control_mode", f"MODE_{options.model_control_mode.upper()}"],
-        ["rate_limit", "OFF" if not engine.limiter.enabled else "EXECUTION_COUNT"],
+        ["rate_limit", "OFF" if not engine.limiter.enabled else "EXEC_COUNT"],
+        *[
+            [f"rate_limit_resource[{i}]", _resource_row(spec)]
+            for i, spec in enumerate(options.rate_limit_resources if engine.limiter.enabled else [])
+        ],
         ["strict_model_config", str(int(options.strict_model_config))],
         ["strict_readiness", str(int(options.strict_readiness))],
         ["cache_enabled", str(int(bool(options.cache_bytes)))],
@@ -159,7 +172,14 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
     log.info("\n%s\n", table(["Option", "Value"], option_rows))
     if options.exit_on_error and not engine.models.all_ready():
         log.error("failed to load all models (start with --exit-on-error=false to serve the others)")
+        first = next((row for row in engine.models.index() if row.get("state") == "UNAVAILABLE"), None)
         await engine.stop()
+        if first is not None and "version" in first:  # Triton's last words, for scripts that read them
+            print(
+                f"error: creating server: Invalid argument - load failed for model '{first['name']}': "
+                f"version {first['version']} is at UNAVAILABLE state: {first.get('reason', '')};",
+                file=sys.stderr,
+            )
         return 1
 
     grpc_server = None

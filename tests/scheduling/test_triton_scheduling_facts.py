@@ -14,13 +14,13 @@ tritonlite server here, at the recorded offsets, and the model logs are compared
   on a 100 ms delay model waits the delay, a blocker's queue is judged when it ends...). Triton's
   random ~500 ms batcher stalls are not copied.
 
-Not replayed: everything that needs ``--model-control-mode=explicit`` or the repository
-load/unload API (tritonlite has no explicit model-control mode yet): ``warmup.good_explicit``
-load answers, ``warmup.failing.*.load_http/load_grpc``, the rate limiter's ``load_again`` cases
-and the ``--load-model`` wording of the exit messages (in the default mode Triton words them
-differently). The failing-warmup and refused-rate-limit facts are checked with the models loaded
-at startup in the default mode, which gives the same model states, reasons and answers.
-perf_analyzer figures (``main.perf_analyzer``) are machine-dependent and not checked.
+Warmup and rate limiter facts are replayed with the server flags Triton was started with
+(``--model-control-mode=explicit``, ``--load-model``, the rate-limit flags), the repository-API
+loads with their recorded bytes; the default-mode startup facts (``main.startup``) on the main
+server, which also loads the failing-warmup models at startup and must survive them (Triton 2.51
+often crashed there). Not checked: perf_analyzer figures (``main.perf_analyzer``, machine-dependent)
+and log lines other than the few asserted below. Where tritonlite differs from Triton outside the
+batcher, the test is a strict xfail naming both behaviours.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 import requests
 from serverutil import RunningServer, free_port
@@ -64,6 +64,7 @@ AT_ONCE_MS = 90
 UPPER_MS = 600
 # A replay whose sends drift further than this from the recorded offsets is not faithful; it is rerun.
 SEND_TOLERANCE_MS = 40
+MIN_GAP_S = 0.002  # between requests recorded at different offsets (the recorded gaps are >= 5 ms)
 ATTEMPTS = 3
 
 
@@ -77,7 +78,7 @@ def local(text: str) -> str:
 class Probe:
     """A running tritonlite plus the folder its probe models log to."""
 
-    def __init__(self, repository: Path, log_dir: Path, *flags: str, wait: bool = True) -> None:
+    def __init__(self, repository: Path, log_dir: Path, *flags: str) -> None:
         self.log_dir = log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         previous = os.environ.get("TRITONLITE_SCHED_LOG_DIR")
@@ -90,8 +91,7 @@ class Probe:
             else:
                 os.environ["TRITONLITE_SCHED_LOG_DIR"] = previous
         self.first_live_wall: float | None = None
-        if wait:
-            self.wait_live()
+        self.wait_live()
         self.channel = grpc.insecure_channel(self.server.grpc)
         self.infer_rpc = self.channel.unary_unary(
             "/inference.GRPCInferenceService/ModelInfer",
@@ -222,18 +222,50 @@ class Replay:
         return "\n".join(lines)
 
 
-def _send(probe: Probe, request: dict, start: threading.Barrier, clock: dict, out: dict) -> None:
-    """Connect, wait for every sender, then send at t0 + offset_ms; record the answer."""
+class _Schedule:
+    """When each sender goes: at t0 + its offset, but never before every request of the previous
+    (earlier) offset is out, plus MIN_GAP_S, so that a thread woken late cannot overtake an earlier
+    request. Requests with the same offset go together."""
+
+    def __init__(self, recorded_requests: list[dict]) -> None:
+        self.start = threading.Barrier(len(recorded_requests), action=self._set_t0)
+        offsets = sorted({r["offset_ms"] for r in recorded_requests})
+        group = {o: [r["id"] for r in recorded_requests if r["offset_ms"] == o] for o in offsets}
+        previous = dict(zip(offsets[1:], offsets, strict=False))
+        self.before = {r["id"]: group.get(previous.get(r["offset_ms"]), []) for r in recorded_requests}
+        self.sent = {r["id"]: threading.Event() for r in recorded_requests}
+        self.sent_at: dict[str, float] = {}
+        self.t0 = self.t0_wall = 0.0
+
+    def _set_t0(self) -> None:  # runs once every sender is connected, just before they are released
+        self.t0 = time.monotonic() + 0.02
+        self.t0_wall = time.time() + 0.02
+
+    def wait_turn(self, request: dict) -> None:
+        self.start.wait()
+        due = self.t0 + request["offset_ms"] / 1000
+        for rid in self.before[request["id"]]:
+            self.sent[rid].wait(60)
+            due = max(due, self.sent_at.get(rid, 0.0) + MIN_GAP_S)
+        time.sleep(max(0.0, due - time.monotonic()))
+
+    def mark_sent(self, request_id: str) -> None:
+        self.sent_at[request_id] = time.monotonic()
+        self.sent[request_id].set()
+
+
+def _send(probe: Probe, request: dict, schedule: _Schedule, out: dict) -> None:
+    """Connect, wait for the request's turn, send it; record the answer."""
     recorded = request["request"]
     try:
         if request["protocol"] == "http":
             connection = http.client.HTTPConnection(probe.server.http, timeout=60)
             connection.connect()  # connected before the send time, so the send itself is quick
-            start.wait()
-            time.sleep(max(0.0, clock["t0"] + request["offset_ms"] / 1000 - time.monotonic()))
-            sent = time.time()
             body = base64.b64decode(recorded["body_b64"])
+            schedule.wait_turn(request)
+            sent = time.time()
             connection.request(recorded["method"], recorded["path"], body, recorded["headers"])
+            schedule.mark_sent(request["id"])
             response = connection.getresponse()
             body = response.read()
             answered = time.time()
@@ -249,34 +281,32 @@ def _send(probe: Probe, request: dict, start: threading.Barrier, clock: dict, ou
             )
         else:
             payload = base64.b64decode(recorded["request_b64"])
-            start.wait()
-            time.sleep(max(0.0, clock["t0"] + request["offset_ms"] / 1000 - time.monotonic()))
+            schedule.wait_turn(request)
             sent = time.time()
+            call = probe.infer_rpc.future(payload, timeout=60)
+            schedule.mark_sent(request["id"])
             try:
-                answer = Answer("grpc", "OK", None, message=probe.infer_rpc(payload, timeout=60))
+                answer = Answer("grpc", "OK", None, message=call.result())
             except grpc.RpcError as exc:
                 answer = Answer("grpc", exc.code().name, exc.details())
             answered = time.time()
-        answer.sent_ms = (sent - clock["t0_wall"]) * 1000
-        answer.answered_ms = (answered - clock["t0_wall"]) * 1000
+        answer.sent_ms = (sent - schedule.t0_wall) * 1000
+        answer.answered_ms = (answered - schedule.t0_wall) * 1000
         out[request["id"]] = answer
     except Exception as exc:  # noqa: BLE001 - reported by replay()
+        schedule.start.abort()  # no sender waits forever for one that failed
         out[request["id"]] = exc
+    finally:
+        schedule.sent[request["id"]].set()
 
 
 def replay(probe: Probe, scenario_id: str, model: str, recorded_requests: list[dict]) -> Replay:
     """Send the recorded requests at their recorded offsets; collect answers and the model's executes."""
     since = probe.log_size(model)
     out: dict[str, Answer] = {}
-    clock: dict[str, float] = {}
-
-    def set_t0() -> None:  # runs once every sender is connected, just before they are released
-        clock["t0"] = time.monotonic() + 0.02
-        clock["t0_wall"] = time.time() + 0.02
-
-    start = threading.Barrier(len(recorded_requests), action=set_t0)
+    schedule = _Schedule(recorded_requests)
     threads = [
-        threading.Thread(target=_send, args=(probe, request, start, clock, out), daemon=True)
+        threading.Thread(target=_send, args=(probe, request, schedule, out), daemon=True)
         for request in recorded_requests
     ]
     for thread in threads:
@@ -296,8 +326,8 @@ def replay(probe: Probe, scenario_id: str, model: str, recorded_requests: list[d
                 [r["id"] for r in record["requests"]],
                 [r["shape"] for r in record["requests"]],
                 [r.get("timeout_us", 0) for r in record["requests"]],
-                (record["t_start"] - clock["t0_wall"]) * 1000,
-                (record["t_end"] - clock["t0_wall"]) * 1000,
+                (record["t_start"] - schedule.t0_wall) * 1000,
+                (record["t_end"] - schedule.t0_wall) * 1000,
             )
         )
     executes.sort(key=lambda e: e.start_ms)
@@ -368,10 +398,10 @@ def assert_timeouts_seen(result: Replay, trial: dict) -> None:
     assert {rid: got[rid] for rid in recorded if rid in got} == {rid: recorded[rid] for rid in recorded if rid in got}
 
 
-# Per scenario: how batches are compared. "exact": the canonical batches equal one recorded trial
-# (or an alternative the README reports from another Triton run); "sizes": the sequence of summed
-# batch sizes equals a recorded trial's; "invariant": racy per the README, only its invariant.
-README_ALTERNATIVES = {
+# Per scenario: how batches are compared. "exact" (the default): the canonical batches equal one
+# recorded trial's (or one in ALTERNATIVES); "sizes": the sequence of summed batch sizes equals a
+# recorded trial's (or one in ALTERNATIVES); "invariant": racy, only the invariant in CHECKS.
+ALTERNATIVES = {
     # "(an earlier run once gave [8])": the 4 requests were all queued when the batcher first
     # looked, which makes the largest preferred size at once
     "preferred_batch_sizes_2x4": {"sizes": [[8]]},
@@ -410,7 +440,7 @@ MODES = {
 def assert_batches_match(result: Replay, scenario: dict) -> None:
     mode = MODES.get(scenario["id"], "exact")
     trials = scenario["trials"]
-    alternatives = README_ALTERNATIVES.get(scenario["id"], {})
+    alternatives = ALTERNATIVES.get(scenario["id"], {})
     if mode == "exact":
         allowed = {canonical(t["batches"], {r["id"]: r["offset_ms"] for r in t["requests"]}) for t in trials}
         allowed |= {canonical(b, result.offsets) for b in alternatives.get("batches", [])}
@@ -542,7 +572,8 @@ def _preserve_ordering(result: Replay) -> None:
     answered = [result.answers[rid].answered_ms for rid in ("first_600ms", "second_300ms", "third_50ms")]
     assert result.execute_of("third_50ms").end_ms < result.execute_of("second_300ms").end_ms < first_end
     assert all(t >= first_end - 5 for t in answered), result.describe()
-    assert answered[0] <= answered[1] + 30 and answered[1] <= answered[2] + 30, result.describe()
+    # released in send order; the client threads may notice them a little out of order on a busy machine
+    assert answered[0] <= answered[1] + 100 and answered[1] <= answered[2] + 100, result.describe()
 
 
 def _free_ordering(result: Replay) -> None:
@@ -647,9 +678,8 @@ def test_scenario_matches_triton(probe, scenario_id):
         check(result)
 
 
-def test_scenario_count():
-    assert len(SCENARIOS) == 51
-    assert set(MODES) | set(CHECKS) <= set(SCENARIOS)
+def test_scenario_tables_name_recorded_scenarios():
+    assert set(MODES) | set(CHECKS) | set(ALTERNATIVES) <= set(SCENARIOS)
 
 
 @pytest.mark.xfail(
@@ -665,7 +695,7 @@ def test_timeout_rejection_content_type_matches_triton(probe):
     assert result.answers[request["id"]].content_type == request["answer"]["headers"]["content-type"]  # text/plain
 
 
-# --- warmup ------------------------------------------------------------------------------------------------
+# --- recorded non-infer cases (index, ready, load...) ------------------------------------------------
 
 
 def _index_row(index: list[dict], name: str) -> dict:
@@ -673,13 +703,54 @@ def _index_row(index: list[dict], name: str) -> dict:
     return row
 
 
-def test_good_warmup_runs_before_the_server_is_live(probe):
-    snap = probe.startup
-    for model in ("warmup_good", "warmup_file"):
-        assert _index_row(snap["index"], model) == _index_row(STARTUP["repository_index"]["json"], model)
-        assert snap["ready"][model] == STARTUP[f"{model}_ready"]["status"]
-        executes = [r for r in snap["logs"][model] if r["event"] == "execute"]
-        assert executes and max(r["t_end"] for r in executes) < probe.first_live_wall
+def _flags(command: list[str]) -> list[str]:
+    """A recorded server command's tritonserver flags (what follows ``--``)."""
+    return command[command.index("--") + 1 :]
+
+
+def _grpc_index(response: pb.RepositoryIndexResponse) -> list[dict]:
+    rows = []
+    for model in response.models:
+        row = {"name": model.name, "version": model.version, "state": model.state, "reason": model.reason}
+        rows.append({k: v for k, v in row.items() if v})
+    return rows
+
+
+def replay_case(running: Probe, case: dict, only_row: str | None = None) -> None:
+    """Send a recorded non-infer request (or an infer one as plain HTTP) and compare the answer exactly.
+
+    ``only_row``: for repository index answers, compare only that model's row (other models of the
+    repository may have been loaded on this server by other tests)."""
+    req, want = case["request"], case["answer"]
+    if case["protocol"] == "http":
+        response = requests.request(
+            req["method"], running.url(req["path"]), headers=req["headers"], data=base64.b64decode(req["body_b64"])
+        )
+        assert response.status_code == want["status"], (case["id"], response.content)
+        if case["id"] == "repository_index":
+            got, expected = response.json(), json.loads(local(json.dumps(want["json"])))
+            if only_row is not None:
+                got, expected = _index_row(got, only_row), _index_row(expected, only_row)
+            assert got == expected
+        else:
+            assert response.content == local(base64.b64decode(want.get("body_b64", "")).decode()).encode(), case["id"]
+        return
+    rpc = req["rpc"]
+    call = running.channel.unary_unary(
+        f"/inference.GRPCInferenceService/{rpc}",
+        request_serializer=lambda raw: raw,
+        response_deserializer=getattr(pb, f"{rpc}Response").FromString,
+    )
+    try:
+        response, code, details = call(base64.b64decode(req["request_b64"]), timeout=60), "OK", ""
+    except grpc.RpcError as exc:
+        response, code, details = None, exc.code().name, exc.details()
+    assert (code, details) == (want["code"], local(want["details"])), case["id"]
+    if rpc == "RepositoryIndex":
+        got, expected = _grpc_index(response), json.loads(local(json.dumps(want["response_json"]["models"])))
+        if only_row is not None:
+            got, expected = _index_row(got, only_row), _index_row(expected, only_row)
+        assert got == expected
 
 
 def _warmup_shape(log: list[dict]) -> list:
@@ -687,20 +758,6 @@ def _warmup_shape(log: list[dict]) -> list:
         (r["event"], r.get("n_requests"), [(q["id"], q["shape"], q["sleep_input"]) for q in r.get("requests", [])])
         for r in log
     ]
-
-
-def test_good_warmup_executes_match_triton(probe):
-    for model in ("warmup_good", "warmup_file"):
-        got = probe.startup["logs"][model]
-        want = STARTUP[f"{model}_model_log_before_first_request"]
-        # warmup_good: 3 executes of 2 requests [1,4] (batch_size 2, count 3), then 1 of zeros; ids ""
-        assert _warmup_shape(got) == _warmup_shape(want)
-        for execute in (r for r in got if r["event"] == "execute"):
-            values = [q["first_values"] for q in execute["requests"]]
-            assert all(v == values[0] for v in values)  # a random sample's requests carry the same data
-    zero = probe.startup["logs"]["warmup_good"][-1]["requests"][0]["first_values"]
-    assert zero == [0.0, 0.0, 0.0, 0.0]
-    assert probe.startup["logs"]["warmup_file"][-1]["requests"][0]["first_values"] == [1.5, 2.5, 3.5, 4.5]
 
 
 def _stats_shape(stats: dict) -> dict:
@@ -714,6 +771,42 @@ def _stats_shape(stats: dict) -> dict:
     }
 
 
+def assert_first_requests_follow_the_warmup(result: Replay, recorded_requests: list[dict]) -> None:
+    """warmup_good: the first client request is the instance's 5th execute and its 8th request."""
+    for recorded in recorded_requests:
+        answer = result.answers[recorded["id"]]
+        assert_answer_matches(recorded["id"], answer, recorded["answer"])
+        want = [sum(recorded["outputs"]["BATCH"], []), recorded["outputs"]["ORDER"]]
+        if answer.protocol == "http":
+            assert [o["data"] for o in answer.message["outputs"]] == want
+        else:
+            assert [np.frombuffer(raw, np.int32).tolist() for raw in answer.message.raw_output_contents] == want
+
+
+# --- warmup at startup (default mode, main.startup) -------------------------------------------------
+
+
+def test_good_warmup_runs_before_the_server_is_live(probe):
+    snap = probe.startup
+    for model in ("warmup_good", "warmup_file"):
+        assert _index_row(snap["index"], model) == _index_row(STARTUP["repository_index"]["json"], model)
+        assert snap["ready"][model] == STARTUP[f"{model}_ready"]["status"]
+        executes = [r for r in snap["logs"][model] if r["event"] == "execute"]
+        assert executes and max(r["t_end"] for r in executes) < probe.first_live_wall
+
+
+def test_good_warmup_executes_match_triton(probe):
+    for model in ("warmup_good", "warmup_file"):
+        got = probe.startup["logs"][model]
+        # warmup_good: 3 executes of 2 requests [1,4] (batch_size 2, count 3), then 1 of zeros; ids ""
+        assert _warmup_shape(got) == _warmup_shape(STARTUP[f"{model}_model_log_before_first_request"])
+        for execute in (r for r in got if r["event"] == "execute"):
+            values = [q["first_values"] for q in execute["requests"]]
+            assert all(v == values[0] for v in values)  # a random sample's requests carry the same data
+    assert probe.startup["logs"]["warmup_good"][-1]["requests"][0]["first_values"] == [0.0, 0.0, 0.0, 0.0]
+    assert probe.startup["logs"]["warmup_file"][-1]["requests"][0]["first_values"] == [1.5, 2.5, 3.5, 4.5]
+
+
 def test_warmup_counts_in_statistics(probe):
     for model in ("warmup_good", "warmup_file"):
         want = STARTUP[f"{model}_stats_before_first_request"]["json"]
@@ -721,20 +814,9 @@ def test_warmup_counts_in_statistics(probe):
 
 
 def test_first_client_requests_follow_the_warmup(probe):
-    # warmup_good: the first client request is the instance's 5th execute and 8th request
     for model in ("warmup_good", "warmup_file"):
-        result = probe.startup[f"{model}_first"]
-        for recorded in STARTUP[f"{model}_first_client_requests"]:
-            answer = result.answers[recorded["id"]]
-            assert_answer_matches(recorded["id"], answer, recorded["answer"])
-            if answer.protocol == "http":
-                outputs = {o["name"]: o["data"] for o in answer.message["outputs"]}
-                assert outputs == {k: sum(v, []) if k == "BATCH" else v for k, v in recorded["outputs"].items()}
-            else:
-                import numpy as np
-
-                got = [np.frombuffer(raw, np.int32).tolist() for raw in answer.message.raw_output_contents]
-                assert got == [sum(recorded["outputs"]["BATCH"], []), recorded["outputs"]["ORDER"]]
+        recorded = STARTUP[f"{model}_first_client_requests"]
+        assert_first_requests_follow_the_warmup(probe.startup[f"{model}_first"], recorded)
 
 
 def test_warmup_verbose_log_lines(probe):
@@ -748,7 +830,6 @@ def test_warmup_verbose_log_lines(probe):
     assert "model 'warmup_fails' instance warmup_fails_0_0 failed to run warmup sample 'raising_sample'" in log
 
 
-@pytest.mark.xfail(strict=True, reason="tritonlite does not log this line of Triton's")
 @pytest.mark.parametrize(
     "line",
     [
@@ -756,70 +837,152 @@ def test_warmup_verbose_log_lines(probe):
         "successfully loaded 'warmup_good'",  # model_lifecycle.cc, info level, after the warmup
     ],
 )
-def test_warmup_log_lines_tritonlite_lacks(probe, line):
+def test_warmup_log_lines_as_triton(probe, line):
     assert line in probe.server.log()
 
 
-def _failing_runs(model: str) -> list[dict]:
-    """Triton's startups of the model that did not crash (it crashed with SIGSEGV in some)."""
-    return [run for run in FAILING_WARMUP[model]["startup"] if run["outcome"] == "ok"]
+def _ok_runs(model: str, how: str) -> list[dict]:
+    """Triton's runs that did not crash (2.51 dies with SIGSEGV in a large share of failing warmups)."""
+    runs = [run for run in FAILING_WARMUP[model][how] if run["outcome"] == "ok"]
+    assert runs
+    return runs
 
 
 @pytest.mark.parametrize("model", ["warmup_fails", "warmup_error_response"])
-def test_failing_warmup_makes_the_model_unavailable_without_crashing(probe, model):
-    runs = _failing_runs(model)
-    assert runs
-    cases = {(c["id"], c["protocol"]): c for c in runs[0]["cases"]}
-    index = requests.post(probe.url("/v2/repository/index"), timeout=10).json()
-    want_row = _index_row(cases[("repository_index", "http")]["answer"]["json"], model)
-    assert _index_row(index, model) == json.loads(local(json.dumps(want_row)))
-    for case_id in ("model_ready", "health_ready", "infer"):
-        case = cases[(case_id, "http")]
-        req = case["request"]
-        response = requests.request(
-            req["method"], probe.url(req["path"]), headers=req["headers"], data=base64.b64decode(req["body_b64"])
-        )
-        assert response.status_code == case["answer"]["status"], case_id
-        assert response.content == base64.b64decode(case["answer"]["body_b64"]), case_id
-    # the warmup execute ran exactly once: initialize, one execute of one [1,4] request of zeros
-    log = probe.model_log(model)
-    assert _warmup_shape(log) == _warmup_shape(runs[0]["model_log"])
+def test_failing_warmup_at_default_mode_startup(probe, model):
+    """The main server loads every model at startup (default mode): the failing warmups make their
+    models UNAVAILABLE with Triton's reasons and answers (captured with --load-model, the same load),
+    and the server does not crash."""
+    for case in _ok_runs(model, "startup")[0]["cases"]:
+        replay_case(probe, case, only_row=model)
+    log = probe.model_log(model)  # the warmup execute ran exactly once
+    assert _warmup_shape(log) == _warmup_shape(_ok_runs(model, "startup")[0]["model_log"])
     assert log[-1]["requests"][0]["first_values"] == [0.0, 0.0, 0.0, 0.0]
-    # Triton logs "failed to load '<model>' version 1: <reason>"; Triton 2.51 often crashes here, tritonlite must not
-    assert f"failed to load '{model}' version 1: {local(want_row['reason'])}" in probe.server.log()
+    reason = _index_row(_ok_runs(model, "startup")[0]["cases"][0]["answer"]["json"], model)["reason"]
+    assert f"failed to load '{model}' version 1: {local(reason)}" in probe.server.log()
     assert probe.server.process.poll() is None
 
 
-def _bare_repository(tmp_path: Path, *models: str) -> Path:
-    root = tmp_path / "repository"
-    for model in models:
-        shutil.copytree(REPOSITORY / model, root / model, ignore=shutil.ignore_patterns("__pycache__"))
-    return root
+# --- warmup with explicit model control (warmup.good_explicit, warmup.failing) -------------------------
 
 
-def _run_to_exit(repository: Path, *flags: str, log_dir: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TRITONLITE_SCHED_LOG_DIR=str(log_dir or repository))
-    args = [sys.executable, "-m", "tritonlite", f"--model-repository={repository}"]
-    args += [f"--http-port={free_port()}", f"--grpc-port={free_port()}", f"--metrics-port={free_port()}"]
-    args += ["--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1", *flags]
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+@pytest.fixture(scope="module")
+def explicit(tmp_path_factory):
+    """A server started as warmup.good_explicit was (--model-control-mode=explicit --log-verbose=1).
+
+    The good loads are replayed first, in the recorded order, so that the repository index compares
+    whole; the failing loads of the tests below come after."""
+    good = REFERENCE["warmup"]["good_explicit"]
+    running = Probe(REPOSITORY, tmp_path_factory.mktemp("explicit_logs"), *_flags(good["server_command"]))
+    running.good = {}
+    for case in good["cases"]:
+        if "fired" in case:
+            model = case["id"].removeprefix("first_client_request_")
+            running.good[case["id"]] = replay(running, case["id"], model, case["fired"])
+        elif case["id"].startswith("load_"):
+            model = case["id"].removeprefix("load_")
+            since = running.log_size(model)
+            replay_case(running, case)
+            running.good[case["id"]] = (running.model_log(model, since), time.time())
+        elif case["id"].startswith("stats_"):
+            req = case["request"]
+            running.good[case["id"]] = requests.request(req["method"], running.url(req["path"])).json()
+        else:
+            replay_case(running, case)  # ready, repository_index: compared as they are sent
+    yield running
+    alive = running.server.process.poll() is None
+    running.stop()
+    assert alive, "the explicit-mode server died"
 
 
-def test_failing_warmup_with_exit_on_error_exits_1(tmp_path):
-    # Triton (--load-model=warmup_fails, exit-on-error default): exit code 1, not a crash. Its last
-    # line names the --load-model load; in the default mode the wording differs, so only the code is checked.
-    (run,) = FAILING_WARMUP["warmup_fails"]["startup_exit_on_error"]
-    done = _run_to_exit(_bare_repository(tmp_path, "warmup_fails"), log_dir=tmp_path)
-    assert done.returncode == run["exit_code"] == 1, done.stderr[-3000:]
+def test_explicit_load_answers_after_the_warmup(explicit):
+    good = {case["id"]: case for case in REFERENCE["warmup"]["good_explicit"]["cases"]}
+    for model in ("warmup_good", "warmup_file"):
+        log, answered = explicit.good[f"load_{model}"]
+        assert _warmup_shape(log) == _warmup_shape(good[f"load_{model}"]["model_log"])
+        assert all(r.get("t_end", r.get("t")) < answered for r in log)  # all before the load was answered
+        assert _stats_shape(explicit.good[f"stats_{model}"]) == _stats_shape(good[f"stats_{model}"]["answer"]["json"])
+        key = f"first_client_request_{model}"
+        assert_first_requests_follow_the_warmup(explicit.good[key], good[key]["fired"])
 
 
-# --- rate limiter ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["load_http", "load_grpc"])
+@pytest.mark.parametrize("model", ["warmup_fails", "warmup_error_response"])
+def test_explicit_failing_warmup_load(explicit, model, how):
+    run = _ok_runs(model, how)[0]
+    since = explicit.log_size(model)
+    for case in run["cases"]:
+        replay_case(explicit, case, only_row=model)
+    assert _warmup_shape(explicit.model_log(model, since)) == _warmup_shape(run["model_log"])
+    assert explicit.server.process.poll() is None  # Triton 2.51 crashed in some of these loads
 
 
-def _flags(case: dict) -> list[str]:
-    """The case's server flags without the explicit-mode ones."""
-    flags = case["server_command"][case["server_command"].index("--") + 1 :]
-    return [f for f in flags if not f.startswith(("--model-control-mode", "--load-model"))]
+@pytest.mark.parametrize("model", ["warmup_fails", "warmup_error_response"])
+def test_explicit_failing_warmup_startup(tmp_path, model):
+    """--load-model=<model> --exit-on-error=false: the server stays up with the model UNAVAILABLE."""
+    run = _ok_runs(model, "startup")[0]
+    running = Probe(REPOSITORY, tmp_path, *_flags(run["server_command"]))
+    try:
+        for case in run["cases"]:
+            replay_case(running, case)  # the whole index: only this model was loaded
+        assert _warmup_shape(running.model_log(model)) == _warmup_shape(run["model_log"])
+        assert running.server.process.poll() is None
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def exits(tmp_path_factory):
+    """Runs a server that is expected to exit; one run per flag set, shared by the tests."""
+    done: dict[tuple, subprocess.CompletedProcess] = {}
+    log_dir = tmp_path_factory.mktemp("exit_logs")
+
+    def run(flags: list[str]) -> subprocess.CompletedProcess:
+        key = tuple(flags)
+        if key not in done:
+            env = dict(os.environ, TRITONLITE_SCHED_LOG_DIR=str(log_dir))
+            args = [sys.executable, "-m", "tritonlite", f"--model-repository={REPOSITORY}"]
+            args += [f"--http-port={free_port()}", f"--grpc-port={free_port()}", f"--metrics-port={free_port()}"]
+            args += ["--http-address=127.0.0.1", "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1"]
+            done[key] = subprocess.run([*args, *flags], env=env, capture_output=True, text=True, timeout=60)
+        return done[key]
+
+    return run
+
+
+def _last_error(case: dict) -> str:
+    """Triton's closing 'error: creating server: ...' message (it may span lines)."""
+    tail = case["log_tail"]
+    start = max(i for i, line in enumerate(tail) if line.startswith("error: creating server:"))
+    return local("\n".join(tail[start:]).rstrip("\n"))
+
+
+EXITS = {
+    "warmup_fails": FAILING_WARMUP["warmup_fails"]["startup_exit_on_error"][0],
+    "warmup_error_response": FAILING_WARMUP["warmup_error_response"]["startup_exit_on_error"][0],
+    "rate_limit_R1_1": RATE_LIMITER["rl_exec_count_R1_1"],
+}
+
+
+@pytest.mark.parametrize("which", list(EXITS))
+def test_failed_startup_load_exits_1(exits, which):
+    """--load-model=<model> without --exit-on-error=false: exit code 1 (Triton 2.51 sometimes crashed instead)."""
+    case = EXITS[which]
+    done = exits(_flags(case["server_command"]))
+    assert done.returncode == case["exit_code"] == 1, done.stderr[-3000:]
+    # the load failure is logged with its reason
+    message = _last_error(case).split(" - load failed for model ", 1)[1]
+    model, reason = message.split("': version 1 is at UNAVAILABLE state: ", 1)
+    assert f"failed to load {model}' version 1: {reason.removesuffix(';').removesuffix('; ')}" in done.stderr
+
+
+@pytest.mark.parametrize("which", list(EXITS))
+def test_failed_startup_load_last_line(exits, which):
+    done = exits(_flags(EXITS[which]["server_command"]))
+    assert (done.stdout + done.stderr).rstrip("\n").endswith(_last_error(EXITS[which]))
+
+
+# --- rate limiter -----------------------------------------------------------------------------------------
 
 
 def _overlapped(result: Replay) -> bool:
@@ -840,22 +1003,17 @@ def _probe_concurrency(running: Probe, case: dict) -> Replay:
     return result
 
 
-def test_rate_limiter_off_runs_both_instances_at_once(probe):
-    case = RATE_LIMITER["rl_off"]
-    result = _probe_concurrency(probe, case)
-    assert case["instances_ran_concurrently"] == [True, True]
-    assert _overlapped(result), result.describe()
-
-
 @pytest.mark.parametrize(
-    "case_id", ["rl_exec_count_R1_2", "rl_exec_count_R1_4", "rl_exec_count_no_resource", "rl_off_R1_1"]
+    "case_id", ["rl_exec_count_R1_2", "rl_exec_count_R1_4", "rl_exec_count_no_resource", "rl_off_R1_1", "rl_off"]
 )
 def test_rate_limiter_concurrency_matches_triton(tmp_path, case_id):
     case = RATE_LIMITER[case_id]
     (expected,) = set(case["instances_ran_concurrently"])
-    running = Probe(_bare_repository(tmp_path, "rate_limited"), tmp_path / "logs", *_flags(case))
+    running = Probe(REPOSITORY, tmp_path, *_flags(case["server_command"]))
     try:
         result = _probe_concurrency(running, case)
+        for recorded in case["cases"]:  # index, ready, health, loading it again
+            replay_case(running, recorded)
     finally:
         running.stop()
     assert _overlapped(result) == expected, result.describe()
@@ -872,10 +1030,8 @@ REFUSED_REASON = (
 @pytest.fixture(scope="module")
 def refused_rate_limit(tmp_path_factory):
     """R1:1 with --exit-on-error=false: the server stays up, rate_limited is UNAVAILABLE."""
-    root = tmp_path_factory.mktemp("rl_refused")
-    running = Probe(
-        _bare_repository(root, "rate_limited"), root / "logs", *_flags(RATE_LIMITER["rl_exec_count_R1_1_no_exit"])
-    )
+    case = RATE_LIMITER["rl_exec_count_R1_1_no_exit"]
+    running = Probe(REPOSITORY, tmp_path_factory.mktemp("rl_refused"), *_flags(case["server_command"]))
     yield running
     running.stop()
 
@@ -883,51 +1039,18 @@ def refused_rate_limit(tmp_path_factory):
 def test_rate_limit_refusal_keeps_the_server_up(refused_rate_limit):
     case = RATE_LIMITER["rl_exec_count_R1_1_no_exit"]
     assert case["server_came_up"]
-    cases = {(c["id"], c["protocol"]): c for c in case["cases"]}
-    index = requests.post(refused_rate_limit.url("/v2/repository/index"), timeout=10).json()
-    want_row = _index_row(cases[("repository_index", "http")]["answer"]["json"], "rate_limited")
-    assert want_row["reason"] == REFUSED_REASON
-    assert index == [want_row]
-    for case_id in ("model_ready", "health_ready", "infer"):
-        recorded = cases[(case_id, "http")]
-        req = recorded["request"]
-        response = requests.request(
-            req["method"],
-            refused_rate_limit.url(req["path"]),
-            headers=req["headers"],
-            data=base64.b64decode(req["body_b64"]),
-        )
-        assert response.status_code == recorded["answer"]["status"], case_id
-        assert response.content == base64.b64decode(recorded["answer"].get("body_b64", "")), case_id
+    for recorded in case["cases"]:  # index, ready, health, load again (HTTP and gRPC), infer
+        replay_case(refused_rate_limit, recorded)
+    assert _index_row(case["cases"][0]["answer"]["json"], "rate_limited")["reason"] == REFUSED_REASON
     log = refused_rate_limit.server.log()
     assert f"failed to load 'rate_limited' version 1: {REFUSED_REASON}" in log
     assert f"| rate_limited | 1       | UNAVAILABLE: {REFUSED_REASON} |" in log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tritonlite's options table says 'rate_limit | EXECUTION_COUNT' and has no rate_limit_resource rows; "
-    'Triton 2.51: \'rate_limit | EXEC_COUNT\' and \'rate_limit_resource[0] | {"name":"R1", "count":1 "device":-1}\'',
-)
 def test_rate_limit_options_table(refused_rate_limit):
     log = refused_rate_limit.server.log()
     assert re.search(r"\| rate_limit +\| EXEC_COUNT +\|", log)
     assert re.search(r'\| rate_limit_resource\[0\] +\| \{"name":"R1", "count":1 "device":-1\} +\|', log)
-
-
-def test_rate_limit_refusal_exits_1_by_default(tmp_path):
-    case = RATE_LIMITER["rl_exec_count_R1_1"]
-    done = _run_to_exit(_bare_repository(tmp_path, "rate_limited"), *_flags(case), log_dir=tmp_path)
-    assert done.returncode == case["exit_code"] == 1
-    # Triton's last line names the --load-model load; the reason is the same in both modes
-    assert f"failed to load 'rate_limited' version 1: {REFUSED_REASON}" in done.stdout + done.stderr
-
-
-def test_rate_limit_resource_without_count_is_refused(tmp_path):
-    case = RATE_LIMITER["rl_bad_resource"]
-    done = _run_to_exit(_bare_repository(tmp_path, "rate_limited"), *_flags(case), log_dir=tmp_path)
-    assert done.returncode == case["exit_code"] == 1
-    assert_refusal_lines(done, case)
 
 
 def assert_refusal_lines(done: subprocess.CompletedProcess, case: dict) -> None:
@@ -939,13 +1062,15 @@ def assert_refusal_lines(done: subprocess.CompletedProcess, case: dict) -> None:
         assert any(got.endswith(line) for got in output), (line, output[-5:])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tritonlite's argparse refuses --rate-limit=bogus with exit code 2 and its own message; Triton 2.51 "
-    "exits 1 with 'Bad option: \"--rate-limit\".' and 'invalid argument for --rate-limit'",
-)
-def test_rate_limit_bad_mode_is_refused_like_triton(tmp_path):
+def test_rate_limit_resource_without_count_is_refused(exits):
+    case = RATE_LIMITER["rl_bad_resource"]
+    done = exits(_flags(case["server_command"]))
+    assert done.returncode == case["exit_code"] == 1
+    assert_refusal_lines(done, case)
+
+
+def test_rate_limit_bad_mode_is_refused_like_triton(exits):
     case = RATE_LIMITER["rl_bad_mode"]
-    done = _run_to_exit(_bare_repository(tmp_path, "rate_limited"), *_flags(case), log_dir=tmp_path)
+    done = exits(_flags(case["server_command"]))
     assert done.returncode == case["exit_code"] == 1
     assert_refusal_lines(done, case)

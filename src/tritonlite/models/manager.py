@@ -24,9 +24,18 @@ from tritonlite.repository.config import (
 from tritonlite.repository.scan import ModelSource, find_models, fingerprint, select_versions, version_folders
 from tritonlite.scheduling.direct import DirectScheduler
 from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
+from tritonlite.scheduling.ensemble import (
+    EnsembleScheduler,
+    Member,
+    is_ensemble,
+    member_names,
+    validate_ensemble_config,
+    validate_ensemble_members,
+)
 from tritonlite.scheduling.instance_pool import InstancePool
 from tritonlite.scheduling.instance_runner import INLINE_MODES, InstanceRunner
 from tritonlite.scheduling.rate_limiter import RateLimiter, instance_rate_limit
+from tritonlite.scheduling.sequence_batcher import SequenceBatcher
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +83,13 @@ class ModelEntry:
     reason: str = ""
     state: str = LOADING
     fingerprint: tuple = ()
+    config: mc.ModelConfig | None = None
+    # an ensemble refused against its members (Triton answers a load with the bare reason)
+    member_error: bool = False
+    # an ensemble taken out of service because this member was unloaded (loaded again with it)
+    unloaded_with: str = ""
+    # loaded because an ensemble needed it (explicit mode), not asked for by name
+    autoloaded: bool = False
 
 
 class ModelManager:
@@ -176,9 +192,37 @@ class ModelManager:
                     name, None, reason="model not found in any model repository", state=UNAVAILABLE
                 )
             wanted = [sources[name] for name in only if name in sources]
-        entries = await asyncio.gather(*(self._build(source) for source in wanted))
+            for source in wanted:  # grows: an ensemble brings its members (and theirs), as in Triton
+                for member in self._members_of_source(source):
+                    if member in sources and sources[member] not in wanted:
+                        wanted.append(sources[member])
+        ensembles = [source for source in wanted if self._is_ensemble_source(source)]
+        plain = [source for source in wanted if source not in ensembles]
+        entries = await asyncio.gather(*(self._build(source) for source in plain))
         for entry in entries:
             self._install(entry)
+        # ensembles after the models they run, ensembles of ensembles after those
+        while ensembles:
+            names = {source.name for source in ensembles}
+            wave = [s for s in ensembles if not names & set(self._members_of_source(s))] or ensembles
+            entries = await asyncio.gather(*(self._build(source) for source in wave))
+            for entry in entries:
+                self._install(entry)
+            ensembles = [source for source in ensembles if source not in wave]
+
+    def _peek_config(self, source: ModelSource) -> mc.ModelConfig | None:
+        try:
+            return read_config(source.path, self.strict_config)
+        except TritonError:
+            return None
+
+    def _is_ensemble_source(self, source: ModelSource) -> bool:
+        config = self._peek_config(source)
+        return config is not None and is_ensemble(config)
+
+    def _members_of_source(self, source: ModelSource) -> list[str]:
+        config = self._peek_config(source)
+        return member_names(config) if config is not None else []
 
     def _scan(self) -> tuple[dict[str, ModelSource], dict[str, str]]:
         return find_models(self.repositories)
@@ -208,10 +252,48 @@ class ModelManager:
                 entry.state, entry.reason = UNAVAILABLE, exc.message
                 log.error("failed to load '%s': %s", source.name, exc.message)
                 return entry
-            self._generation += 1
-            await asyncio.gather(*(self._load_version(entry, config, v, self._generation) for v in versions))
+            entry.config = config
+            if not is_ensemble(config):
+                self._generation += 1
+                await asyncio.gather(*(self._load_version(entry, config, v, self._generation) for v in versions))
+        if is_ensemble(config):
+            self._load_ensemble(entry, config, versions)
+        if entry.member_error:
+            return entry
         entry.state = READY if entry.versions and all(v.ready for v in entry.versions.values()) else UNAVAILABLE
+        if entry.state == READY:
+            log.info("successfully loaded '%s'", source.name)
         return entry
+
+    def _load_ensemble(self, entry: ModelEntry, config: mc.ModelConfig, versions: list[int]) -> None:
+        """Validate an ensemble against its members as they serve now; READY when it is valid."""
+        assert entry.source is not None
+        members: dict[str, Member | None] = {}
+        for name in member_names(config):
+            member = self.models.get(name)
+            ready = [v for v in member.versions.values() if v.ready] if member is not None else []
+            serving = (name, "") in self._serving
+            members[name] = Member(ready[0].config, [v.version for v in ready]) if ready and serving else None
+        try:
+            decoupled = validate_ensemble_members(config, members)
+        except TritonError as exc:
+            entry.state, entry.reason, entry.member_error = UNAVAILABLE, exc.message, True
+            log.error("failed to load '%s': %s", entry.name, exc.status_text())
+            return
+        config.model_transaction_policy.decoupled = decoupled
+        for version in versions:
+            model = ModelVersion(entry.name, version, config, entry.source.path)
+            model.scheduler = EnsembleScheduler(config, model.version_str, self.get, model.stats)
+            model.state = READY
+            entry.versions[version] = model
+
+    def dependents(self, name: str) -> list[str]:
+        """The ensembles that run ``name`` as a step."""
+        return [
+            entry.name
+            for entry in self.models.values()
+            if entry.config is not None and is_ensemble(entry.config) and name in member_names(entry.config)
+        ]
 
     def _install(self, entry: ModelEntry) -> None:
         """Serve ``entry`` from now on; versions it replaces finish their requests, then stop."""
@@ -253,25 +335,62 @@ class ModelManager:
         entry.state = UNLOADED
         versions = [v for v in entry.versions.values() if v.scheduler is not None]
         await self._drain(versions, "unloaded")
+        for dependent in self.dependents(name):  # an ensemble cannot serve without its members
+            if any(key[0] == dependent for key in self._serving):
+                await self.unload(dependent)
+                self.models[dependent].unloaded_with = name
+
+    async def _reload_dependents(self, name: str) -> None:
+        """A member was (re)loaded: load the ensembles that run it again, validated against it."""
+        for dependent in self.dependents(name):
+            entry = self.models[dependent]
+            serving = any(key[0] == dependent for key in self._serving)
+            if entry.source is None or not (serving or entry.unloaded_with or entry.member_error):
+                continue
+            rebuilt = await self._build(entry.source)
+            if rebuilt.state == READY or not serving:
+                self._install(rebuilt)
+                if rebuilt.state == READY:
+                    await self._reload_dependents(dependent)
 
     # --- the model repository API (explicit mode) -------------------------------------------------
 
     async def load_model(
-        self, name: str, config_override: mc.ModelConfig | None = None, source: ModelSource | None = None
+        self,
+        name: str,
+        config_override: mc.ModelConfig | None = None,
+        source: ModelSource | None = None,
+        _loading: frozenset[str] = frozenset(),
     ) -> None:
-        """Load or reload a model, with Triton's errors; a failed reload keeps the old version serving."""
+        """Load or reload a model, with Triton's errors; a failed reload keeps the old version serving.
+
+        Loading an ensemble first loads the members that do not serve yet (as Triton does).
+        """
         if source is None:
             sources, duplicates = self._scan()
             source = sources.get(name)
             if source is None or name in duplicates:
                 raise internal(f"failed to load '{name}', failed to poll from model repository")
+        peeked = config_override if config_override is not None else self._peek_config(source)
+        if peeked is not None and is_ensemble(peeked):
+            for member in member_names(peeked):
+                if member in _loading or member == name or self.is_ready(member):
+                    continue
+                try:
+                    await self.load_model(member, _loading=_loading | {name})
+                except TritonError as exc:
+                    log.error("failed to load '%s' for ensemble '%s': %s", member, name, exc.message)
         entry = await self._build(source, config_override)
         old = self.models.get(name)
         serving = old is not None and any(key[0] == name for key in self._serving)
         if entry.state == READY or not serving:
             self._install(entry)
+            entry.autoloaded = bool(_loading)
         if entry.state == READY:
+            await self._reload_dependents(name)
             return
+        if entry.member_error:
+            raise invalid_arg(f"load failed for model '{name}': {entry.reason}\n")
         if not entry.versions:
             if config_override is not None:
                 raise invalid_arg(f"failed to load '{name}': {entry.reason}")
@@ -283,9 +402,24 @@ class ModelManager:
                 self._retire([model])
         raise invalid_arg(f"load failed for model '{name}': {details}")
 
-    async def unload_model(self, name: str) -> None:
-        """Unload a model; unknown names are fine (as in Triton)."""
+    async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
+        """Unload a model; unknown names are fine (as in Triton).
+
+        With ``unload_dependents`` the members an ensemble loaded for itself are unloaded too
+        (not those loaded by name, nor those another serving ensemble runs).
+        """
+        entry = self.models.get(name)
         await self.unload(name)
+        if entry is not None:
+            entry.unloaded_with = ""  # unloaded on request: a member's load does not bring it back
+        if unload_dependents and entry is not None and entry.config is not None and is_ensemble(entry.config):
+            for member in member_names(entry.config):
+                found = self.models.get(member)
+                if found is None or not found.autoloaded:
+                    continue
+                if any(key[0] == other for other in self.dependents(member) for key in self._serving):
+                    continue
+                await self.unload_model(member, unload_dependents=True)
 
     async def poll(self) -> None:
         """One poll of the repositories: load new models, reload changed ones, unload removed ones."""
@@ -306,6 +440,8 @@ class ModelManager:
             serving = old is not None and any(key[0] == source.name for key in self._serving)
             if entry.state == READY or not serving:
                 self._install(entry)
+                if entry.state == READY:
+                    await self._reload_dependents(source.name)
             else:
                 old.fingerprint = entry.fingerprint  # do not retry a broken change every poll
                 log.error("failed to reload '%s': keeping the version that serves", source.name)
@@ -319,6 +455,7 @@ class ModelManager:
         config.CopyFrom(override)
         complete_config(config, source.name)
         validate_config(config, source.name)
+        validate_ensemble_config(config)
         return config
 
     def _prepare_config(self, source: ModelSource) -> mc.ModelConfig:
@@ -329,6 +466,7 @@ class ModelManager:
             config = auto_complete(config, source.path, newest, self.backend_settings)
         complete_config(config, source.name)
         validate_config(config, source.name)
+        validate_ensemble_config(config)
         return config
 
     async def _load_version(self, entry: ModelEntry, config: mc.ModelConfig, version: int, generation: int = 0) -> None:
@@ -345,6 +483,13 @@ class ModelManager:
                 raise unavailable(
                     f"unable to find '{version_path / config.default_model_filename}' for model '{entry.name}'"
                 )
+            if backend == "python" and config.model_transaction_policy.decoupled:
+                mode = _string_parameter(config, "TRITONLITE_INSTANCE_MODE", "thread")
+                if mode == "process":
+                    raise invalid_arg(
+                        f"model '{entry.name}': decoupled python models run in thread mode only "
+                        "(TRITONLITE_INSTANCE_MODE 'process' is not supported for them yet)"
+                    )
             inline_mode = _string_parameter(config, INLINE_PARAMETER, "auto")
             if inline_mode not in INLINE_MODES:
                 raise invalid_arg(
@@ -378,11 +523,15 @@ class ModelManager:
                             keys.append(key)
             model.limiter_keys = keys
             pool = InstancePool(runners, self.limiter, keys)
-            if config.HasField("dynamic_batching") and config.max_batch_size > 0:
+            if config.HasField("sequence_batching"):
+                model.scheduler = SequenceBatcher(runners, config, model.stats, entry.source.path)
+            elif config.HasField("dynamic_batching") and config.max_batch_size > 0:
                 model.scheduler = DynamicBatcher(runners, config, model.stats, pool)
             else:
                 model.scheduler = DirectScheduler(runners, model.stats, config.max_batch_size > 0, pool)
             if len(config.model_warmup):
+                for sample in config.model_warmup:
+                    log.debug("Generating warmup sample data for '%s'", sample.name)
                 await run_warmup(model, runners)
             if config.HasField("response_cache") and config.response_cache.enable:
                 model.cache = self.response_cache  # None when the server has no cache configured

@@ -11,6 +11,7 @@ from tritonlite.core.classification import classify
 from tritonlite.core.datatypes import CONFIG_TO_DATATYPE
 from tritonlite.core.errors import ErrorKind, TritonError
 from tritonlite.core.response_cache import request_key
+from tritonlite.core.streaming import ResponseStream, StreamItem
 from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.core.validation import TensorSpec, validate_request
 from tritonlite.models.statistics import ModelStats

@@ -79,7 +79,13 @@ def complete_config(config: ModelConfig, model_name: str, default_kind: str = "K
     if config.HasField("dynamic_batching") and not config.dynamic_batching.preferred_batch_size:
         if config.max_batch_size > 0:
             config.dynamic_batching.preferred_batch_size.append(config.max_batch_size)
-    if not config.HasField("optimization"):
+    if config.HasField("sequence_batching"):
+        batching = config.sequence_batching
+        if batching.max_sequence_idle_microseconds == 0:
+            batching.max_sequence_idle_microseconds = 1_000_000  # Triton's default: 1 s
+        if batching.HasField("oldest") and not batching.oldest.preferred_batch_size and config.max_batch_size > 0:
+            batching.oldest.preferred_batch_size.append(config.max_batch_size)
+    if not config.HasField("optimization") and not config.HasField("ensemble_scheduling"):
         config.optimization.input_pinned_memory.enable = True
         config.optimization.output_pinned_memory.enable = True
     if backend == "" and config.platform != "ensemble":

@@ -32,7 +32,8 @@ MAX_MESSAGE_BYTES = 2**31 - 1
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: TritonError):
-    await context.abort(CODE_BY_KIND[exc.kind], exc.message)
+    # some errors word themselves differently over gRPC (e.g. a decoupled model on ModelInfer)
+    await context.abort(CODE_BY_KIND[exc.kind], getattr(exc, "grpc_message", exc.message))
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -97,26 +98,26 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
     async def ModelStreamInfer(self, request_iterator, context):
-        """Bidirectional stream: responses (or per-request errors) in completion order."""
+        """Bidirectional stream: every response of every request, in the order they come.
+
+        As Triton: each response carries the ``triton_final_response`` parameter; a final flag
+        without a response is sent only to requests with ``triton_enable_empty_final_response``;
+        an error is sent in the stream (``error_message``) and the stream goes on.
+        """
         queue: asyncio.Queue = asyncio.Queue()
         pending: set[asyncio.Task] = set()
 
         async def run(message: pb.ModelInferRequest) -> None:
             try:
-                response = await self.engine.infer(decode_request(message))
-                queue.put_nowait(pb.ModelStreamInferResponse(infer_response=encode_response(response)))
-            except TritonError as exc:
-                queue.put_nowait(
-                    pb.ModelStreamInferResponse(
-                        error_message=exc.message,
-                        infer_response=pb.ModelInferResponse(
-                            model_name=message.model_name, model_version=message.model_version, id=message.id
-                        ),
-                    )
-                )
+                await _stream_one(self.engine, message, queue.put_nowait)
             except Exception as exc:
                 log.exception("stream infer failed")
-                queue.put_nowait(pb.ModelStreamInferResponse(error_message=f"internal error: {exc}"))
+                queue.put_nowait(
+                    pb.ModelStreamInferResponse(
+                        error_message=f"internal error: {type(exc).__name__}: {exc}",
+                        infer_response=pb.ModelInferResponse(id=message.id),
+                    )
+                )
 
         async def read() -> None:
             async for message in request_iterator:
@@ -125,24 +126,29 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 task.add_done_callback(pending.discard)
             queue.put_nowait(None)
 
+        async def finish() -> None:  # the client closed its side: end once every request answered
+            if pending:
+                await asyncio.gather(*list(pending), return_exceptions=True)
+            queue.put_nowait(_STREAM_DONE)
+
         reader = asyncio.ensure_future(read())
         reading = True
+        closer = None
         try:
             while True:
                 item = await queue.get()
                 if item is None:
                     reading = False
-                    if pending:
-                        await asyncio.gather(*list(pending))
-                    while not queue.empty():
-                        extra = queue.get_nowait()
-                        if extra is not None:
-                            yield extra
+                    closer = asyncio.ensure_future(finish())
+                    continue
+                if item is _STREAM_DONE:
                     return
                 yield item
         finally:
             if reading:
                 reader.cancel()
+            if closer is not None:
+                closer.cancel()
             for task in list(pending):
                 task.cancel()
 
@@ -274,6 +280,38 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             else:
                 response.settings[key].string_param = value
         return response
+
+
+_STREAM_DONE = object()
+EMPTY_FINAL_PARAMETER = "triton_enable_empty_final_response"
+FINAL_PARAMETER = "triton_final_response"
+
+
+async def _stream_one(engine: Engine, message: pb.ModelInferRequest, emit) -> None:
+    """Run one request of a stream, emitting a ModelStreamInferResponse per response (Triton's shapes)."""
+    empty_final = False
+    try:
+        request = decode_request(message)
+        flag = request.parameters.pop(EMPTY_FINAL_PARAMETER, None)
+        empty_final = flag is True
+        async for response, final in engine.infer_stream(request):
+            if isinstance(response, TritonError):  # failed while running: names the model
+                reply = pb.ModelInferResponse(model_name=message.model_name, id=message.id)
+                reply.parameters[FINAL_PARAMETER].bool_param = True
+                emit(pb.ModelStreamInferResponse(error_message=response.message, infer_response=reply))
+            elif response is not None:
+                reply = encode_response(response)
+                reply.parameters[FINAL_PARAMETER].bool_param = final
+                emit(pb.ModelStreamInferResponse(infer_response=reply))
+            elif final and empty_final:
+                reply = pb.ModelInferResponse(model_name=message.model_name, id=message.id)
+                reply.parameters[FINAL_PARAMETER].bool_param = True
+                emit(pb.ModelStreamInferResponse(infer_response=reply))
+            if final:
+                return
+    except TritonError as exc:  # refused before it ran: Triton answers with the request id alone
+        reply = pb.ModelInferResponse(id=message.id)
+        emit(pb.ModelStreamInferResponse(error_message=exc.message, infer_response=reply))
 
 
 class _UnknownMethod(grpc.GenericRpcHandler):
