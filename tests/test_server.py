@@ -82,8 +82,9 @@ def test_sigterm_and_sigint_shut_down_cleanly():
         server = RunningServer([EXAMPLES])
         assert requests.get(f"http://{server.http}/v2/health/ready", timeout=5).status_code == 200
         server.process.send_signal(sig)
-        assert server.process.wait(30) == 0
+        code = server.process.wait(30)
         server.stop()
+        assert code == 0, server.log()
         assert "tritonlite stopped" in server.log()
 
 

@@ -212,7 +212,11 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
 
     await stop.wait()
     log.info("Received a stop signal, shutting down")
-    await _shutdown(engine, grpc_server, servers, options.exit_timeout_secs)
+    try:
+        await _shutdown(engine, grpc_server, servers, options.exit_timeout_secs)
+    except Exception:
+        log.exception("shutdown did not complete cleanly")
+        return 1
     return 0
 
 

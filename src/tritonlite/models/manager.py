@@ -567,7 +567,10 @@ class ModelManager:
         for entry in self.models.values():
             for model in entry.versions.values():
                 if model.scheduler is not None:
-                    await model.scheduler.stop()
+                    try:
+                        await model.scheduler.stop()
+                    except Exception:  # one model failing to stop must not stop the others
+                        log.exception("stopping '%s' version %s failed", model.name, model.version_str)
                     model.scheduler = None
                 for key in model.limiter_keys:
                     self.limiter.unregister(key)
