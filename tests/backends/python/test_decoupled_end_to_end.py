@@ -188,3 +188,35 @@ def test_bls_calls_a_model_and_a_decoupled_model(server):
     assert int(result.as_numpy("OUT")[0]) == (8 + 0 + 1 + 2 + 3) * 1000 + 4
     result = client.infer("bls", [count(0)])
     assert int(result.as_numpy("OUT")[0]) == 0
+
+
+def _sse(server, model: str, value: int, stream: bool):
+    path = "generate_stream" if stream else "generate"
+    return requests.post(f"http://{server.http}/v2/models/{model}/{path}", json={"COUNT": value}, timeout=10)
+
+
+def test_generate_stream_sends_every_response_as_triton(server):
+    # Triton 2.51 (tests/reference_data/ensembles_sequences_streaming/stream_triton.json)
+    answer = _sse(server, "repeat", 3, stream=True)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
+    assert answer.text == "".join(
+        f'data: {{"OUT":{i},"model_name":"repeat","model_version":"1"}}\n\n' for i in range(3)
+    )
+    assert _sse(server, "repeat", 0, stream=True).text == ""
+
+
+def test_generate_expects_exactly_one_response_as_triton(server):
+    answer = _sse(server, "repeat", 3, stream=False)
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "error": "generate expects model to produce exactly 1 response, use generate stream for model that "
+        "generates various number of responses"
+    }
+
+
+def test_generate_on_a_regular_model_returns_one_flat_answer(server):
+    answer = _sse(server, "double", 21, stream=False)
+    assert answer.status_code == 200 and answer.text == '{"OUT":42,"model_name":"double","model_version":"1"}'
+    assert (
+        _sse(server, "double", 21, stream=True).text == 'data: {"OUT":42,"model_name":"double","model_version":"1"}\n\n'
+    )

@@ -17,7 +17,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from tritonlite import logging_setup
@@ -27,6 +27,7 @@ from tritonlite.core.types import InferRequest, InferTensor
 from tritonlite.core.validation import RAW_INPUT_NAME, request_prefix
 from tritonlite.engine import Engine
 from tritonlite.frontends.http.codec import decode_request, encode_response
+from tritonlite.frontends.http.generate import generate, generate_request, generate_stream
 from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
 
 log = logging.getLogger(__name__)
@@ -418,6 +419,29 @@ def build_api(engine: Engine, infer_endpoint) -> FastAPI:
         dependents = bool(parameters.get("unload_dependents", False)) if isinstance(parameters, dict) else False
         await engine.unload_model(name, dependents)
         return Response(status_code=200)
+
+    async def _generate(name: str, version: str, request: Request, stream: bool) -> Response:
+        document = await _json_body(request)
+        core_request = generate_request(engine, name, version, document)
+        if stream:
+            return StreamingResponse(generate_stream(engine, core_request), media_type="text/event-stream")
+        return Response(await generate(engine, core_request), media_type="application/json")
+
+    @api.post("/v2/models/{name}/generate")
+    async def model_generate(name: str, request: Request) -> Response:
+        return await _generate(name, "", request, stream=False)
+
+    @api.post("/v2/models/{name}/versions/{version:int}/generate")
+    async def model_version_generate(name: str, version: int, request: Request) -> Response:
+        return await _generate(name, str(version), request, stream=False)
+
+    @api.post("/v2/models/{name}/generate_stream")
+    async def model_generate_stream(name: str, request: Request) -> Response:
+        return await _generate(name, "", request, stream=True)
+
+    @api.post("/v2/models/{name}/versions/{version:int}/generate_stream")
+    async def model_version_generate_stream(name: str, version: int, request: Request) -> Response:
+        return await _generate(name, str(version), request, stream=True)
 
     @api.get("/v2/trace/setting")
     async def trace_settings() -> Response:
