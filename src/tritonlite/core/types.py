@@ -87,6 +87,23 @@ class InferRequest:
         self.stream = None  # a streaming.ResponseStream for requests to decoupled models
 
 
+SEQUENCE_START = 1
+SEQUENCE_END = 2
+
+
+def apply_sequence_parameter(request: InferRequest, key: str, value: Any) -> bool:
+    """Take ``sequence_id``/``sequence_start``/``sequence_end`` into the request; False for other keys."""
+    if key == "sequence_id":
+        request.correlation_id = value
+    elif key == "sequence_start":
+        request.flags |= SEQUENCE_START if value else 0
+    elif key == "sequence_end":
+        request.flags |= SEQUENCE_END if value else 0
+    else:
+        return False
+    return True
+
+
 class InferResponse:
     """The result of one request: output tensors in the order the model or client gave them."""
 

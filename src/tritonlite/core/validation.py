@@ -25,6 +25,22 @@ class TensorSpec:
     reshape: tuple[int, ...] | None = None
 
 
+def tensor_spec(tensor) -> TensorSpec:
+    """The TensorSpec of a config input or output (ModelInput / ModelOutput message)."""
+    from tritonlite.core.datatypes import CONFIG_TO_DATATYPE
+    from tritonlite.protocol import model_config_pb2 as mc
+
+    reshape = tuple(tensor.reshape.shape) if tensor.HasField("reshape") else None
+    return TensorSpec(
+        name=tensor.name,
+        datatype=CONFIG_TO_DATATYPE.get(mc.DataType.Name(tensor.data_type), "INVALID"),
+        dims=tuple(tensor.dims),
+        optional=getattr(tensor, "optional", False),
+        is_shape_tensor=tensor.is_shape_tensor,
+        reshape=reshape,
+    )
+
+
 def _shape_matches(dims: tuple[int, ...], shape: list[int]) -> bool:
     if len(dims) != len(shape):
         return False

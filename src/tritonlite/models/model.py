@@ -8,12 +8,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tritonlite.core.classification import classify
-from tritonlite.core.datatypes import CONFIG_TO_DATATYPE
 from tritonlite.core.errors import ErrorKind, TritonError
 from tritonlite.core.response_cache import request_key
 from tritonlite.core.streaming import ResponseStream, StreamItem
 from tritonlite.core.types import InferRequest, InferResponse
-from tritonlite.core.validation import TensorSpec, validate_request
+from tritonlite.core.validation import TensorSpec, tensor_spec, validate_request
 from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.repository.config import config_to_json
@@ -22,18 +21,6 @@ READY = "READY"
 UNAVAILABLE = "UNAVAILABLE"
 LOADING = "LOADING"
 UNLOADING = "UNLOADING"
-
-
-def _tensor_spec(tensor) -> TensorSpec:
-    reshape = tuple(tensor.reshape.shape) if tensor.HasField("reshape") else None
-    return TensorSpec(
-        name=tensor.name,
-        datatype=CONFIG_TO_DATATYPE.get(mc.DataType.Name(tensor.data_type), "INVALID"),
-        dims=tuple(tensor.dims),
-        optional=getattr(tensor, "optional", False),
-        is_shape_tensor=tensor.is_shape_tensor,
-        reshape=reshape,
-    )
 
 
 class ModelVersion:
@@ -63,8 +50,8 @@ class ModelVersion:
         if config is not None:
             self.decoupled = config.model_transaction_policy.decoupled
             self.ensemble = config.platform == "ensemble"
-            self.inputs = {t.name: _tensor_spec(t) for t in config.input}
-            self.outputs = {t.name: _tensor_spec(t) for t in config.output}
+            self.inputs = {t.name: tensor_spec(t) for t in config.input}
+            self.outputs = {t.name: tensor_spec(t) for t in config.output}
             self.max_batch_size = config.max_batch_size
             self.required_inputs = sum(1 for s in self.inputs.values() if not s.optional)
             for out in config.output:

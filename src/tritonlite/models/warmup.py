@@ -35,7 +35,7 @@ import numpy as np
 from tritonlite.core.datatypes import CONFIG_TO_DATATYPE, ELEMENT_SIZE, bytes_array, element_count, numpy_dtype
 from tritonlite.core.errors import TritonError, internal, invalid_arg
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor
-from tritonlite.core.validation import TensorSpec, validate_request
+from tritonlite.core.validation import tensor_spec, validate_request
 from tritonlite.protocol import model_config_pb2 as mc
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ def warmup_requests(config: mc.ModelConfig, model_path: Path | str, version: int
     model_path = Path(model_path)
     model_name = config.name
     batching = config.max_batch_size > 0
-    inputs = {t.name: _spec(t) for t in config.input}
-    outputs = {t.name: _spec(t) for t in config.output}
+    inputs = {t.name: tensor_spec(t) for t in config.input}
+    outputs = {t.name: tensor_spec(t) for t in config.output}
     required = sum(1 for spec in inputs.values() if not spec.optional)
     position = {name: index for index, name in enumerate(inputs)}
     rng = np.random.default_rng()
@@ -106,18 +106,6 @@ def warmup_requests(config: mc.ModelConfig, model_path: Path | str, version: int
         requests = [InferRequest(model_name, str(version), inputs=list(all_tensors)) for _ in range(setting.batch_size)]
         samples.append(WarmupSample(setting.name, setting.count or 1, requests, error))
     return samples
-
-
-def _spec(tensor: Any) -> TensorSpec:
-    reshape = tuple(tensor.reshape.shape) if tensor.HasField("reshape") else None
-    return TensorSpec(
-        name=tensor.name,
-        datatype=CONFIG_TO_DATATYPE.get(mc.DataType.Name(tensor.data_type), "INVALID"),
-        dims=tuple(tensor.dims),
-        optional=getattr(tensor, "optional", False),
-        is_shape_tensor=tensor.is_shape_tensor,
-        reshape=reshape,
-    )
 
 
 def _input_data(

@@ -19,7 +19,13 @@ from tritonlite.core.datatypes import (
     tensor_from_bytes,
 )
 from tritonlite.core.errors import invalid_arg
-from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
+from tritonlite.core.types import (
+    InferRequest,
+    InferResponse,
+    InferTensor,
+    RequestedOutput,
+    apply_sequence_parameter,
+)
 from tritonlite.protocol import grpc_service_pb2 as pb
 
 # datatype -> the typed contents field that carries it
@@ -83,12 +89,8 @@ def decode_request(message: pb.ModelInferRequest, shm=None) -> InferRequest:
             if param.WhichOneof("parameter_choice") != "int64_param":
                 raise invalid_arg("invalid value type for 'timeout' parameter, expected int64_param.")
             request.timeout_us = max(value, 0)
-        elif key == "sequence_id":
-            request.correlation_id = value
-        elif key == "sequence_start":
-            request.flags |= 1 if value else 0
-        elif key == "sequence_end":
-            request.flags |= 2 if value else 0
+        elif apply_sequence_parameter(request, key, value):
+            pass
         elif key not in _RESERVED:
             request.parameters[key] = value
     raw = message.raw_input_contents

@@ -21,7 +21,13 @@ from tritonlite.core.datatypes import (
     tensor_from_bytes,
 )
 from tritonlite.core.errors import internal, invalid_arg
-from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
+from tritonlite.core.types import (
+    InferRequest,
+    InferResponse,
+    InferTensor,
+    RequestedOutput,
+    apply_sequence_parameter,
+)
 
 # request parameters the server consumes itself (the rest reach the model)
 _RESERVED_PARAMETERS = frozenset(
@@ -94,12 +100,8 @@ def _apply_request_parameters(request: InferRequest, parameters: dict[str, Any])
                 request.priority = value
             else:
                 request.timeout_us = value
-        elif key == "sequence_id":
-            request.correlation_id = value
-        elif key == "sequence_start":
-            request.flags |= 1 if value else 0
-        elif key == "sequence_end":
-            request.flags |= 2 if value else 0
+        elif apply_sequence_parameter(request, key, value):
+            pass
         elif key not in _RESERVED_PARAMETERS:
             request.parameters[key] = value
 
