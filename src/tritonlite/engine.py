@@ -231,7 +231,7 @@ class Engine:
         }
 
     def model_metadata(self, name: str, version: str = "") -> dict:
-        model = self.models.find(name, version)
+        model = self.models.get(name, version)
         entry = self.models.models[name]
         config = model.config
         batch = [-1] if model.max_batch_size > 0 else []

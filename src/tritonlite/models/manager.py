@@ -138,10 +138,6 @@ class ModelManager:
             return unavailable(f"Request for unknown model: '{name}' version {version} is not at ready state")
         return not_found(f"Request for unknown model: '{name}' has no available versions")
 
-    def find(self, name: str, version: str = "") -> ModelVersion:
-        """A ready version, or Triton's error (for metadata and config)."""
-        return self.get(name, version)
-
     def is_ready(self, name: str, version: str = "") -> bool:
         return (name, version) in self._serving
 

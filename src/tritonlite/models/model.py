@@ -59,6 +59,11 @@ class ModelVersion:
                     self.labels[out.name] = _read_labels(model_path / out.label_filename)
 
     @property
+    def queues_requests(self) -> bool:
+        """Whether requests may wait in a queue before they run (where a client may give up)."""
+        return getattr(self.scheduler, "queues_requests", False)
+
+    @property
     def ready(self) -> bool:
         return self.state == READY
 

@@ -82,6 +82,8 @@ def _batch_size(request: InferRequest) -> int:
 class DynamicBatcher:
     """Queues requests per priority level and feeds batches to idle instances."""
 
+    queues_requests = True
+
     def __init__(
         self,
         runners: list[InstanceRunner],

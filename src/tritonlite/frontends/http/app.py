@@ -28,7 +28,6 @@ from tritonlite.core.validation import RAW_INPUT_NAME, request_prefix
 from tritonlite.engine import Engine
 from tritonlite.frontends.http.codec import decode_request, encode_response
 from tritonlite.frontends.http.generate import generate, generate_request, generate_stream
-from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
 
 log = logging.getLogger(__name__)
 
@@ -164,10 +163,9 @@ class HttpFrontend:
     def _queues(self, model_name: str, model_version: str) -> bool:
         """Whether requests of this model wait in a queue (where a client may give up)."""
         try:
-            scheduler = self.engine.models.get(model_name, model_version).scheduler
+            return self.engine.models.get(model_name, model_version).queues_requests
         except TritonError:
             return False
-        return isinstance(scheduler, DynamicBatcher)
 
     async def _infer_unless_disconnected(self, request, receive):
         """Infer, but drop the request from the queue if the client disconnects first."""
