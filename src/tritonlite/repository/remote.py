@@ -39,7 +39,9 @@ CREDENTIAL_FILE_VARIABLE = "TRITON_CLOUD_CREDENTIAL_PATH"
 # Triton's private S3 instance form: s3://[http://|https://]host:port/bucket/path
 _S3_ENDPOINT = re.compile(r"^([0-9A-Za-z\-.]+):([0-9]+)/(.*)$")
 # what identifies one version of a remote object, in the listings of s3fs, gcsfs and adlfs
-_SIGNATURE_KEYS = ("size", "ETag", "etag", "md5Hash", "generation", "LastModified", "last_modified", "updated", "mtime")
+_SIGNATURE_KEYS = (
+    "size", "ETag", "etag", "md5Hash", "generation", "LastModified", "last_modified", "updated", "mtime", "created",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
