@@ -198,6 +198,8 @@ def _describe(exc: BaseException) -> str:
         return f"bucket or container not found ({exc})"
     if isinstance(exc, PermissionError):
         return f"access denied, check the credentials ({exc})"
+    if type(exc).__name__ in ("NoCredentialsError", "DefaultCredentialsError"):  # botocore, google-auth
+        return f"no credentials found ({exc})"
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
 
