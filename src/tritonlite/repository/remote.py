@@ -281,9 +281,13 @@ class RemoteRepository:
     def _remove_gone(self, names: set[str]) -> list[str]:
         removed = []
         for child in list(self.local.iterdir()):
-            if child.name not in names and not child.name.startswith("."):
-                shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
-                removed.append(child.name)
+            if child.name in names or child.name.startswith("."):
+                continue
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+            removed.append(child.name)
         for key in [k for k in self._files if k.partition("/")[0] not in names]:
             del self._files[key]
         return removed
