@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="model_repository",
         required=True,
         metavar="PATH",
-        help="model repository folder (repeatable)",
+        help="model repository: a folder, s3://[host:port/]bucket/path, gs://bucket/path or "
+        "as://account/container/path (repeatable)",
     )
     parser.add_argument("--id", default="triton", help="server identifier reported in server metadata")
     _bool_flag(parser, "--allow-http", True, "serve the HTTP/REST endpoint")
@@ -151,6 +152,16 @@ def parse_backend_config(values: list[str]) -> dict[str, dict[str, str]]:
     return settings
 
 
+def _repository(text: str) -> str | Path:
+    """A --model-repository value: a cloud URL as given (checked), or an absolute local path."""
+    from tritonlite.repository.remote import is_remote, parse_remote
+
+    if is_remote(text):
+        parse_remote(text)  # ValueError names the repository
+        return text
+    return Path(text).resolve()
+
+
 def _refuse_unsupported(argv: list[str]) -> str | None:
     for arg in argv:
         flag = arg.split("=", 1)[0]
@@ -187,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         cache_bytes = parse_cache_config(args.cache_config)
         if args.response_cache_byte_size:
             cache_bytes = args.response_cache_byte_size
+        repositories = [_repository(text) for text in args.model_repository]
     except ValueError as exc:
         print(f"tritonlite-server: {exc}", file=sys.stderr)
         return 2
@@ -198,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         args.log_verbose, args.log_info, args.log_warning, args.log_error, args.log_format, args.log_file
     )
     options = ServerOptions(
-        repositories=[Path(p).resolve() for p in args.model_repository],
+        repositories=repositories,
         server_id=args.id,
         allow_http=args.allow_http,
         http_address=args.http_address,

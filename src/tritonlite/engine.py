@@ -67,7 +67,7 @@ EXTENSIONS = [
 
 @dataclass
 class EngineOptions:
-    repositories: list[Path]
+    repositories: list[str | Path]  # folders, or cloud URLs (s3://, gs://, as://)
     server_id: str = "triton"
     strict_model_config: bool = False
     strict_readiness: bool = True

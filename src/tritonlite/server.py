@@ -26,7 +26,7 @@ log = logging.getLogger("tritonlite")
 
 @dataclass
 class ServerOptions:
-    repositories: list[Path]
+    repositories: list[str | Path]  # folders, or cloud URLs (s3://, gs://, as://)
     server_id: str = "triton"
     allow_http: bool = True
     http_address: str = "0.0.0.0"
@@ -148,10 +148,16 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         return 1
     log.info("tritonlite %s (Triton %s compatible)", __version__, TRITON_COMPATIBLE_VERSION)
     for repository in options.repositories:
-        if not repository.is_dir():
+        if isinstance(repository, Path) and not repository.is_dir():
             log.error("failed to stat file %s: model repository does not exist", repository)
             return 1
-    await engine.start()
+    try:
+        await engine.start()
+    except TritonError as exc:  # a remote repository that cannot be read: no models, no server
+        log.error("%s", exc.message)
+        await engine.stop()
+        print(f"error: creating server: {exc.status_text().replace(': ', ' - ', 1)}", file=sys.stderr)
+        return 1
     log.info("\n%s\n", _model_table(engine))
     option_rows = [
         ["server_id", options.server_id],

@@ -21,6 +21,7 @@ from tritonlite.repository.config import (
     read_config,
     validate_config,
 )
+from tritonlite.repository.remote import Repositories
 from tritonlite.repository.scan import ModelSource, find_models, fingerprint, select_versions, version_folders
 from tritonlite.scheduling.direct import DirectScheduler
 from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
@@ -103,7 +104,9 @@ class ModelManager:
         backend_settings: BackendSettings | None = None,
         load_threads: int = 4,
     ) -> None:
-        self.repositories = [Path(r) for r in repositories]
+        # remote repositories (s3://, gs://, as://) are read through their local copies
+        self.sources = Repositories(repositories)
+        self.repositories = self.sources.local_paths
         self.strict_config = strict_config
         self.backend_settings: BackendSettings = backend_settings or {}
         self.limiter = limiter if limiter is not None else RateLimiter()
@@ -174,9 +177,14 @@ class ModelManager:
     # --- loading ---------------------------------------------------------------------------------
 
     async def load_all(self, only: list[str] | None = None) -> None:
-        """Load the repositories' models at startup: all of them, or only the named ones."""
+        """Load the repositories' models at startup: all of them, or only the named ones.
+
+        A remote repository that cannot be read raises (the server does not start).
+        """
+        everything = only is None or "*" in only
+        await self._sync(None if everything else only)
         sources, duplicates = self._scan()
-        if only is None or "*" in only:
+        if everything:
             wanted = list(sources.values())
             for name, reason in duplicates.items():
                 self.models[name] = ModelEntry(name, None, reason=reason, state=UNAVAILABLE)
@@ -191,6 +199,7 @@ class ModelManager:
             for source in wanted:  # grows: an ensemble brings its members (and theirs), as in Triton
                 for member in self._members_of_source(source):
                     if member in sources and sources[member] not in wanted:
+                        await self._sync([member])
                         wanted.append(sources[member])
         ensembles = [source for source in wanted if self._is_ensemble_source(source)]
         plain = [source for source in wanted if source not in ensembles]
@@ -222,6 +231,11 @@ class ModelManager:
 
     def _scan(self) -> tuple[dict[str, ModelSource], dict[str, str]]:
         return find_models(self.repositories)
+
+    async def _sync(self, names: list[str] | None = None) -> None:
+        """Bring the local copies of remote repositories up to date (the named models' files, or all)."""
+        if self.sources.remotes:
+            await asyncio.to_thread(self.sources.sync, names)
 
     async def load(self, source: ModelSource, config_override: mc.ModelConfig | None = None) -> ModelEntry:
         """Load (or reload) one model and put it in service; returns the new entry."""
@@ -363,6 +377,7 @@ class ModelManager:
         Loading an ensemble first loads the members that do not serve yet (as Triton does).
         """
         if source is None:
+            await self._sync([name])
             sources, duplicates = self._scan()
             source = sources.get(name)
             if source is None or name in duplicates:
@@ -419,6 +434,11 @@ class ModelManager:
 
     async def poll(self) -> None:
         """One poll of the repositories: load new models, reload changed ones, unload removed ones."""
+        try:
+            await self._sync()
+        except TritonError as exc:  # an unreachable bucket must not unload what serves
+            log.error("%s; keeping the models that serve", exc.message)
+            return
         sources, duplicates = self._scan()
         for name in list(self.models):
             if name not in sources and name not in duplicates:
@@ -572,3 +592,4 @@ class ModelManager:
                     self.limiter.unregister(key)
                 model.limiter_keys = []
                 model.state = UNAVAILABLE
+        self.sources.close()  # after the models stopped: their files may be in the remote copies
