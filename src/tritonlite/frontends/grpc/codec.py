@@ -6,6 +6,7 @@ Outputs are always returned as raw contents, as Triton does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -74,7 +75,8 @@ def _region(parameters, name: str) -> tuple[str, int, int] | None:
     return parameter_value(parameters["shared_memory_region"]), offset, size
 
 
-def decode_request(message: pb.ModelInferRequest, shm=None) -> InferRequest:
+def decode_request(message: pb.ModelInferRequest, shm=None, raw: Sequence[Any] | None = None) -> InferRequest:
+    """The core request; ``raw`` replaces the message's raw_input_contents (views from ``wire.split_request``)."""
     request = InferRequest(message.model_name, message.model_version, message.id)
     for key, param in message.parameters.items():
         value = parameter_value(param)
@@ -93,7 +95,8 @@ def decode_request(message: pb.ModelInferRequest, shm=None) -> InferRequest:
             pass
         elif key not in _RESERVED:
             request.parameters[key] = value
-    raw = message.raw_input_contents
+    if raw is None:
+        raw = message.raw_input_contents
     index = 0  # raw contents belong to the inputs that are not in shared memory, in order
     for item in message.inputs:
         region = _region(item.parameters, item.name) if item.parameters else None
@@ -192,13 +195,22 @@ def _decode_input(item: pb.ModelInferRequest.InferInputTensor, raw: bytes | None
 
 
 def encode_response(response: InferResponse, request: InferRequest | None = None, shm=None) -> pb.ModelInferResponse:
+    message, raw = encode_response_parts(response, request, shm)
+    message.raw_output_contents.extend(chunk if isinstance(chunk, bytes) else chunk.tobytes() for chunk in raw)
+    return message
+
+
+def encode_response_parts(
+    response: InferResponse, request: InferRequest | None = None, shm=None
+) -> tuple[pb.ModelInferResponse, list[bytes | np.ndarray]]:
+    """The response without raw outputs, and those outputs (bytes or C-contiguous arrays) in order."""
     message = pb.ModelInferResponse(
         model_name=response.model_name, model_version=response.model_version, id=response.id
     )
     if response.parameters:
         for key, value in response.parameters.items():
             set_parameter(message.parameters[key], value)
-    raw = message.raw_output_contents
+    raw: list[bytes | np.ndarray] = []
     regions = {}
     if request is not None and request.outputs:
         regions = {o.name: o.parameters["shm"] for o in request.outputs if o.parameters and o.parameters.get("shm")}
@@ -217,5 +229,5 @@ def encode_response(response: InferResponse, request: InferRequest | None = None
         elif tensor.datatype == "BYTES":
             raw.append(serialize_bytes(np.asarray(tensor.data)))
         else:
-            raw.append(np.ascontiguousarray(tensor.data).tobytes())
-    return message
+            raw.append(np.ascontiguousarray(tensor.data))
+    return message, raw

@@ -6,12 +6,14 @@ import asyncio
 import logging
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import json_format, message_factory
+from google.protobuf.message import DecodeError
 
 from tritonlite import logging_setup
 from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
 from tritonlite.engine import Engine
-from tritonlite.frontends.grpc.codec import decode_request, encode_response
+from tritonlite.frontends.grpc.codec import decode_request, encode_response, encode_response_parts
+from tritonlite.frontends.grpc.wire import join_response, split_request
 from tritonlite.protocol import grpc_service_pb2 as pb
 from tritonlite.protocol import grpc_service_pb2_grpc as pb_grpc
 
@@ -73,21 +75,26 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             await _abort(context, exc)
         return pb.ModelConfigResponse(config=model.config)
 
-    async def ModelInfer(self, request, context):
+    async def ModelInfer(self, data: bytes, context) -> bytes:
+        """Takes and returns the message's bytes: tensors stay views of the wire buffers (see wire.py)."""
+        try:
+            request, raw = split_request(data)
+        except DecodeError:
+            await context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
         tracer = self.engine.tracer
         trace = tracer.start(request.model_name) if tracer.active else None
         shm = self.engine.shared_memory
         try:
-            core_request = decode_request(request, shm)
+            core_request = decode_request(request, shm, raw)
             if trace is None:
-                return encode_response(await self.engine.infer(core_request), core_request, shm)
+                return join_response(*encode_response_parts(await self.engine.infer(core_request), core_request, shm))
             trace.stamp("GRPC_WAITREAD_START", core_request.arrival_ns or None)
             trace.stamp("GRPC_WAITREAD_END")
             core_request.trace = trace
             response = await self.engine.infer(core_request)
             trace.stamp("INFER_RESPONSE_COMPLETE")
             trace.stamp("GRPC_SEND_START")
-            message = encode_response(response, core_request, shm)
+            message = join_response(*encode_response_parts(response, core_request, shm))
             trace.stamp("GRPC_SEND_END")
             tracer.finish(trace, request.model_name)
             return message
@@ -314,6 +321,27 @@ async def _stream_one(engine: Engine, message: pb.ModelInferRequest, emit) -> No
         emit(pb.ModelStreamInferResponse(error_message=exc.message, infer_response=reply))
 
 
+SERVICE = "inference.GRPCInferenceService"
+# methods whose handler takes and returns the serialized message itself
+RAW_METHODS = frozenset({"ModelInfer"})
+
+
+def service_handlers(servicer: InferenceServicer) -> dict[str, grpc.RpcMethodHandler]:
+    """A handler per method of the service, from its descriptor; RAW_METHODS skip protobuf (de)serialization."""
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
+        request_type = message_factory.GetMessageClass(method.input_type)
+        response_type = message_factory.GetMessageClass(method.output_type)
+        raw = method.name in RAW_METHODS
+        make = grpc.stream_stream_rpc_method_handler if method.client_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=None if raw else request_type.FromString,
+            response_serializer=None if raw else response_type.SerializeToString,
+        )
+    return handlers
+
+
 class _UnknownMethod(grpc.GenericRpcHandler):
     """Answers RPCs the service does not have as Triton does: UNIMPLEMENTED with no message."""
 
@@ -333,7 +361,9 @@ def build_server(engine: Engine, address: str) -> grpc.aio.Server:
             ("grpc.so_reuseport", 0),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(engine), server)
+    handlers = service_handlers(InferenceServicer(engine))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
     server.add_generic_rpc_handlers((_UnknownMethod(),))
     if server.add_insecure_port(address) == 0:
         raise invalid_arg(f"failed to bind the gRPC service to {address}")
