@@ -242,6 +242,10 @@ async def _shutdown(engine: Engine, grpc_server, servers, timeout: float) -> Non
 def run(options: ServerOptions) -> int:
     import os
 
+    from tritonlite.allocator import tune_allocator
+
+    tune_allocator()
+
     try:
         import uvloop
 
