@@ -56,8 +56,21 @@ def test_thread_counts_and_memory_parameters():
     assert (settings.intra_op_threads, settings.inter_op_threads) == (3, 2)
     assert settings.execution_mode == "ORT_PARALLEL"
     assert settings.enable_mem_pattern is False and settings.enable_mem_arena is None
-    assert settings.config_entries == {"session.use_device_allocator_for_initializers": "1"}
+    assert settings.config_entries == {
+        "session.use_device_allocator_for_initializers": "1",
+        "session.intra_op.allow_spinning": "0",
+        "session.inter_op.allow_spinning": "0",
+    }
     assert settings.run_config_entries == {"memory.enable_memory_arena_shrinkage": "cpu:0"}
+
+
+def test_thread_spinning_is_off_unless_the_model_asks():
+    assert session_settings(parse(), "m").config_entries == {
+        "session.intra_op.allow_spinning": "0",
+        "session.inter_op.allow_spinning": "0",
+    }
+    asked = session_settings(parse(param("session.intra_op.allow_spinning", "1")), "m")
+    assert asked.config_entries["session.intra_op.allow_spinning"] == "1"
 
 
 def test_bad_thread_count_is_invalid():

@@ -58,6 +58,16 @@ GRAPH_LEVELS = {-1: "ORT_ENABLE_BASIC", 1: "ORT_ENABLE_EXTENDED", 2: "ORT_DISABL
 DEFAULT_GRAPH_LEVEL = "ORT_ENABLE_ALL"
 
 
+# session config entries a model's parameters may set, with tritonlite's default (None: ONNX Runtime's).
+# ONNX Runtime's intra-op threads spin after each run by default; in a server they would take CPU
+# from the event loop that is reading the next batch's requests, so spinning is off unless asked.
+SESSION_ENTRY_DEFAULTS: dict[str, str | None] = {
+    "session.use_device_allocator_for_initializers": None,
+    "session.intra_op.allow_spinning": "0",
+    "session.inter_op.allow_spinning": "0",
+}
+
+
 @dataclass
 class SessionSettings:
     graph_level: str = DEFAULT_GRAPH_LEVEL
@@ -86,10 +96,10 @@ def session_settings(config: Any, model_name: str) -> SessionSettings:
         settings.enable_mem_arena = bool_parameter(config, "enable_mem_arena", True, model_name)
     if string_parameter(config, "enable_mem_pattern") is not None:
         settings.enable_mem_pattern = bool_parameter(config, "enable_mem_pattern", True, model_name)
-    key = "session.use_device_allocator_for_initializers"
-    value = string_parameter(config, key)
-    if value is not None:
-        settings.config_entries[key] = value
+    for key, default in SESSION_ENTRY_DEFAULTS.items():
+        value = string_parameter(config, key)
+        if value is not None or default is not None:
+            settings.config_entries[key] = value if value is not None else default
     key = "memory.enable_memory_arena_shrinkage"
     value = string_parameter(config, key)
     if value is not None:
