@@ -38,6 +38,7 @@ class RunningServer:
             "--metrics-address=127.0.0.1",
             *extra,
         ]
+        self._metrics_on = "--allow-metrics=false" not in extra
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
         if wait_ready:
@@ -50,6 +51,8 @@ class RunningServer:
                 raise RuntimeError(f"tritonlite-server exited early:\n{self.log()}")
             try:
                 requests.get(f"http://{self.http}/v2/health/live", timeout=1)
+                if self._metrics_on:  # the metrics endpoint opens just after HTTP
+                    requests.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5)
                 return
             except requests.ConnectionError:
                 time.sleep(0.1)

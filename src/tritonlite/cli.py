@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ UNSUPPORTED_FLAGS = (
     "--cache-directory", "--backend-directory",
     "--repoagent-directory", "--model-namespacing",
     "--grpc-use-ssl", "--grpc-server-cert", "--grpc-server-key", "--grpc-root-cert",
-    "--http-thread-count", "--metrics-config", "--metrics-interval-ms",
+    "--http-thread-count",
     "--allow-sagemaker", "--allow-vertex-ai", "--host-policy",
     "--buffer-manager-thread-count", "--model-config-name", "--disable-auto-complete-config",
     "--min-supported-compute-capability",
@@ -70,6 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
     _bool_flag(parser, "--allow-cpu-metrics", True, "report CPU utilization and memory metrics")
     _bool_flag(parser, "--allow-gpu-metrics", True, "report GPU metrics through NVML when a GPU is present")
     parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument(
+        "--metrics-config",
+        action="append",
+        default=[],
+        metavar="SETTING=VALUE",
+        help="summary_latencies=true, summary_quantiles=Q:E,..., counter_latencies=false (repeatable)",
+    )
+    parser.add_argument(
+        "--metrics-interval-ms", default=None, metavar="MS", help="how often CPU/GPU metrics are read (default 2000)"
+    )
     _bool_flag(parser, "--strict-model-config", False, "require a complete config.pbtxt (no auto-complete)")
     _bool_flag(parser, "--strict-readiness", True, "server is ready only when every model is ready")
     parser.add_argument("--exit-timeout-secs", type=float, default=30.0)
@@ -184,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.rate_limit not in ("off", "execution_count"):
         print('Bad option: "--rate-limit".\ninvalid argument for --rate-limit', file=sys.stderr)
         return 1
+    from tritonlite.metrics.config import parse_metrics_config
+
+    try:
+        metrics_config, metrics_notes = parse_metrics_config(args.metrics_config, args.metrics_interval_ms)
+    except ValueError as exc:  # Triton's "Bad option" texts
+        print(exc, file=sys.stderr)
+        return 1
     try:
         backend_settings = parse_backend_config(args.backend_config)
         trace_values = list(args.trace_config)
@@ -209,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     logging_setup.configure(
         args.log_verbose, args.log_info, args.log_warning, args.log_error, args.log_format, args.log_file
     )
+    for note in metrics_notes:
+        logging.getLogger("tritonlite").warning("%s", note)
     options = ServerOptions(
         repositories=repositories,
         server_id=args.id,
@@ -237,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         poll_seconds=args.repository_poll_secs,
         load_threads=args.model_load_thread_count,
         cache_bytes=cache_bytes,
+        metrics_config=metrics_config,
     )
     return run(options)
 

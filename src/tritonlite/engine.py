@@ -22,6 +22,7 @@ from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg, unavaila
 from tritonlite.core.response_cache import ResponseCache
 from tritonlite.core.streaming import StreamItem
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
+from tritonlite.metrics.config import MetricsConfig
 from tritonlite.models.manager import ModelManager
 from tritonlite.models.model import ModelVersion
 from tritonlite.protocol import model_config_pb2 as mc
@@ -81,6 +82,7 @@ class EngineOptions:
     load_threads: int = 4
     exit_timeout: float = 30.0
     cache_bytes: int | None = None
+    metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
 
 
@@ -103,6 +105,8 @@ class Engine:
         self.cache = ResponseCache(options.cache_bytes) if options.cache_bytes else None
         self.models.response_cache = self.cache
         self.models.list_unloaded = options.model_control_mode == "explicit"
+        if options.metrics_config.summary_latencies:
+            self.models.summary_quantiles = options.metrics_config.quantiles
         self._poller: asyncio.Task | None = None
         self._override_root: Path | None = None
         self._overrides = 0

@@ -19,6 +19,7 @@ from tritonlite.engine import Engine, EngineOptions
 from tritonlite.frontends.http import coalesce, read_buffer
 from tritonlite.frontends.http.app import DEFAULT_MAX_INPUT_SIZE, HttpFrontend
 from tritonlite.logging_setup import table
+from tritonlite.metrics.config import MetricsConfig
 from tritonlite.tracing.settings import TraceSettings
 
 log = logging.getLogger("tritonlite")
@@ -53,6 +54,7 @@ class ServerOptions:
     poll_seconds: float = 15.0
     load_threads: int = 4
     cache_bytes: int | None = None
+    metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
     extra: dict = field(default_factory=dict)
 
 
@@ -62,6 +64,22 @@ class _UvicornServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+class _Poller:
+    """Stands beside the uvicorn servers in the shutdown list: stopping it cancels its task."""
+
+    def __init__(self, task: asyncio.Task) -> None:
+        self.task = task
+
+    @property
+    def should_exit(self) -> bool:
+        return self.task.done()
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        if value:
+            self.task.cancel()
 
 
 class StartupError(RuntimeError):
@@ -141,6 +159,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
                 load_threads=options.load_threads,
                 exit_timeout=options.exit_timeout_secs,
                 cache_bytes=options.cache_bytes,
+                metrics_config=options.metrics_config,
             )
         )
     except TritonError as exc:
@@ -209,8 +228,14 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         if options.allow_metrics:
             from tritonlite.metrics.families import build_metrics_app
 
-            app = build_metrics_app(engine, options.allow_cpu_metrics, options.allow_gpu_metrics)
-            servers.append(await _start_uvicorn(app, options.metrics_address, options.metrics_port, "Metrics Service"))
+            metrics = build_metrics_app(
+                engine, options.allow_cpu_metrics, options.allow_gpu_metrics, options.metrics_config
+            )
+            servers.append(
+                await _start_uvicorn(metrics, options.metrics_address, options.metrics_port, "Metrics Service")
+            )
+            poll = asyncio.ensure_future(metrics.system.run())
+            servers.append((_Poller(poll), poll))
             log.info("Started Metrics Service at %s:%d", options.metrics_address, options.metrics_port)
     except StartupError as exc:
         log.error("%s", exc)

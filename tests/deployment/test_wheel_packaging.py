@@ -109,6 +109,9 @@ def test_extras(metadata):
     assert DEPLOYMENT_EXTRAS | {"test"} <= provided, provided
     assert any(req.startswith("onnxruntime-gpu") for req in requirements_of(metadata, "gpu"))
     assert any(req.startswith("s3fs") for req in requirements_of(metadata, "s3"))
+    otel = requirements_of(metadata, "otel")  # --trace-config mode=opentelemetry
+    assert any(req.startswith("opentelemetry-sdk") for req in otel)
+    assert any(req.startswith("opentelemetry-exporter-otlp-proto-http") for req in otel)
     # `all` lists the other extras by name (self-references), and each of them exists
     (everything,) = requirements_of(metadata, "all")
     match = re.fullmatch(r"tritonlite\[([\w,\- ]+)\]", everything.replace(" ", ""))

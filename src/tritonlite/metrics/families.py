@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from tritonlite.metrics.config import MetricsConfig
 from tritonlite.metrics.gpu import FAMILIES as GPU_FAMILIES
 from tritonlite.metrics.gpu import GpuMetrics
-from tritonlite.metrics.system import cpu_memory, cpu_utilization
+from tritonlite.metrics.summary import LATENCY_FAMILIES
+from tritonlite.metrics.system import SystemReadings, cpu_memory, cpu_utilization
 from tritonlite.models.statistics import FAILURE_REASONS, ModelStats
 
 if TYPE_CHECKING:
@@ -46,6 +48,8 @@ _MODEL_FAMILIES = [
     ("nv_inference_pending_request_count", "gauge",
      "Instantaneous number of pending requests awaiting execution per-model.", lambda s: s.pending),
 ]  # fmt: skip
+# the families that --metrics-config counter_latencies=false removes
+_LATENCY_COUNTERS = {name for name, *_ in _MODEL_FAMILIES if name.endswith("_duration_us")}
 
 
 def _escape(value: str) -> str:
@@ -57,6 +61,8 @@ def _labels(pairs: dict[str, str]) -> str:
 
 
 def _number(value: float) -> str:
+    if value != value:  # NaN, as prometheus-cpp writes it
+        return "Nan"
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
@@ -69,11 +75,24 @@ def _versions(engine: Engine) -> Iterator[tuple[str, str, ModelStats]]:
                 yield name, model.version_str, model.stats
 
 
-def render(engine: Engine, allow_cpu_metrics: bool = True, gpu: GpuMetrics | None = None) -> str:
-    """The whole exposition, in Prometheus text format 0.0.4."""
+def render(
+    engine: Engine,
+    allow_cpu_metrics: bool = True,
+    gpu: GpuMetrics | None = None,
+    config: MetricsConfig | None = None,
+    system: SystemReadings | None = None,
+) -> str:
+    """The whole exposition, in Prometheus text format 0.0.4.
+
+    ``system`` holds the CPU/GPU readings of the last ``--metrics-interval-ms`` poll; without it
+    they are read now.
+    """
+    config = config or MetricsConfig()
     lines: list[str] = []
     versions = list(_versions(engine))
     for name, kind, help_text, value in _MODEL_FAMILIES:
+        if not config.counter_latencies and name in _LATENCY_COUNTERS:
+            continue
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
         for model, version, stats in versions:
@@ -85,7 +104,9 @@ def render(engine: Engine, allow_cpu_metrics: bool = True, gpu: GpuMetrics | Non
                 lines.append(f"{name}{_labels({'model': model, 'version': version})} {_number(value(stats))}")
     cache = getattr(engine, "cache", None)
     if cache is not None:
-        lines += _cache_lines(engine, cache)
+        lines += _cache_lines(engine, cache, config.counter_latencies)
+    elif config.counter_latencies:
+        lines += _cache_model_lines(engine)
     lines += [
         "# HELP nv_pinned_memory_pool_total_bytes Pinned memory pool total memory size, in bytes",
         "# TYPE nv_pinned_memory_pool_total_bytes gauge",
@@ -94,18 +115,23 @@ def render(engine: Engine, allow_cpu_metrics: bool = True, gpu: GpuMetrics | Non
         "# TYPE nv_pinned_memory_pool_used_bytes gauge",
         "nv_pinned_memory_pool_used_bytes 0",
     ]
-    if gpu is not None and gpu.available:
-        readings = gpu.readings()
+    if system is not None:
+        gpu_rows = system.current().gpu_rows
+        cpu = system.cpu if allow_cpu_metrics else None
+    else:
+        gpu_rows = gpu.readings() if gpu is not None and gpu.available else []
+        cpu = (cpu_utilization(), *cpu_memory()) if allow_cpu_metrics else None
+    if gpu_rows:
         for family, help_text in GPU_FAMILIES:
             lines += [f"# HELP {family} {help_text}", f"# TYPE {family} gauge"]
-            for row in readings:
+            for row in gpu_rows:
                 lines.append(f"{family}{_labels({'gpu_uuid': row['gpu_uuid']})} {_number(row[family])}")
-    if allow_cpu_metrics:
-        total, used = cpu_memory()
+    if cpu is not None:
+        utilization, total, used = cpu
         lines += [
             "# HELP nv_cpu_utilization CPU utilization rate [0.0 - 1.0]",
             "# TYPE nv_cpu_utilization gauge",
-            f"nv_cpu_utilization {_number(cpu_utilization())}",
+            f"nv_cpu_utilization {_number(utilization)}",
             "# HELP nv_cpu_memory_total_bytes CPU total memory (RAM), in bytes",
             "# TYPE nv_cpu_memory_total_bytes gauge",
             f"nv_cpu_memory_total_bytes {total}",
@@ -113,6 +139,7 @@ def render(engine: Engine, allow_cpu_metrics: bool = True, gpu: GpuMetrics | Non
             "# TYPE nv_cpu_memory_used_bytes gauge",
             f"nv_cpu_memory_used_bytes {used}",
         ]
+    lines += _summary_lines(versions)
     return "\n".join(lines) + "\n"
 
 
@@ -126,18 +153,48 @@ _CACHE_MODEL_FAMILIES = [
 ]  # fmt: skip
 
 
-def _cache_lines(engine: Engine, cache) -> list[str]:
+def _summary_lines(versions: list[tuple[str, str, ModelStats]]) -> list[str]:
+    """The latency summaries (summary_latencies=true); a family without series is not written, as in Triton."""
     lines: list[str] = []
+    for key, family, help_text in LATENCY_FAMILIES:
+        series = [(m, v, getattr(s.summaries, key)) for m, v, s in versions if s.summaries is not None]
+        series = [(m, v, summary) for m, v, summary in series if summary is not None]
+        if not series:
+            continue
+        lines += [f"# HELP {family} {help_text}", f"# TYPE {family} summary"]
+        for model, version, summary in series:
+            labels = _labels({"model": model, "version": version})
+            lines.append(f"{family}_count{labels} {summary.count}")
+            lines.append(f"{family}_sum{labels} {summary.sum}")
+            for quantile, value in summary.collect():
+                quantile_labels = _labels({"model": model, "version": version, "quantile": _number(quantile)})
+                lines.append(f"{family}{quantile_labels} {_number(value)}")
+    return lines
+
+
+def _cache_model_lines(engine: Engine) -> list[str]:
+    """Per-model cache counters for every version whose config enables the response cache; as in Triton,
+    also without a server cache (then they stay 0), and no family at all without such a model."""
     cached = []
     for name in sorted(engine.models.models):
         for number in sorted(engine.models.models[name].versions):
             model = engine.models.models[name].versions[number]
-            if model.ready and model.cache is not None:
+            if model.ready and model.config is not None and model.config.response_cache.enable:
                 cached.append((name, model.version_str, model.stats))
+    lines: list[str] = []
+    if not cached:
+        return lines
     for family, help_text, value in _CACHE_MODEL_FAMILIES:
         lines += [f"# HELP {family} {help_text}", f"# TYPE {family} counter"]
         for model, version, stats in cached:
             lines.append(f"{family}{_labels({'model': model, 'version': version})} {value(stats)}")
+    return lines
+
+
+def _cache_lines(engine: Engine, cache, counters: bool = True) -> list[str]:
+    lines: list[str] = []
+    if counters:
+        lines += _cache_model_lines(engine)
     gauges = [
         ("nv_cache_util", "Cache utilization [0.0 - 1.0]", cache.utilization()),
         ("nv_cache_num_entries", "Number of responses stored in response cache", cache.entries),
@@ -154,20 +211,43 @@ def _cache_lines(engine: Engine, cache) -> list[str]:
     return lines
 
 
-def build_metrics_app(engine: Engine, allow_cpu_metrics: bool = True, allow_gpu_metrics: bool = True):
-    """ASGI app: GET /metrics renders the exposition; anything else is 404."""
-    gpu = GpuMetrics() if allow_gpu_metrics else None
+class MetricsApp:
+    """ASGI app: GET /metrics renders the exposition; anything else is 404.
 
-    async def app(scope, receive, send) -> None:
+    ``system`` holds the CPU/GPU readings; the server runs ``system.run()`` beside it so that they
+    are refreshed every ``--metrics-interval-ms``.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        allow_cpu_metrics: bool = True,
+        allow_gpu_metrics: bool = True,
+        config: MetricsConfig | None = None,
+    ) -> None:
+        self.engine = engine
+        self.allow_cpu_metrics = allow_cpu_metrics
+        self.config = config or MetricsConfig()
+        gpu = GpuMetrics() if allow_gpu_metrics else None
+        self.system = SystemReadings(allow_cpu_metrics, gpu, self.config.interval_ms)
+
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return
         if scope["path"] != "/metrics":
             await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
             return
-        body = render(engine, allow_cpu_metrics, gpu).encode()
+        body = render(self.engine, self.allow_cpu_metrics, config=self.config, system=self.system).encode()
         headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    return app
+
+def build_metrics_app(
+    engine: Engine,
+    allow_cpu_metrics: bool = True,
+    allow_gpu_metrics: bool = True,
+    config: MetricsConfig | None = None,
+) -> MetricsApp:
+    return MetricsApp(engine, allow_cpu_metrics, allow_gpu_metrics, config)

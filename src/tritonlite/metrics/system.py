@@ -45,3 +45,42 @@ def cpu_memory() -> tuple[int, int]:
         return 0, 0
     total = info.get("MemTotal", 0)
     return total, total - info.get("MemAvailable", info.get("MemFree", 0))
+
+
+class SystemReadings:
+    """CPU (and GPU) readings refreshed every ``--metrics-interval-ms``, as Triton's poll thread does.
+
+    A scrape shows the latest readings; CPU utilization is the busy share over the last interval.
+    With an interval of 0 or less, readings are taken at each scrape instead.
+    """
+
+    def __init__(self, allow_cpu: bool, gpu=None, interval_ms: float = 2000.0) -> None:
+        self.allow_cpu = allow_cpu
+        self.gpu = gpu if gpu is not None and gpu.available else None
+        self.interval_s = interval_ms / 1000.0
+        self.cpu: tuple[float, int, int] = (0.0, 0, 0)  # utilization, total bytes, used bytes
+        self.gpu_rows: list[dict] = []
+        self.refreshes = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        if self.allow_cpu:
+            self.cpu = (cpu_utilization(), *cpu_memory())
+        if self.gpu is not None:
+            self.gpu_rows = self.gpu.readings()
+        self.refreshes += 1
+
+    def current(self) -> SystemReadings:
+        if self.interval_s <= 0:
+            self.refresh()
+        return self
+
+    async def run(self) -> None:
+        """Refresh until cancelled (started by the server beside the metrics endpoint)."""
+        import asyncio
+
+        if self.interval_s <= 0:
+            return
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await asyncio.to_thread(self.refresh)

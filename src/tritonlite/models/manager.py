@@ -11,6 +11,7 @@ from pathlib import Path
 from tritonlite.backends import BackendSettings, InstanceSpec, auto_complete
 from tritonlite.core.errors import TritonError, internal, invalid_arg, not_found, unavailable
 from tritonlite.core.response_cache import ResponseCache
+from tritonlite.metrics.summary import LatencySummaries
 from tritonlite.models.model import LOADING, READY, UNAVAILABLE, UNLOADING, ModelVersion
 from tritonlite.models.warmup import run_warmup
 from tritonlite.protocol import model_config_pb2 as mc
@@ -116,6 +117,8 @@ class ModelManager:
         self.unload_timeout = 30.0
         self.response_cache: ResponseCache | None = None
         self.list_unloaded = False  # explicit mode: the index lists models that are not loaded
+        # --metrics-config summary_latencies=true: the quantiles every new version's summaries track
+        self.summary_quantiles: tuple[tuple[float, float], ...] | None = None
         self._load_slots = asyncio.Semaphore(max(load_threads, 1))
         self._generation = 0
         self._retiring: set[asyncio.Task] = set()
@@ -292,7 +295,7 @@ class ModelManager:
             return
         config.model_transaction_policy.decoupled = decoupled
         for version in versions:
-            model = ModelVersion(entry.name, version, config, entry.source.path)
+            model = self._new_version(entry, version, config)
             model.scheduler = EnsembleScheduler(config, model.version_str, self.get, model.stats)
             model.state = READY
             entry.versions[version] = model
@@ -485,9 +488,16 @@ class ModelManager:
         validate_ensemble_config(config)
         return config
 
-    async def _load_version(self, entry: ModelEntry, config: mc.ModelConfig, version: int, generation: int = 0) -> None:
+    def _new_version(self, entry: ModelEntry, version: int, config: mc.ModelConfig) -> ModelVersion:
         assert entry.source is not None
         model = ModelVersion(entry.name, version, config, entry.source.path)
+        if self.summary_quantiles is not None:
+            model.stats.summaries = LatencySummaries(self.summary_quantiles, config.response_cache.enable)
+        return model
+
+    async def _load_version(self, entry: ModelEntry, config: mc.ModelConfig, version: int, generation: int = 0) -> None:
+        assert entry.source is not None
+        model = self._new_version(entry, version, config)
         entry.versions[version] = model
         started = time.monotonic()
         version_path = entry.source.path / str(version)

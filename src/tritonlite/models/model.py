@@ -85,7 +85,7 @@ class ModelVersion:
             cached = cache.lookup(key, request)
             lookup_end = time.monotonic_ns()
             if cached is not None:
-                stats.cache_hit.add(lookup_end - start)
+                stats.record_cache_hit(lookup_end - start)
                 stats.record_success(lookup_end - start)
                 return cached
         stats.pending += 1
@@ -109,7 +109,7 @@ class ModelVersion:
         if cache is not None:
             insert_start = time.monotonic_ns()
             cache.insert(key, result)
-            stats.cache_miss.add((lookup_end - start) + (time.monotonic_ns() - insert_start))
+            stats.record_cache_miss((lookup_end - start) + (time.monotonic_ns() - insert_start))
         end = time.monotonic_ns()
         stats.record_success(end - start)
         if trace is not None:

@@ -43,7 +43,7 @@ class ModelStats:
     __slots__ = (
         "success", "fail", "queue", "compute_input", "compute_infer", "compute_output",
         "cache_hit", "cache_miss", "inference_count", "execution_count", "last_inference_ms",
-        "batches", "failures", "pending",
+        "batches", "failures", "pending", "summaries",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -61,10 +61,15 @@ class ModelStats:
         self.batches: dict[int, BatchStats] = {}
         self.failures = dict.fromkeys(FAILURE_REASONS, 0)
         self.pending = 0
+        # metrics.summary.LatencySummaries with --metrics-config summary_latencies=true; they observe
+        # what the counters add (in whole microseconds), so each summary's _sum is its counter's value
+        self.summaries = None
 
     def record_success(self, duration_ns: int) -> None:
         self.success.add(duration_ns)
         self.last_inference_ms = time.time_ns() // 1_000_000
+        if self.summaries is not None and self.summaries.request is not None:
+            self.summaries.request.observe(duration_ns // 1000)
 
     def record_failure(self, duration_ns: int, reason: str) -> None:
         self.fail.add(duration_ns)
@@ -73,6 +78,18 @@ class ModelStats:
 
     def record_queue(self, ns: int) -> None:
         self.queue.add(ns)
+        if self.summaries is not None:
+            self.summaries.queue.observe(ns // 1000)
+
+    def record_cache_hit(self, ns: int) -> None:
+        self.cache_hit.add(ns)
+        if self.summaries is not None and self.summaries.cache_hit is not None:
+            self.summaries.cache_hit.observe(ns // 1000)
+
+    def record_cache_miss(self, ns: int) -> None:
+        self.cache_miss.add(ns)
+        if self.summaries is not None and self.summaries.cache_miss is not None:
+            self.summaries.cache_miss.observe(ns // 1000)
 
     def record_execution(self, batch_size: int, requests: int, input_ns: int, infer_ns: int, output_ns: int) -> None:
         """One execution of ``requests`` requests holding ``batch_size`` rows in all."""
@@ -81,6 +98,11 @@ class ModelStats:
         self.compute_input.add(input_ns * requests, requests)
         self.compute_infer.add(infer_ns * requests, requests)
         self.compute_output.add(output_ns * requests, requests)
+        summaries = self.summaries
+        if summaries is not None:
+            summaries.compute_input.observe(input_ns // 1000, requests)
+            summaries.compute_infer.observe(infer_ns // 1000, requests)
+            summaries.compute_output.observe(output_ns // 1000, requests)
         stats = self.batches.get(batch_size)
         if stats is None:
             stats = self.batches[batch_size] = BatchStats()

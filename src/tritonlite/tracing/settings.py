@@ -21,6 +21,10 @@ class TraceSettings:
     log_frequency: int = 0
     file: str = ""
     mode: str = "triton"
+    # opentelemetry mode (--trace-config opentelemetry,<setting>=<value>); not shown by the trace API
+    otel_url: str = "http://localhost:4318/v1/traces"
+    otel_resource: tuple[tuple[str, str], ...] = ()
+    otel_bsp: tuple[tuple[str, int], ...] = ()
 
     @property
     def active(self) -> bool:
@@ -86,9 +90,15 @@ def parse_update(update: dict[str, object | None], current: TraceSettings) -> di
     return changes
 
 
+OTEL_BSP = ("bsp_max_queue_size", "bsp_schedule_delay", "bsp_max_export_batch_size")
+
+
 def parse_trace_config(values: list[str]) -> TraceSettings:
-    """``--trace-config [mode,]key=value`` options (and level, rate, count, file, log-frequency)."""
+    """``--trace-config [mode,]key=value`` options (and level, rate, count, file, log-frequency;
+    opentelemetry,url / resource / bsp_*)."""
     fields: dict[str, object] = {}
+    resource: list[tuple[str, str]] = []
+    bsp: list[tuple[str, int]] = []
     for value in values:
         mode, sep, setting = value.partition(",")
         if not sep:
@@ -96,10 +106,29 @@ def parse_trace_config(values: list[str]) -> TraceSettings:
         key, eq, item = setting.partition("=")
         if not eq:
             raise ValueError(f"--trace-config option format is '[<mode>,]<setting>=<value>'. Got {value}")
-        key = key.strip().replace("_", "-")
         if mode and mode not in ("triton", "opentelemetry"):
             raise ValueError(f"unknown trace mode '{mode}' in --trace-config {value}")
+        if mode == "opentelemetry":
+            key = key.strip()
+            if key == "url":
+                fields["otel_url"] = item
+            elif key == "resource":
+                name, has_value, attribute = item.partition("=")
+                if not has_value or not name:
+                    raise ValueError(f"--trace-config opentelemetry,resource=<key>=<value>. Got {value}")
+                resource.append((name, attribute))
+            elif key in OTEL_BSP:
+                try:
+                    bsp.append((key, int(item)))
+                except ValueError:
+                    raise ValueError(f"invalid value for {key} in --trace-config {value}") from None
+            else:
+                raise ValueError(f"unknown opentelemetry trace setting '{key}' in --trace-config {value}")
+            continue
+        key = key.strip().replace("_", "-")
         if key == "mode":
+            if item not in MODES:
+                raise ValueError(f"unknown trace mode '{item}' in --trace-config {value}")
             fields["mode"] = item
         elif key == "level":
             level = item.upper()
@@ -114,5 +143,7 @@ def parse_trace_config(values: list[str]) -> TraceSettings:
         else:
             raise ValueError(f"unknown trace setting '{key}' in --trace-config {value}")
     if fields.get("mode") == "opentelemetry":
-        raise ValueError("trace mode opentelemetry is not supported by tritonlite yet; use mode=triton")
-    return TraceSettings(**fields)  # type: ignore[arg-type]
+        from tritonlite.tracing.otel import require
+
+        require()  # a clear error at startup when the otel extra is missing
+    return TraceSettings(**fields, otel_resource=tuple(resource), otel_bsp=tuple(bsp))  # type: ignore[arg-type]

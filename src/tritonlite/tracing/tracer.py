@@ -58,6 +58,12 @@ class Tracer:
         self._lock = threading.Lock()
         self._written: set[str] = set()
         self.active = self.config.base.active or bool(self.config.overrides)
+        self._otel = None  # tracing.otel.OtelExporter in opentelemetry mode
+        base = self.config.base
+        if base.mode == "opentelemetry":
+            from tritonlite.tracing.otel import OtelExporter
+
+            self._otel = OtelExporter(base.otel_url, dict(base.otel_resource), dict(base.otel_bsp))
 
     def refresh(self) -> None:
         self.active = self.config.base.active or any(self.config.effective(m).active for m in self.config.overrides)
@@ -81,6 +87,9 @@ class Tracer:
 
     def finish(self, trace: Trace, model: str) -> None:
         settings = self.config.effective(model)
+        if settings.mode == "opentelemetry" and self._otel is not None:
+            self._otel.export(trace.records)
+            return
         with self._lock:
             self._pending.extend(trace.records)
             self._finished += 1
@@ -90,6 +99,8 @@ class Tracer:
     def flush(self) -> None:
         with self._lock:
             self._write(self.config.base.file)
+        if self._otel is not None:
+            self._otel.shutdown()
 
     def _write(self, file: str) -> None:
         if not file or not self._pending:
