@@ -126,6 +126,25 @@ def test_no_histogram_no_family():
 
 # --- through a real server ---------------------------------------------------------------------
 
+# a streaming ensemble: its one step is the decoupled repeat_decoupled
+ENSEMBLE = """
+name: "stream_pipe"
+platform: "ensemble"
+max_batch_size: 0
+input [{ name: "IN" data_type: TYPE_INT32 dims: [ -1 ] }]
+output [{ name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] }]
+ensemble_scheduling {
+  step [
+    {
+      model_name: "repeat_decoupled"
+      model_version: -1
+      input_map { key: "IN" value: "IN" }
+      output_map { key: "OUT" value: "OUT" }
+    }
+  ]
+}
+"""
+
 SLOW_FIRST = """
 import time
 
@@ -161,6 +180,8 @@ def repository(tmp_path_factory) -> Path:
         'output [{ name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] }]\n'
     )
     shutil.copytree(TEST_REPOSITORY / "add_sub", root / "add_sub")  # not decoupled: no histogram
+    (root / "stream_pipe" / "1").mkdir(parents=True)
+    (root / "stream_pipe" / "config.pbtxt").write_text(ENSEMBLE)
     return root
 
 
@@ -246,6 +267,17 @@ def test_the_time_to_the_first_response_is_measured(server):
     count, total, buckets = histogram_of(scrape(server)[1], "slow_first")
     assert count == 2 and total >= 300
     assert dict(buckets)["100"] == 0 and dict(buckets)["+Inf"] == 2
+
+
+def test_a_streaming_ensemble_and_its_decoupled_step_both_observe(server):
+    # as in Triton's test_ensemble_decoupled: one series for the ensemble, one for its decoupled member
+    _, samples = scrape(server)
+    ensemble_before = histogram_of(samples, "stream_pipe")[0]
+    member_before = histogram_of(samples, "repeat_decoupled")[0]
+    assert stream_requests(server, "stream_pipe", [np.ones(2, np.int32)] * 3) == 6
+    _, samples = scrape(server)
+    assert histogram_of(samples, "stream_pipe")[0] - ensemble_before == 3
+    assert histogram_of(samples, "repeat_decoupled")[0] - member_before == 3
 
 
 def test_custom_buckets_count_the_same_way(server):

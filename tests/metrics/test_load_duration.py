@@ -13,6 +13,7 @@ import requests
 import tritonclient.http as httpclient
 from conftest import EXAMPLES, TEST_REPOSITORY
 from serverutil import RunningServer
+from test_histogram import ENSEMBLE
 
 from tritonlite.metrics.families import render
 from tritonlite.models.model import READY, UNAVAILABLE, ModelVersion
@@ -62,6 +63,8 @@ def repository(tmp_path_factory) -> Path:
     for name in ("add_sub", "identity", "string_upper"):
         shutil.copytree(TEST_REPOSITORY / name, root / name)
     shutil.copytree(EXAMPLES / "repeat_decoupled", root / "repeat_decoupled")
+    (root / "stream_pipe" / "1").mkdir(parents=True)
+    (root / "stream_pipe" / "config.pbtxt").write_text(ENSEMBLE)  # an ensemble has its load time too
     return root
 
 
@@ -71,7 +74,7 @@ def test_every_loaded_model_has_its_load_time(repository):
         client = httpclient.InferenceServerClient(server.http)
         ready = {(row["name"], row["version"]) for row in client.get_model_repository_index() if row["state"] == READY}
         times = load_times(server)
-        assert set(times) == ready and len(ready) == 4
+        assert set(times) == ready and len(ready) == 5
         assert all(seconds > 0 for seconds in times.values())
     finally:
         server.stop()
