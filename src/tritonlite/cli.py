@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SETTING=VALUE",
-        help="summary_latencies=true, summary_quantiles=Q:E,..., counter_latencies=false (repeatable)",
+        help="summary_latencies=true, summary_quantiles=Q:E,..., counter_latencies=false, histogram_latencies=true "
+        "(repeatable)",
     )
     parser.add_argument(
         "--metrics-interval-ms", default=None, metavar="MS", help="how often CPU/GPU metrics are read (default 2000)"

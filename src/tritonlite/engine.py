@@ -107,6 +107,7 @@ class Engine:
         self.models.list_unloaded = options.model_control_mode == "explicit"
         if options.metrics_config.summary_latencies:
             self.models.summary_quantiles = options.metrics_config.quantiles
+        self.models.first_response_histograms = options.metrics_config.histogram_latencies
         self._poller: asyncio.Task | None = None
         self._override_root: Path | None = None
         self._overrides = 0

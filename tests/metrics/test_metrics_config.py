@@ -96,10 +96,18 @@ def test_bad_quantiles_are_skipped_with_tritons_lines():
     assert len(notes) == 2
 
 
-def test_later_settings_are_accepted_and_reported():
-    config, notes = parse_metrics_config(["histogram_latencies=true", "model_load_time=true", "no_such=1"])
-    assert config == MetricsConfig() and len(notes) == 3
-    assert "nv_inference_first_response_histogram_ms" in notes[0] and "nv_model_load_duration_secs" in notes[1]
+def test_other_settings_are_accepted_and_reported():
+    config, notes = parse_metrics_config(["model_load_time=true", "no_such=1"])
+    assert config == MetricsConfig() and len(notes) == 2
+    assert "nv_model_load_duration_secs is always exposed" in notes[0] and "no_such=1" in notes[1]
+
+
+def test_histogram_latencies_only_with_true():
+    config, notes = parse_metrics_config(["histogram_latencies=true"])
+    assert config.histogram_latencies and notes == []
+    for value in ("True", "1", "yes", "false"):
+        config, notes = parse_metrics_config([f"histogram_latencies={value}"])
+        assert not config.histogram_latencies and notes == [], value
 
 
 @pytest.mark.parametrize("case", ["metrics_config_without_equals", "metrics_interval_not_a_number"])
@@ -227,12 +235,13 @@ def test_summaries_match_triton(tmp_path):
     families, samples = parse(after)
     theirs, their_samples = triton("summary_and_histogram")
     # every family Triton shows (minus the pinned memory/CPU/GPU ones that depend on the machine) is here,
-    # with Triton's HELP, TYPE and label names, and nothing more
-    assert set(families) == set(theirs)
+    # with Triton's HELP, TYPE and label names, and nothing more but the load times of newer releases
+    assert set(families) == set(theirs) | {"nv_model_load_duration_secs"}
     for name, described in theirs.items():
         assert families[name] == described, name
         assert label_names(samples, name) == label_names(their_samples, name), name
-    assert "nv_inference_first_response_histogram_ms" not in families  # histogram_latencies: none in 2.51
+    # histogram_latencies=true: the histogram is for decoupled models only, and none of these is
+    assert "nv_inference_first_response_histogram_ms" not in families
     # the same series (models) per summary family; the cached model has no request summary, as in Triton
     for family in [*SUMMARIES, "nv_cache_hit_summary_per_model", "nv_cache_miss_summary_per_model"]:
         assert set(series(samples, family)) == set(series(their_samples, family)), family
@@ -260,7 +269,7 @@ def test_custom_quantiles_and_no_latency_counters_match_triton(tmp_path):
     _, after = scrape_after_workload(tmp_path, "custom_quantiles_no_counters")
     families, samples = parse(after)
     theirs, their_samples = triton("custom_quantiles_no_counters")
-    assert set(families) == set(theirs)
+    assert set(families) == set(theirs) | {"nv_model_load_duration_secs"}
     assert not [name for name in families if name.endswith("_duration_us") or name.endswith("_per_model")
                 and not name.endswith("summary_per_model")]  # fmt: skip
     for family in SUMMARIES:

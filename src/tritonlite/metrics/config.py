@@ -1,10 +1,12 @@
-"""``--metrics-config`` and ``--metrics-interval-ms``, with Triton 2.51's rules.
+"""``--metrics-config`` and ``--metrics-interval-ms``, with Triton's rules.
 
 Triton 2.51 knows three settings: ``counter_latencies`` (only the exact value ``false`` turns the
 ``*_duration_us`` counters off), ``summary_latencies`` (only ``true`` turns the ``*_summary_us``
 summaries on) and ``summary_quantiles`` (``<quantile>:<error>,...``; a bad item is skipped with an
-error line, and with no good item the defaults stay). Any other setting is accepted and changes
-nothing; tritonlite says so in a warning. See tests/reference_data/metrics/.
+error line, and with no good item the defaults stay). Newer Triton releases add
+``histogram_latencies`` (only ``true`` turns ``nv_inference_first_response_histogram_ms`` on, for
+decoupled models); tritonlite follows their documentation there. Any other setting is accepted and
+changes nothing; tritonlite says so in a warning. See tests/reference_data/metrics/.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from dataclasses import dataclass
 DEFAULT_QUANTILES: tuple[tuple[float, float], ...] = ((0.5, 0.05), (0.9, 0.01), (0.95, 0.001), (0.99, 0.001),
                                                       (0.999, 0.001))  # fmt: skip
 DEFAULT_INTERVAL_MS = 2000.0
-KNOWN = ("counter_latencies", "summary_latencies", "summary_quantiles")
-# settings of later Triton releases that 2.51 accepts and ignores
+KNOWN = ("counter_latencies", "summary_latencies", "summary_quantiles", "histogram_latencies")
+# settings that are accepted and ignored, with the reason the warning gives
 LATER = {
-    "histogram_latencies": "nv_inference_first_response_histogram_ms comes with Triton 2.52+",
-    "model_load_time": "nv_model_load_duration_secs comes with later Triton releases",
+    "model_load_time": "nv_model_load_duration_secs is always exposed, no setting needed",
 }
 
 
@@ -26,6 +27,7 @@ LATER = {
 class MetricsConfig:
     counter_latencies: bool = True
     summary_latencies: bool = False
+    histogram_latencies: bool = False
     quantiles: tuple[tuple[float, float], ...] = DEFAULT_QUANTILES
     interval_ms: float = DEFAULT_INTERVAL_MS
 
@@ -71,10 +73,11 @@ def parse_metrics_config(values: list[str], interval_ms: str | None = None) -> t
     for key in settings:
         if key not in KNOWN:
             why = LATER.get(key, "Triton 2.51 has no such setting")
-            notes.append(f"--metrics-config {key}={settings[key]} has no effect ({why}; Triton 2.51 ignores it too)")
+            notes.append(f"--metrics-config {key}={settings[key]} has no effect ({why}; Triton ignores it too)")
     config = MetricsConfig(
         counter_latencies=settings.get("counter_latencies") != "false",
         summary_latencies=settings.get("summary_latencies") == "true",
+        histogram_latencies=settings.get("histogram_latencies") == "true",
         quantiles=quantiles,
         interval_ms=interval,
     )

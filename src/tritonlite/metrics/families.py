@@ -1,9 +1,12 @@
 """The metric families Triton exposes, rendered from the engine's counters at scrape time.
 
 Names, HELP texts, types and label names are Triton 2.51's (captured from the reference
-server; see tests/reference_data). Counters carry no ``_total`` suffix, as in Triton, so the
-exposition is written here rather than through prometheus-client's counter classes, which
-would rename them. Nothing is counted on the request path beyond the statistics counters.
+server; see tests/reference_data), but for ``nv_model_load_duration_secs`` and
+``nv_inference_first_response_histogram_ms``, which follow newer releases' documentation.
+Counters carry no ``_total`` suffix, as in Triton, so the exposition is written here rather than
+through prometheus-client's counter classes, which would rename them; histogram ``le`` values are
+written as prometheus-cpp writes numbers (``100``, not ``100.0``). Nothing is counted on the
+request path beyond the statistics counters.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from typing import TYPE_CHECKING
 from tritonlite.metrics.config import MetricsConfig
 from tritonlite.metrics.gpu import FAMILIES as GPU_FAMILIES
 from tritonlite.metrics.gpu import GpuMetrics
+from tritonlite.metrics.histogram import FIRST_RESPONSE_FAMILY, FIRST_RESPONSE_HELP
 from tritonlite.metrics.summary import LATENCY_FAMILIES
 from tritonlite.metrics.system import SystemReadings, cpu_memory, cpu_utilization
 from tritonlite.models.statistics import FAILURE_REASONS, ModelStats
 
 if TYPE_CHECKING:
     from tritonlite.engine import Engine
+    from tritonlite.models.model import ModelVersion
 
 # (name, type, help, value of a version's stats)
 _MODEL_FAMILIES = [
@@ -66,13 +71,18 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _versions(engine: Engine) -> Iterator[tuple[str, str, ModelStats]]:
+def _ready_models(engine: Engine) -> Iterator[tuple[str, ModelVersion]]:
     for name in sorted(engine.models.models):
         entry = engine.models.models[name]
         for number in sorted(entry.versions):
             model = entry.versions[number]
             if model.ready:
-                yield name, model.version_str, model.stats
+                yield name, model
+
+
+def _versions(engine: Engine) -> Iterator[tuple[str, str, ModelStats]]:
+    for name, model in _ready_models(engine):
+        yield name, model.version_str, model.stats
 
 
 def render(
@@ -107,6 +117,7 @@ def render(
         lines += _cache_lines(engine, cache, config.counter_latencies)
     elif config.counter_latencies:
         lines += _cache_model_lines(engine)
+    lines += _load_time_lines(engine)
     lines += [
         "# HELP nv_pinned_memory_pool_total_bytes Pinned memory pool total memory size, in bytes",
         "# TYPE nv_pinned_memory_pool_total_bytes gauge",
@@ -140,7 +151,38 @@ def render(
             f"nv_cpu_memory_used_bytes {used}",
         ]
     lines += _summary_lines(versions)
+    lines += _histogram_lines(versions)
     return "\n".join(lines) + "\n"
+
+
+def _load_time_lines(engine: Engine) -> list[str]:
+    """``nv_model_load_duration_secs``: how long each ready version took to load (newer Triton releases)."""
+    models = list(_ready_models(engine))
+    if not models:
+        return []
+    lines = ["# HELP nv_model_load_duration_secs Model load time in seconds",
+             "# TYPE nv_model_load_duration_secs gauge"]  # fmt: skip
+    for name, model in models:
+        labels = _labels({"model": name, "version": model.version_str})
+        lines.append(f"nv_model_load_duration_secs{labels} {_number(model.load_seconds)}")
+    return lines
+
+
+def _histogram_lines(versions: list[tuple[str, str, ModelStats]]) -> list[str]:
+    """The first-response histograms (histogram_latencies=true, decoupled models), as prometheus-cpp writes them."""
+    series = [(m, v, s.first_response) for m, v, s in versions if s.first_response is not None]
+    if not series:
+        return []
+    family = FIRST_RESPONSE_FAMILY
+    lines = [f"# HELP {family} {FIRST_RESPONSE_HELP}", f"# TYPE {family} histogram"]
+    for model, version, histogram in series:
+        labels = _labels({"model": model, "version": version})
+        lines.append(f"{family}_count{labels} {histogram.count}")
+        lines.append(f"{family}_sum{labels} {_number(histogram.sum)}")
+        for bound, seen in histogram.cumulative():
+            le = "+Inf" if bound == float("inf") else _number(bound)
+            lines.append(f"{family}_bucket{_labels({'model': model, 'version': version, 'le': le})} {seen}")
+    return lines
 
 
 _CACHE_MODEL_FAMILIES = [

@@ -11,6 +11,7 @@ from pathlib import Path
 from tritonlite.backends import BackendSettings, InstanceSpec, auto_complete
 from tritonlite.core.errors import TritonError, internal, invalid_arg, not_found, unavailable
 from tritonlite.core.response_cache import ResponseCache
+from tritonlite.metrics.histogram import Histogram, histogram_buckets
 from tritonlite.metrics.summary import LatencySummaries
 from tritonlite.models.model import LOADING, READY, UNAVAILABLE, UNLOADING, ModelVersion
 from tritonlite.models.warmup import run_warmup
@@ -119,6 +120,8 @@ class ModelManager:
         self.list_unloaded = False  # explicit mode: the index lists models that are not loaded
         # --metrics-config summary_latencies=true: the quantiles every new version's summaries track
         self.summary_quantiles: tuple[tuple[float, float], ...] | None = None
+        # --metrics-config histogram_latencies=true: decoupled versions get a first-response histogram
+        self.first_response_histograms = False
         self._load_slots = asyncio.Semaphore(max(load_threads, 1))
         self._generation = 0
         self._retiring: set[asyncio.Task] = set()
@@ -250,6 +253,7 @@ class ModelManager:
         """Load every selected version of a model, without putting it in service yet."""
         entry = ModelEntry(source.name, source, fingerprint=fingerprint(source.path))
         async with self._load_slots:
+            started = time.monotonic()  # a version's load time runs from here to its READY
             try:
                 if config_override is None:
                     config = await asyncio.to_thread(self._prepare_config, source)
@@ -268,9 +272,11 @@ class ModelManager:
             entry.config = config
             if not is_ensemble(config):
                 self._generation += 1
-                await asyncio.gather(*(self._load_version(entry, config, v, self._generation) for v in versions))
+                await asyncio.gather(
+                    *(self._load_version(entry, config, v, self._generation, started) for v in versions)
+                )
         if is_ensemble(config):
-            self._load_ensemble(entry, config, versions)
+            self._load_ensemble(entry, config, versions, started)
         if entry.member_error:
             return entry
         entry.state = READY if entry.versions and all(v.ready for v in entry.versions.values()) else UNAVAILABLE
@@ -278,7 +284,7 @@ class ModelManager:
             log.info("successfully loaded '%s'", source.name)
         return entry
 
-    def _load_ensemble(self, entry: ModelEntry, config: mc.ModelConfig, versions: list[int]) -> None:
+    def _load_ensemble(self, entry: ModelEntry, config: mc.ModelConfig, versions: list[int], started: float) -> None:
         """Validate an ensemble against its members as they serve now; READY when it is valid."""
         assert entry.source is not None
         members: dict[str, Member | None] = {}
@@ -298,6 +304,7 @@ class ModelManager:
             model = self._new_version(entry, version, config)
             model.scheduler = EnsembleScheduler(config, model.version_str, self.get, model.stats)
             model.state = READY
+            model.load_seconds = time.monotonic() - started
             entry.versions[version] = model
 
     def dependents(self, name: str) -> list[str]:
@@ -493,13 +500,22 @@ class ModelManager:
         model = ModelVersion(entry.name, version, config, entry.source.path)
         if self.summary_quantiles is not None:
             model.stats.summaries = LatencySummaries(self.summary_quantiles, config.response_cache.enable)
+        if self.first_response_histograms and config.model_transaction_policy.decoupled:
+            model.stats.first_response = Histogram(histogram_buckets(config))
         return model
 
-    async def _load_version(self, entry: ModelEntry, config: mc.ModelConfig, version: int, generation: int = 0) -> None:
+    async def _load_version(
+        self,
+        entry: ModelEntry,
+        config: mc.ModelConfig,
+        version: int,
+        generation: int = 0,
+        started: float | None = None,
+    ) -> None:
         assert entry.source is not None
         model = self._new_version(entry, version, config)
         entry.versions[version] = model
-        started = time.monotonic()
+        started = time.monotonic() if started is None else started
         version_path = entry.source.path / str(version)
         runners: list[InstanceRunner] = []
         keys: list[str] = []

@@ -41,7 +41,7 @@ class ModelVersion:
         self.labels: dict[str, list[str]] = {}
         self.max_batch_size = 0
         self.required_inputs = 0
-        self.load_seconds = 0.0
+        self.load_seconds = 0.0  # from the start of its load to ready (nv_model_load_duration_secs)
         self.stats = ModelStats()
         self.cache = None  # core.response_cache.ResponseCache when response_cache is enabled
         self.limiter_keys: list[str] = []
@@ -145,13 +145,18 @@ class ModelVersion:
         start = request.arrival_ns = time.monotonic_ns()
         stats.pending += 1
         failed = False
+        first = True
         try:
             async for response, final in source:
                 if isinstance(response, TritonError):
                     failed = True
                     stats.record_failure(time.monotonic_ns() - start, "BACKEND")
-                elif response is not None and request.outputs:
-                    self._classify(request, response)
+                elif response is not None:
+                    if first:
+                        first = False
+                        stats.record_first_response(time.monotonic_ns() - start)
+                    if request.outputs:
+                        self._classify(request, response)
                 yield response, final
                 if final:
                     break

@@ -43,7 +43,7 @@ class ModelStats:
     __slots__ = (
         "success", "fail", "queue", "compute_input", "compute_infer", "compute_output",
         "cache_hit", "cache_miss", "inference_count", "execution_count", "last_inference_ms",
-        "batches", "failures", "pending", "summaries",
+        "batches", "failures", "pending", "summaries", "first_response",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -64,6 +64,8 @@ class ModelStats:
         # metrics.summary.LatencySummaries with --metrics-config summary_latencies=true; they observe
         # what the counters add (in whole microseconds), so each summary's _sum is its counter's value
         self.summaries = None
+        # metrics.histogram.Histogram of a decoupled model with --metrics-config histogram_latencies=true
+        self.first_response = None
 
     def record_success(self, duration_ns: int) -> None:
         self.success.add(duration_ns)
@@ -75,6 +77,11 @@ class ModelStats:
         self.fail.add(duration_ns)
         self.failures[reason] = self.failures.get(reason, 0) + 1
         self.last_inference_ms = time.time_ns() // 1_000_000
+
+    def record_first_response(self, ns: int) -> None:
+        """A request's first response was sent ``ns`` after it arrived (observed in whole milliseconds)."""
+        if self.first_response is not None:
+            self.first_response.observe(ns // 1_000_000)
 
     def record_queue(self, ns: int) -> None:
         self.queue.add(ns)
