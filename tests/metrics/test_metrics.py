@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 import requests
 import tritonclient.http as httpclient
+from exposition import scrape
 from tritonclient.utils import InferenceServerException
 
 from tritonlite.metrics.system import cpu_memory, cpu_utilization
@@ -36,25 +35,6 @@ TRITON_FAMILIES = {
     "nv_cpu_memory_total_bytes": ("gauge", "CPU total memory (RAM), in bytes"),
     "nv_cpu_memory_used_bytes": ("gauge", "CPU used memory (RAM), in bytes"),
 }  # fmt: skip
-
-
-def scrape(server) -> tuple[dict, dict]:
-    text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).text
-    families: dict = {}
-    samples: dict = {}
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            name, _, help_text = line[7:].partition(" ")
-            families.setdefault(name, {})["help"] = help_text
-        elif line.startswith("# TYPE "):
-            name, _, kind = line[7:].partition(" ")
-            families.setdefault(name, {})["type"] = kind
-        elif line:
-            match = re.fullmatch(r"(\w+)(\{.*\})? (\S+)", line)
-            assert match, line
-            labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', match.group(2) or "")))
-            samples[(match.group(1), labels)] = float(match.group(3))
-    return families, samples
 
 
 def value(samples: dict, name: str, **labels) -> float:

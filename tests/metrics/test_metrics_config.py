@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 import shutil
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import requests
 import tritonclient.http as httpclient
 from conftest import TEST_REPOSITORY
+from exposition import parse
 from serverutil import RunningServer
 from tritonclient.utils import InferenceServerException
 
@@ -34,25 +34,6 @@ COUNTER_OF = dict(zip(SUMMARIES, [
     "nv_inference_request_duration_us", "nv_inference_queue_duration_us", "nv_inference_compute_input_duration_us",
     "nv_inference_compute_infer_duration_us", "nv_inference_compute_output_duration_us",
 ], strict=True))  # fmt: skip
-
-
-def parse(text: str) -> tuple[dict, dict]:
-    """families: name -> {help, type}; samples: (name, labels as sorted tuple) -> value."""
-    families: dict = {}
-    samples: dict = {}
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            name, _, help_text = line[7:].partition(" ")
-            families.setdefault(name, {})["help"] = help_text
-        elif line.startswith("# TYPE "):
-            name, _, kind = line[7:].partition(" ")
-            families.setdefault(name, {})["type"] = kind
-        elif line:
-            match = re.fullmatch(r"(\w+)(\{.*\})? (\S+)", line)
-            assert match, line
-            labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', match.group(2) or "")))
-            samples[(match.group(1), labels)] = float("nan") if match.group(3) == "Nan" else float(match.group(3))
-    return families, samples
 
 
 def triton(run: str) -> tuple[dict, dict]:
