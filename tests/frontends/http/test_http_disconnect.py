@@ -69,3 +69,77 @@ def test_disconnected_request_is_not_executed(tmp_path, monkeypatch):
         server.stop()
     executed = [rid for line in Path(log).read_text().splitlines() for rid in json.loads(line)]
     assert executed == ["busy", "after"]
+
+
+# --- the watcher, in one process -----------------------------------------------------------------------
+
+
+class _Engine:
+    """infer waits until released; records whether it was cancelled."""
+
+    def __init__(self) -> None:
+        self.release = None
+        self.cancelled = False
+
+    async def infer(self, request):
+        import asyncio
+
+        self.release = asyncio.get_running_loop().create_future()
+        try:
+            return await self.release
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+def _frontend(engine):
+    from tritonlite.frontends.http.app import HttpFrontend
+
+    frontend = HttpFrontend.__new__(HttpFrontend)  # only the watcher is exercised; no API routes needed
+    frontend.engine = engine
+    return frontend
+
+
+def test_disconnect_while_queued_cancels_the_infer_and_answers_nothing():
+    import asyncio
+
+    async def go():
+        engine = _Engine()
+        gone = asyncio.get_running_loop().create_future()
+
+        async def receive():
+            return await gone
+
+        task = asyncio.ensure_future(_frontend(engine)._infer_unless_disconnected(object(), receive))
+        await asyncio.sleep(0)
+        gone.set_result({"type": "http.disconnect"})
+        result = await task
+        return result, engine.cancelled, task.cancelling()
+
+    assert asyncio.run(go()) == (None, True, 0)
+
+
+def test_a_disconnect_after_the_answer_does_not_cancel_the_handler():
+    import asyncio
+
+    async def go():
+        engine = _Engine()
+        gone = asyncio.get_running_loop().create_future()
+
+        async def receive():
+            return await gone
+
+        async def handler():
+            response = await _frontend(engine)._infer_unless_disconnected(object(), receive)
+            await asyncio.sleep(0.01)  # the handler goes on (e.g. sends): it must not be cancelled now
+            return response
+
+        task = asyncio.ensure_future(handler())
+        await asyncio.sleep(0)
+        # the client leaves in the same loop turn as the answer comes: the watcher's callback runs
+        # only after the handler has its answer
+        gone.set_result({"type": "http.disconnect"})
+        engine.release.set_result("answer")
+        return await task
+
+    assert asyncio.run(go()) == "answer"

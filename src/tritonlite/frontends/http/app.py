@@ -168,23 +168,34 @@ class HttpFrontend:
             return False
 
     async def _infer_unless_disconnected(self, request, receive):
-        """Infer, but drop the request from the queue if the client disconnects first."""
-        infer = asyncio.ensure_future(self.engine.infer(request))
+        """Infer, but drop the request from the queue if the client disconnects first.
+
+        The infer runs in this task; a watcher task waits on ``receive`` and cancels this task when
+        the client goes away (one extra task per request, not two and an ``asyncio.wait``).
+        """
+        current = asyncio.current_task()
+        watching = True
+        gone = False
+
+        def on_message(watch: asyncio.Future) -> None:
+            nonlocal gone
+            if watching and not watch.cancelled() and watch.exception() is None:
+                if watch.result().get("type") == "http.disconnect":
+                    gone = True
+                    current.cancel()
+
         watch = asyncio.ensure_future(receive())
+        watch.add_done_callback(on_message)
         try:
-            await asyncio.wait({infer, watch}, return_when=asyncio.FIRST_COMPLETED)
+            return await self.engine.infer(request)
         except asyncio.CancelledError:
-            infer.cancel()
-            watch.cancel()
+            if gone:
+                current.uncancel()
+                return None
             raise
-        if infer.done():
+        finally:
+            watching = False
             watch.cancel()
-            return infer.result()
-        message = watch.result()
-        if message.get("type") == "http.disconnect":
-            infer.cancel()
-            return None
-        return await infer
 
     async def _read_body(self, receive) -> bytes:
         message = await receive()
