@@ -132,3 +132,16 @@ def tensor_from_bytes(chunk: memoryview | bytes, datatype: str, shape: list[int]
     if len(chunk) != count * ELEMENT_SIZE[datatype]:
         return np.frombuffer(chunk, dtype=np.uint8)
     return np.frombuffer(chunk, dtype=numpy_dtype(datatype)).reshape(shape)
+
+
+def contiguous_buffer(data: np.ndarray) -> np.ndarray | bytes:
+    """The array's bytes without a copy where it can export them (C-contiguous), else a copy.
+
+    Dtypes that cannot export a buffer (e.g. ml_dtypes' bfloat16 from a model) fall back to ``tobytes``.
+    """
+    array = np.ascontiguousarray(data)
+    try:
+        memoryview(array)
+    except (TypeError, ValueError):
+        return array.tobytes()
+    return array

@@ -13,6 +13,7 @@ import numpy as np
 
 from tritonlite.core.datatypes import (
     bytes_array,
+    contiguous_buffer,
     element_count,
     is_valid_datatype,
     numpy_dtype,
@@ -229,5 +230,5 @@ def encode_response_parts(
         elif tensor.datatype == "BYTES":
             raw.append(serialize_bytes(np.asarray(tensor.data)))
         else:
-            raw.append(np.ascontiguousarray(tensor.data))
+            raw.append(contiguous_buffer(tensor.data))
     return message, raw

@@ -15,6 +15,7 @@ import orjson
 from tritonlite.core.datatypes import (
     ELEMENT_SIZE,
     bytes_array,
+    contiguous_buffer,
     element_count,
     numpy_dtype,
     serialize_bytes,
@@ -303,7 +304,7 @@ def _raw_buffer(tensor: InferTensor) -> bytes | np.ndarray:
     """The tensor's bytes for a binary body: a C-contiguous array is joined as it is (one copy less)."""
     if tensor.datatype == "BYTES":
         return serialize_bytes(np.asarray(tensor.data))
-    return np.ascontiguousarray(tensor.data)
+    return contiguous_buffer(tensor.data)
 
 
 def _raw_bytes(tensor: InferTensor) -> bytes:
