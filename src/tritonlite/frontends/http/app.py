@@ -190,7 +190,8 @@ class HttpFrontend:
             return await self.engine.infer(request)
         except asyncio.CancelledError:
             if gone:
-                current.uncancel()
+                if hasattr(current, "uncancel"):  # Python 3.11+: this cancellation is handled here
+                    current.uncancel()
                 return None
             raise
         finally:
