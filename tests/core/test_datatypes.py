@@ -208,17 +208,17 @@ def test_tensor_from_bytes_bytes_count_mismatch_is_invalid_arg():
     assert info.value.kind is ErrorKind.INVALID_ARG
 
 
-def test_contiguous_buffer_views_arrays_and_copies_what_cannot_be_viewed(monkeypatch):
+def test_tensor_buffer_views_arrays_and_copies_what_cannot_be_viewed(monkeypatch):
     from tritonlite.core import datatypes
 
     array = np.arange(6, dtype=np.float32).reshape(2, 3)
-    assert datatypes.contiguous_buffer(array) is array  # already C-contiguous: no copy
-    transposed = datatypes.contiguous_buffer(array.T)
+    assert datatypes.tensor_buffer("FP32", array) is array  # already C-contiguous: no copy
+    transposed = datatypes.tensor_buffer("FP32", array.T)
     assert isinstance(transposed, np.ndarray) and transposed.flags.c_contiguous
     assert bytes(memoryview(transposed)) == array.T.tobytes()
     # a dtype that cannot export a buffer (as ml_dtypes' bfloat16 may not) is copied with tobytes
     monkeypatch.setattr(datatypes.np, "ascontiguousarray", NoBufferArray)
-    assert datatypes.contiguous_buffer(array) == array.tobytes()
+    assert datatypes.tensor_buffer("FP32", array) == array.tobytes()
 
 
 class NoBufferArray:

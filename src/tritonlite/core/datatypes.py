@@ -134,14 +134,23 @@ def tensor_from_bytes(chunk: memoryview | bytes, datatype: str, shape: list[int]
     return np.frombuffer(chunk, dtype=numpy_dtype(datatype)).reshape(shape)
 
 
-def contiguous_buffer(data: np.ndarray) -> np.ndarray | bytes:
-    """The array's bytes without a copy where it can export them (C-contiguous), else a copy.
+def tensor_buffer(datatype: str, data: np.ndarray) -> np.ndarray | bytes:
+    """A tensor's raw contents for the wire: BYTES length-prefixed; others the array itself where it
+    can export a C-contiguous buffer (no copy), else a copy.
 
     Dtypes that cannot export a buffer (e.g. ml_dtypes' bfloat16 from a model) fall back to ``tobytes``.
     """
+    if datatype == "BYTES":
+        return serialize_bytes(np.asarray(data))
     array = np.ascontiguousarray(data)
     try:
         memoryview(array)
     except (TypeError, ValueError):
         return array.tobytes()
     return array
+
+
+def tensor_bytes(datatype: str, data: np.ndarray) -> bytes:
+    """A tensor's raw contents as ``bytes`` (for copying into shared memory and protobuf fields)."""
+    buffer = tensor_buffer(datatype, data)
+    return buffer if isinstance(buffer, bytes) else buffer.tobytes()

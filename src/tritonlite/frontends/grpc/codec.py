@@ -13,11 +13,11 @@ import numpy as np
 
 from tritonlite.core.datatypes import (
     bytes_array,
-    contiguous_buffer,
     element_count,
     is_valid_datatype,
     numpy_dtype,
-    serialize_bytes,
+    tensor_buffer,
+    tensor_bytes,
     tensor_from_bytes,
 )
 from tritonlite.core.errors import invalid_arg
@@ -222,13 +222,11 @@ def encode_response_parts(
         out.shape.extend(tensor.shape)
         region = regions.get(tensor.name)
         if region is not None:  # written into the client's region; an empty entry keeps positions aligned
-            data = serialize_bytes(np.asarray(tensor.data)) if tensor.datatype == "BYTES" else tensor.data.tobytes()
+            data = tensor_bytes(tensor.datatype, tensor.data)
             shm.write(tensor.name, region[0], region[1], region[2], data)
             out.parameters["shared_memory_region"].string_param = region[0]
             out.parameters["shared_memory_byte_size"].int64_param = len(data)
             raw.append(b"")
-        elif tensor.datatype == "BYTES":
-            raw.append(serialize_bytes(np.asarray(tensor.data)))
         else:
-            raw.append(contiguous_buffer(tensor.data))
+            raw.append(tensor_buffer(tensor.datatype, tensor.data))
     return message, raw

@@ -15,10 +15,10 @@ import orjson
 from tritonlite.core.datatypes import (
     ELEMENT_SIZE,
     bytes_array,
-    contiguous_buffer,
     element_count,
     numpy_dtype,
-    serialize_bytes,
+    tensor_buffer,
+    tensor_bytes,
     tensor_from_bytes,
 )
 from tritonlite.core.errors import internal, invalid_arg
@@ -280,9 +280,9 @@ def encode_response(
         entry: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
         region = regions.get(tensor.name)
         if region is not None:
-            shm.write(tensor.name, region[0], region[1], region[2], _raw_bytes(tensor))
+            shm.write(tensor.name, region[0], region[1], region[2], tensor_bytes(tensor.datatype, tensor.data))
         elif binary:
-            raw = _raw_buffer(tensor)
+            raw = tensor_buffer(tensor.datatype, tensor.data)
             chunks.append(raw)
             entry["parameters"] = {"binary_data_size": len(raw) if isinstance(raw, bytes) else raw.nbytes}
         else:
@@ -298,19 +298,6 @@ def encode_response(
     if not chunks:
         return header, None
     return b"".join([header, *chunks]), len(header)
-
-
-def _raw_buffer(tensor: InferTensor) -> bytes | np.ndarray:
-    """The tensor's bytes for a binary body: a C-contiguous array is joined as it is (one copy less)."""
-    if tensor.datatype == "BYTES":
-        return serialize_bytes(np.asarray(tensor.data))
-    return contiguous_buffer(tensor.data)
-
-
-def _raw_bytes(tensor: InferTensor) -> bytes:
-    if tensor.datatype == "BYTES":
-        return serialize_bytes(np.asarray(tensor.data))
-    return np.ascontiguousarray(tensor.data).tobytes()
 
 
 def _json_values(tensor: InferTensor) -> Any:
