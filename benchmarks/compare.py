@@ -29,24 +29,40 @@ PERF_ANALYZER = REFERENCE / "bin" / "perf_analyzer"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def start(server: str, repository: Path) -> tuple[subprocess.Popen, int, int]:
+def launch(server: str, repository: Path, ports: tuple[int, int, int]) -> tuple[subprocess.Popen, float]:
+    """Start Triton or tritonlite on (http, grpc, metrics) ports; returns it and seconds until ready."""
+    http, grpc, metrics = ports
     if server == "triton":
-        http, grpc = 18000, 18001
-        cmd = ["bash", str(RUN_TRITON), str(repository), "18000", "18001", "18002"]
+        cmd = ["bash", str(RUN_TRITON), str(repository), str(http), str(grpc), str(metrics)]
     else:
-        http, grpc = 8100, 8101
         cmd = [sys.executable, "-m", "tritonlite", f"--model-repository={repository}",
-               "--http-port=8100", "--grpc-port=8101", "--metrics-port=8102"]  # fmt: skip
+               f"--http-port={http}", f"--grpc-port={grpc}", f"--metrics-port={metrics}"]  # fmt: skip
+    began = time.monotonic()
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    while time.monotonic() - began < 120:
         try:
             if urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=1).status == 200:
-                return process, http, grpc
+                return process, time.monotonic() - began
         except OSError:
-            time.sleep(0.2)
+            time.sleep(0.05)
     process.kill()
-    raise RuntimeError(f"{server} did not become ready")
+    raise RuntimeError(f"{server} did not become ready within 120 s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    time.sleep(2)  # let the server's helper processes exit before the next one starts
+
+
+def start(server: str, repository: Path) -> tuple[subprocess.Popen, int, int]:
+    ports = (18000, 18001, 18002) if server == "triton" else (8100, 8101, 8102)
+    process, _ = launch(server, repository, ports)
+    return process, ports[0], ports[1]
 
 
 def measure(
@@ -113,9 +129,7 @@ def main() -> int:
                             measure(args.model, protocol, port, concurrency, args.interval_ms, args.shape, args.pa_arg)
                         )
                     finally:
-                        process.terminate()
-                        process.wait(30)
-                        time.sleep(2)  # let the server's helper processes exit before the next one starts
+                        stop(process)
             for server, results in runs.items():
                 row[server] = _median(results)
                 row[server]["runs"] = results

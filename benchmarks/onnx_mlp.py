@@ -30,7 +30,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from compare import PERF_ANALYZER, RESULTS
+from compare import PERF_ANALYZER, RESULTS, launch, stop
 
 INPUTS, OUTPUTS = 512, 10
 
@@ -92,17 +92,8 @@ def direct(model: Path, batch: int, seconds: float = 5.0) -> dict:
 
 
 def served(repository: Path, concurrency: int, protocol: str) -> dict:
-    cmd = [sys.executable, "-m", "tritonlite", f"--model-repository={repository}",
-           "--http-port=8110", "--grpc-port=8111", "--metrics-port=8112"]  # fmt: skip
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, _ = launch("tritonlite", repository, (8110, 8111, 8112))
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if urllib.request.urlopen("http://127.0.0.1:8110/v2/models/mlp_large/ready", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
         port = 8110 if protocol == "http" else 8111
         out = subprocess.run(
             [str(PERF_ANALYZER), "-m", "mlp_large", "-i", protocol, "-u", f"127.0.0.1:{port}",
@@ -112,8 +103,7 @@ def served(repository: Path, concurrency: int, protocol: str) -> dict:
         )  # fmt: skip
         stats = json.loads(urllib.request.urlopen("http://127.0.0.1:8110/v2/models/mlp_large/stats").read())
     finally:
-        server.terminate()
-        server.wait(30)
+        stop(server)
     text = out.stdout + out.stderr
     found = re.search(r"Throughput: ([\d.]+) infer/sec", text)
     model = stats["model_stats"][0]

@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compare import PERF_ANALYZER, RESULTS, ROOT, RUN_TRITON, measure
+from compare import PERF_ANALYZER, RESULTS, ROOT, RUN_TRITON, launch, measure, stop
 
 REPOSITORY = ROOT / "examples" / "model_repository"
 SERVERS = ("triton", "tritonlite")
@@ -95,37 +93,8 @@ def tree_memory_mib(root: int) -> dict[str, float]:
     return {"rss_mib": round(rss / 1024, 1), "pss_mib": round(pss / 1024, 1)}
 
 
-def start(server: str) -> tuple[subprocess.Popen, float]:
-    http, grpc, metrics = PORTS[server]
-    if server == "triton":
-        cmd = ["bash", str(RUN_TRITON), str(REPOSITORY), str(http), str(grpc), str(metrics)]
-    else:
-        cmd = [sys.executable, "-m", "tritonlite", f"--model-repository={REPOSITORY}",
-               f"--http-port={http}", f"--grpc-port={grpc}", f"--metrics-port={metrics}"]  # fmt: skip
-    began = time.monotonic()
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while time.monotonic() - began < 120:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=1).status == 200:
-                return process, time.monotonic() - began
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"{server} did not become ready within 120 s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    time.sleep(2)  # let the server's helper processes exit before the next one starts
-
-
 def run_server(server: str, plan: list[Workload], interval_ms: int) -> dict:
-    process, ready_s = start(server)
+    process, ready_s = launch(server, REPOSITORY, PORTS[server])
     try:
         time.sleep(2)
         result = {"ready_s": round(ready_s, 3), **tree_memory_mib(process.pid), "workloads": {}}
