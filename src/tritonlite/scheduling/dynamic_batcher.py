@@ -112,7 +112,7 @@ class DynamicBatcher:
         ]
         self.queues: list[collections.deque[_Pending]] = [collections.deque() for _ in range(self.levels)]
         self.delayed: collections.deque[_Pending] = collections.deque()
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future | None = None  # set while _run sleeps; admission wakes it
         self._last_release: asyncio.Future | None = None
         self._inflight: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
@@ -136,7 +136,7 @@ class DynamicBatcher:
         deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else float("inf")
         pending = _Pending(request, future, _batch_size(request), _signature(request), deadline)
         queue.append(pending)
-        self._wake.set()
+        self._wake()
         try:
             return await future
         except asyncio.CancelledError:
@@ -145,11 +145,30 @@ class DynamicBatcher:
 
     # --- batch formation -------------------------------------------------------------------------
 
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _sleep(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> None:
+        """Wait until a request arrives or ``timeout`` seconds pass (a plain future and a timer:
+        this runs once per arriving request, where ``asyncio.wait_for`` would create a task)."""
+        self._waiter = waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, self._wake)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+
     def _expire(self, now: float) -> None:
         """Drop cancelled requests; reject or demote those whose queue timeout passed."""
         for level, queue in enumerate(self.queues):
             if not queue:
                 continue
+            if all(item.deadline > now and not item.future.done() for item in queue):
+                continue  # the common case: nothing to drop, no new deque
             delay_policy = self.policies[level].delay_on_timeout
             kept: collections.deque[_Pending] = collections.deque()
             for item in queue:
@@ -234,12 +253,7 @@ class DynamicBatcher:
                 batch, wake_at = self._form(now)
                 if batch:
                     break
-                self._wake.clear()
-                timeout = None if wake_at is None else max(wake_at - now, 0.0)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except asyncio.TimeoutError:
-                    pass
+                await self._sleep(loop, None if wake_at is None else max(wake_at - now, 0.0))
             self._remove(batch)
             release_after = self._last_release
             done = loop.create_future() if self.preserve_ordering else None
