@@ -16,7 +16,7 @@ import uvicorn
 from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
 from tritonlite.core.errors import TritonError
 from tritonlite.engine import Engine, EngineOptions
-from tritonlite.frontends.http import coalesce, read_buffer
+from tritonlite.frontends.http import cycle, read_buffer
 from tritonlite.frontends.http.app import DEFAULT_MAX_INPUT_SIZE, HttpFrontend
 from tritonlite.logging_setup import table
 from tritonlite.metrics.config import MetricsConfig
@@ -87,7 +87,7 @@ class StartupError(RuntimeError):
 
 
 async def _start_uvicorn(app, host: str, port: int, what: str) -> tuple[_UvicornServer, asyncio.Task]:
-    coalesce.install()
+    cycle.install()
     read_buffer.install()
     config = uvicorn.Config(
         app,

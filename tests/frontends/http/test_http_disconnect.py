@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tritonclient.http as httpclient
 from serverutil import RunningServer
 
@@ -29,7 +30,8 @@ class TritonPythonModel:
 """
 
 
-def test_disconnected_request_is_not_executed(tmp_path, monkeypatch):
+@pytest.mark.parametrize("direct", ["1", "0"], ids=["direct", "asgi"])
+def test_disconnected_request_is_not_executed(tmp_path, monkeypatch, direct):
     folder = tmp_path / "repo" / "slow"
     (folder / "1").mkdir(parents=True)
     (folder / "1" / "model.py").write_text(MODEL)
@@ -41,6 +43,7 @@ def test_disconnected_request_is_not_executed(tmp_path, monkeypatch):
     )
     log = tmp_path / "exec.log"
     monkeypatch.setenv("TL_EXEC_LOG", str(log))
+    monkeypatch.setenv("TRITONLITE_HTTP_DIRECT", direct)
     server = RunningServer([tmp_path / "repo"])
     try:
 

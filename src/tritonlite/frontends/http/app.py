@@ -11,6 +11,7 @@ import binascii
 import gzip
 import logging
 import zlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -23,7 +24,7 @@ from starlette.routing import Route
 from tritonlite import logging_setup
 from tritonlite.core.datatypes import ELEMENT_SIZE, bytes_array, deserialize_bytes, element_count, tensor_from_bytes
 from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
-from tritonlite.core.types import InferRequest, InferTensor
+from tritonlite.core.types import InferRequest, InferResponse, InferTensor
 from tritonlite.core.validation import RAW_INPUT_NAME, request_prefix
 from tritonlite.engine import Engine
 from tritonlite.frontends.http.codec import decode_request, encode_response
@@ -58,9 +59,9 @@ def error_response(exc: TritonError) -> Response:
     return Response(error_body(exc.message), status_code=STATUS_BY_KIND[exc.kind], media_type="application/json")
 
 
-def _parse_infer_path(path: str) -> tuple[str, str] | None:
+def parse_infer_path(path: str) -> tuple[str, str] | None:
     """/v2/models/{name}[/versions/{version}]/infer -> (name, version)."""
-    if not path.startswith("/v2/models/"):
+    if not path.startswith("/v2/models/") or not path.endswith("/infer"):
         return None
     parts = path[len("/v2/models/") : -len("/infer")].split("/")
     if len(parts) == 1 and parts[0]:
@@ -80,7 +81,7 @@ class HttpFrontend:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/infer"):
-            target = _parse_infer_path(scope["path"])
+            target = parse_infer_path(scope["path"])
             if target is not None:
                 await self._infer(scope, receive, send, target[0], target[1])
                 return
@@ -92,9 +93,44 @@ class HttpFrontend:
         await self._infer(scope, receive, send, params["name"], str(params.get("version", "")))
 
     async def _infer(self, scope, receive, send, model_name: str, model_version: str) -> None:
+        """Infer over ASGI: the body through ``receive``, the answer through ``send``."""
+        reply = await self.infer_reply(
+            scope["headers"],
+            lambda: self._read_body(receive),
+            lambda request: self._infer_unless_disconnected(request, receive),
+            model_name,
+            model_version,
+        )
+        if reply is None:
+            return  # the client went away while its request was queued; nothing is sent
+        status, headers, payload, trace = reply
+        if trace is None:
+            await _send(send, status, headers, payload)
+            return
+        trace.stamp("HTTP_SEND_START")
+        await _send(send, status, headers, payload)
+        trace.stamp("HTTP_SEND_END")
+        self.engine.tracer.finish(trace, model_name)
+
+    async def infer_reply(
+        self,
+        headers: list[tuple[bytes, bytes]],
+        read_body: Callable[[], Awaitable[bytes]],
+        run_queued: Callable[[InferRequest], Awaitable[InferResponse | None]],
+        model_name: str,
+        model_version: str,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, Any] | None:
+        """The answer to one infer request, whatever carries it: status, headers (without
+        content-length), body and the request's trace (None when not traced; the caller stamps the
+        send and finishes it).
+
+        ``read_body()`` gives the request body (raising TritonError when it is too large);
+        ``run_queued(request)`` infers on a model whose requests wait in a queue and gives None when
+        the client goes away first, which is answered here with None: nothing is to be sent.
+        """
         header_length = None
         encoding = accept = None
-        for key, value in scope["headers"]:
+        for key, value in headers:
             if key == b"inference-header-content-length":
                 header_length = value
             elif key == b"content-encoding":
@@ -106,7 +142,7 @@ class HttpFrontend:
         if trace is not None:
             trace.stamp("HTTP_RECV_START")
         try:
-            body = await self._read_body(receive)
+            body = await read_body()
             if trace is not None:
                 trace.stamp("HTTP_RECV_END")
             if encoding is not None:
@@ -126,39 +162,31 @@ class HttpFrontend:
                 )
             request.trace = trace
             if self._queues(model_name, model_version):
-                response = await self._infer_unless_disconnected(request, receive)
+                response = await run_queued(request)
                 if response is None:
-                    return  # the client went away; its queue slot is free and nothing is sent
+                    return None
             else:
                 response = await self.engine.infer(request)
             if trace is not None:
                 trace.stamp("INFER_RESPONSE_COMPLETE")
             payload, json_length = encode_response(response, request, binary_default, self.engine.shared_memory)
         except TritonError as exc:
-            await _send(send, STATUS_BY_KIND[exc.kind], _JSON, error_body(exc.message))
-            return
+            return STATUS_BY_KIND[exc.kind], _JSON, error_body(exc.message), None
         except Exception as exc:  # never let a bug take a connection down silently
             log.exception("infer on '%s' failed", model_name)
-            await _send(send, 500, _JSON, error_body(f"internal error: {type(exc).__name__}: {exc}"))
-            return
+            return 500, _JSON, error_body(f"internal error: {type(exc).__name__}: {exc}"), None
         if json_length is None:
-            headers = list(_JSON)
+            out_headers = _JSON
         else:
-            headers = [
+            out_headers = [
                 (b"content-type", b"application/octet-stream"),
                 (b"inference-header-content-length", str(json_length).encode()),
             ]
         if accept is not None:
             payload, content_encoding = _compress(payload, accept)
             if content_encoding is not None:
-                headers.append((b"content-encoding", content_encoding))
-        if trace is None:
-            await _send(send, 200, headers, payload)
-            return
-        trace.stamp("HTTP_SEND_START")
-        await _send(send, 200, headers, payload)
-        trace.stamp("HTTP_SEND_END")
-        tracer.finish(trace, model_name)
+                out_headers = [*out_headers, (b"content-encoding", content_encoding)]
+        return 200, out_headers, payload, trace
 
     def _queues(self, model_name: str, model_version: str) -> bool:
         """Whether requests of this model wait in a queue (where a client may give up)."""
@@ -203,7 +231,7 @@ class HttpFrontend:
         body = message.get("body", b"")
         if not message.get("more_body", False):
             if len(body) > self.max_input_size:
-                raise self._too_large(len(body))
+                raise self.too_large(len(body))
             return body
         parts = [body]
         size = len(body)
@@ -212,11 +240,11 @@ class HttpFrontend:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_input_size:
-                raise self._too_large(size)
+                raise self.too_large(size)
             parts.append(chunk)
         return b"".join(parts)
 
-    def _too_large(self, size: int) -> TritonError:
+    def too_large(self, size: int) -> TritonError:
         return invalid_arg(
             f"request body of {size} bytes exceeds the maximum allowed value of {self.max_input_size} "
             "bytes; use --http-max-input-size to increase the limit"

@@ -1,0 +1,238 @@
+"""uvicorn's request/response cycle, made lean for inference.
+
+uvicorn's httptools protocol parses each request, creates a ``RequestResponseCycle`` and runs
+the ASGI app in a task. This module swaps in a subclass of that cycle (uvicorn looks the class
+up in its module for every request) that changes two things:
+
+- **Infer requests skip ASGI.** A ``POST .../infer`` for the tritonlite HTTP app reads the body
+  straight from the cycle, asks the app for the answer (``HttpFrontend.infer_reply``) and writes
+  status line, headers and body in one ``transport.write``. No ``receive``/``send`` message
+  dicts, no header re-validation, and no watcher task per queued request: a client that
+  disconnects while its request is queued is noticed through the cycle's own event, which
+  uvicorn sets when the connection is lost. Everything else (parsing, keep-alive, pipelining,
+  flow control, ``Expect: 100-continue``, graceful shutdown) stays uvicorn's.
+- **Other responses leave in one write.** uvicorn writes the status line and headers on
+  ``http.response.start`` and the body on ``http.response.body``: two ``send`` system calls per
+  small response. The headers are held back and written with the first body chunk.
+
+It relies on uvicorn's module layout; when that is not found nothing is patched and uvicorn
+behaves as usual. ``TRITONLITE_HTTP_DIRECT=0`` keeps infer on the ASGI path (the app answers
+it the same way either way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_COALESCE_LIMIT = 65536  # a bigger body is not worth copying to save one system call
+
+
+class _Collect:
+    """Stands in for the transport while uvicorn formats a message; keeps the bytes."""
+
+    __slots__ = ("chunks", "closed", "real")
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.chunks: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.chunks.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+class _CycleEvent(asyncio.Event):
+    """The cycle's message event; while a queued infer waits, setting it on a lost connection
+    cancels that infer (uvicorn marks the cycle disconnected, then sets this event)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_set = None
+
+    def set(self) -> None:
+        super().set()
+        if self.on_set is not None:
+            self.on_set()
+
+
+def install() -> bool:
+    """Patch uvicorn's httptools protocol; returns whether it was patched."""
+    if os.environ.get("TRITONLITE_HTTP_COALESCE", "1") == "0":
+        return False
+    try:
+        from uvicorn.protocols.http import httptools_impl
+    except ImportError:
+        return False
+    base = getattr(httptools_impl, "RequestResponseCycle", None)
+    status_lines = getattr(httptools_impl, "STATUS_LINE", None)
+    if base is None or getattr(base, "_tritonlite_cycle", False) or not hasattr(base, "send"):
+        return False
+    if not isinstance(status_lines, dict) or not hasattr(base, "run_asgi"):
+        return False
+    direct = os.environ.get("TRITONLITE_HTTP_DIRECT", "1") != "0"
+    from tritonlite.frontends.http.app import parse_infer_path
+
+    class TritonliteCycle(base):  # type: ignore[misc, valid-type]
+        _tritonlite_cycle = True
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.message_event = _CycleEvent()
+            self._held: list[bytes] | None = None
+            self._queued_task: asyncio.Task | None = None
+
+        # -- infer without ASGI -----------------------------------------------------------------
+
+        async def run_asgi(self, app) -> None:
+            scope = self.scope
+            if direct and scope["method"] == "POST" and hasattr(app, "infer_reply"):
+                target = parse_infer_path(scope["path"])
+                if target is not None:
+                    await self._run_infer(app, target[0], target[1])
+                    return
+            await super().run_asgi(app)
+
+        async def _run_infer(self, app, model_name: str, model_version: str) -> None:
+            try:
+                reply = await app.infer_reply(
+                    self.scope["headers"],
+                    lambda: self._read_body(app),
+                    lambda request: self._infer_queued(app, request),
+                    model_name,
+                    model_version,
+                )
+                if reply is None:
+                    return  # the client went away while its request was queued
+                status, headers, payload, trace = reply
+                if trace is None:
+                    await self._respond(status, headers, payload)
+                    return
+                trace.stamp("HTTP_SEND_START")
+                await self._respond(status, headers, payload)
+                trace.stamp("HTTP_SEND_END")
+                app.engine.tracer.finish(trace, model_name)
+            except BaseException as exc:  # as uvicorn's run_asgi: log, then 500 or close
+                self.logger.error("Exception in ASGI application\n", exc_info=exc)
+                if not self.response_started:
+                    await self.send_500_response()
+                else:
+                    self.transport.close()
+            finally:
+                self.on_response = lambda: None
+
+        async def _read_body(self, app) -> bytes:
+            if self.waiting_for_100_continue and not self.transport.is_closing():
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.waiting_for_100_continue = False
+            while self.more_body and not self.disconnected and not self.response_complete:
+                if len(self.body) > app.max_input_size:
+                    break
+                self.flow.resume_reading()
+                await self.message_event.wait()
+                self.message_event.clear()
+            if len(self.body) > app.max_input_size:
+                raise app.too_large(len(self.body))
+            body = bytes(self.body)
+            self.body = bytearray()
+            return body
+
+        async def _infer_queued(self, app, request) -> Any:
+            """Infer, unless the client disconnects first: then the request leaves its queue."""
+            task = asyncio.current_task()
+            event = self.message_event
+            event.on_set = self._on_event
+            self._queued_task = task
+            try:
+                return await app.engine.infer(request)
+            except asyncio.CancelledError:
+                if self.disconnected and self._queued_task is None:  # cancelled by _on_event
+                    if hasattr(task, "uncancel"):  # Python 3.11+: this cancellation ends here
+                        task.uncancel()
+                    return None
+                raise
+            finally:
+                event.on_set = None
+                self._queued_task = None
+
+        def _on_event(self) -> None:
+            task = self._queued_task
+            if task is not None and self.disconnected:
+                self._queued_task = None
+                task.cancel()
+
+        async def _respond(self, status: int, headers: list[tuple[bytes, bytes]], payload: bytes) -> None:
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()
+            if self.disconnected:
+                return
+            self.response_started = True
+            self.waiting_for_100_continue = False
+            parts = [status_lines[status]]
+            for name, value in self.default_headers:
+                parts += (name, b": ", value, b"\r\n")
+            for name, value in headers:
+                parts += (name, b": ", value, b"\r\n")
+            parts += (b"content-length: ", str(len(payload)).encode(), b"\r\n")
+            if not self.keep_alive:
+                parts.append(b"connection: close\r\n")
+            parts.append(b"\r\n")
+            if len(payload) <= _COALESCE_LIMIT:
+                parts.append(payload)
+                self.transport.write(b"".join(parts))
+            else:
+                self.transport.write(b"".join(parts))
+                self.transport.write(payload)
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
+
+        # -- every other response: headers written with the first body chunk -------------------
+
+        async def send(self, message) -> None:
+            kind = message.get("type")
+            if kind == "http.response.start" and not self.response_started:
+                real = self.transport
+                self.transport = _Collect(real)
+                try:
+                    await super().send(message)
+                finally:
+                    self._held = self.transport.chunks
+                    self.transport = real
+                return
+            held = self._held
+            if kind == "http.response.body" and held:
+                self._held = None
+                real = self.transport
+                collect = _Collect(real)
+                self.transport = collect
+                try:
+                    await super().send(message)
+                finally:
+                    self.transport = real
+                if sum(len(chunk) for chunk in collect.chunks) <= _COALESCE_LIMIT:
+                    real.write(b"".join(held + collect.chunks))
+                else:
+                    real.write(b"".join(held))
+                    for chunk in collect.chunks:
+                        real.write(chunk)
+                if collect.closed:
+                    real.close()
+                return
+            await super().send(message)
+
+    httptools_impl.RequestResponseCycle = TritonliteCycle
+    log.debug("HTTP responses are written in one piece%s", "; infer skips ASGI" if direct else "")
+    return True
