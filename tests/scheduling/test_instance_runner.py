@@ -79,3 +79,53 @@ def test_forced_modes(mode, where):
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="inline mode"):
         InstanceRunner("x", inline="sometimes")
+
+
+def test_instance_thread_runs_calls_in_order_on_one_thread_and_answers_on_the_loop():
+    worker = instance_runner.InstanceThread("instance-probe")
+
+    async def go():
+        seen = []
+
+        def call(value):
+            seen.append((value, threading.current_thread().name))
+            return value * 2
+
+        results = await asyncio.gather(*(worker.run(call, i) for i in range(5)))
+        return results, seen
+
+    results, seen = asyncio.run(go())
+    worker.close()
+    worker._thread.join(5)
+    assert results == [0, 2, 4, 6, 8]
+    assert seen == [(i, "instance-probe") for i in range(5)]
+    assert not worker._thread.is_alive()  # close() ends the thread after the calls handed to it
+
+
+def test_instance_thread_hands_exceptions_to_the_caller():
+    worker = instance_runner.InstanceThread("instance-failing")
+
+    def boom():
+        raise ValueError("model failed")
+
+    async def go():
+        with pytest.raises(ValueError, match="model failed"):
+            await worker.run(boom)
+        return await worker.run(lambda: "still serving")
+
+    assert asyncio.run(go()) == "still serving"
+    worker.close()
+
+
+def test_instance_thread_ignores_a_caller_that_gave_up():
+    worker = instance_runner.InstanceThread("instance-cancelled")
+    release = threading.Event()
+
+    async def go():
+        future = worker.run(release.wait, 5)
+        future.cancel()
+        release.set()
+        return await worker.run(lambda: "next")  # the cancelled call's answer did not break the thread
+
+    assert asyncio.run(go()) == "next"
+    worker.close()

@@ -9,8 +9,11 @@ and a slow one sends it back to its thread. ``mode`` can force either way.
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from typing import Any
 
 from tritonlite.backends import BackendInstance, InstanceSpec, create_instance
 from tritonlite.core.errors import TritonError
@@ -26,6 +29,58 @@ INLINE_WARMUP_CALLS = 32
 INLINE_MODES = ("auto", "never", "always")
 
 
+class InstanceThread:
+    """One thread that runs calls handed to it, one at a time, and answers on the event loop.
+
+    Leaner than ``run_in_executor`` on a one-worker ``ThreadPoolExecutor`` (no concurrent future
+    chained to an asyncio one, no pool bookkeeping): the call's result is posted back with one
+    ``call_soon_threadsafe`` as the thread's last step before it waits again.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        calls = self._calls
+        while True:
+            job = calls.get()
+            if job is None:
+                return
+            loop, future, fn, args = job
+            try:
+                outcome, failed = fn(*args), False
+            except BaseException as exc:  # handed to the awaiting coroutine
+                outcome, failed = exc, True
+            del job, fn, args
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome, failed)
+            except RuntimeError:  # the loop closed while the call ran: nobody waits for it
+                pass
+            del future, outcome
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+        """``fn(*args)`` on this thread; the returned future completes on the calling loop."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._calls.put((loop, future, fn, args))
+        return future
+
+    def close(self) -> None:
+        """The thread ends after the calls already handed to it."""
+        self._calls.put(None)
+
+
+def _settle(future: asyncio.Future, outcome: Any, failed: bool) -> None:
+    if future.cancelled():
+        return
+    if failed:
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
 class InstanceRunner:
     """Runs one model instance so that model code never stalls the event loop for long."""
 
@@ -33,7 +88,7 @@ class InstanceRunner:
         if inline not in INLINE_MODES:
             raise ValueError(f"inline mode must be one of {INLINE_MODES}, got {inline!r}")
         self.name = name
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"instance-{name}")
+        self.thread = InstanceThread(f"instance-{name}")
         self.instance: BackendInstance | None = None
         self.mode = inline
         self.inline = inline == "always"
@@ -43,8 +98,7 @@ class InstanceRunner:
         self.last_timings: tuple[int, int, int] = (0, 0, 0)
 
     async def start(self, backend: str, spec: InstanceSpec) -> None:
-        loop = asyncio.get_running_loop()
-        self.instance = await loop.run_in_executor(self.executor, create_instance, backend, spec)
+        self.instance = await self.thread.run(create_instance, backend, spec)
         if not getattr(self.instance, "may_run_inline", True):  # e.g. waits on another process
             self.mode, self.inline = "never", False
 
@@ -73,14 +127,12 @@ class InstanceRunner:
         if self.inline:
             results, seconds = self._timed(requests)
         else:
-            loop = asyncio.get_running_loop()
-            results, seconds = await loop.run_in_executor(self.executor, self._timed, requests)
+            results, seconds = await self.thread.run(self._timed, requests)
         self._observe(seconds)
         return results
 
     async def stop(self) -> None:
-        loop = asyncio.get_running_loop()
         if self.instance is not None:
-            await loop.run_in_executor(self.executor, self.instance.finalize)
+            await self.thread.run(self.instance.finalize)
             self.instance = None
-        self.executor.shutdown(wait=False)
+        self.thread.close()
