@@ -142,6 +142,10 @@ def main() -> int:
         result[name] = round(statistics.median(values), 1) if values else None
     lite, limit = result["tritonlite"], result["direct_onnxruntime"]
     result["ratio"] = round(lite / limit, 3) if lite and limit else None
+    paired = [served["throughput"] / alone["throughput"]
+              for served, alone in zip(runs["tritonlite"], runs["direct_onnxruntime"], strict=True)
+              if served["throughput"] and alone["throughput"]]  # fmt: skip
+    result["paired_ratio"] = round(statistics.median(paired), 3) if paired else None  # within each repeat
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "onnx_mlp.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

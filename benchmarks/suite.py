@@ -119,6 +119,18 @@ def ratio(mine: float | None, theirs: float | None) -> float | None:
     return round(mine / theirs, 3) if mine and theirs else None
 
 
+def paired_ratio(label: str, runs: dict[str, list[dict]]) -> float | None:
+    """Median over repeats of tritonlite / Triton within the same repeat.
+
+    Both servers of one repeat are measured minutes apart, so this follows the machine when its
+    speed drifts between repeats (a ratio of medians can pair a fast Triton run with a slow one).
+    """
+    pairs = zip(runs["triton"], runs["tritonlite"], strict=False)
+    values = [ratio(lite["workloads"][label].get("throughput"), triton["workloads"][label].get("throughput"))
+              for triton, lite in pairs]  # fmt: skip
+    return median_of(values)
+
+
 def summarize(plan: list[Workload], runs: dict[str, list[dict]]) -> dict:
     rows = []
     for item in plan:
@@ -131,6 +143,7 @@ def summarize(plan: list[Workload], runs: dict[str, list[dict]]) -> dict:
             if errors:
                 row[server]["errors"] = errors
         row["throughput_ratio"] = ratio(row["tritonlite"]["throughput"], row["triton"]["throughput"])
+        row["paired_throughput_ratio"] = paired_ratio(item.label, runs)
         row["p99_ratio"] = ratio(row["tritonlite"]["p99_us"], row["triton"]["p99_us"])
         rows.append(row)
     server_rows = {
@@ -145,16 +158,17 @@ def summarize(plan: list[Workload], runs: dict[str, list[dict]]) -> dict:
 def markdown(summary: dict, repeat: int) -> str:
     lines = [
         f"Medians of {repeat} run(s) per server; ratio = tritonlite / Triton (throughput: higher is better, "
-        "p99 and memory: lower is better).",
+        "p99 and memory: lower is better); paired = the median of the ratios within each repeat.",
         "",
-        "| workload | Triton infer/s | tritonlite infer/s | ratio | Triton p99 us | tritonlite p99 us | p99 ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| workload | Triton infer/s | tritonlite infer/s | ratio | paired "
+        "| Triton p99 us | tritonlite p99 us | p99 ratio |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in summary["workloads"]:
         t, lite = row["triton"], row["tritonlite"]
         lines.append(
             f"| {row['workload']} | {t['throughput']} | {lite['throughput']} | {row['throughput_ratio']} | "
-            f"{t['p99_us']} | {lite['p99_us']} | {row['p99_ratio']} |"
+            f"{row.get('paired_throughput_ratio')} | {t['p99_us']} | {lite['p99_us']} | {row['p99_ratio']} |"
         )
     server = summary["server"]
     lines += ["", "| server | Triton | tritonlite | ratio |", "|---|---|---|---|"]

@@ -38,9 +38,9 @@ class InstanceThread:
     """
 
     def __init__(self, name: str) -> None:
+        self.name = name
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # started by the first call
 
     def _serve(self) -> None:
         calls = self._calls
@@ -64,12 +64,16 @@ class InstanceThread:
         """``fn(*args)`` on this thread; the returned future completes on the calling loop."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+            self._thread.start()
         self._calls.put((loop, future, fn, args))
         return future
 
     def close(self) -> None:
         """The thread ends after the calls already handed to it."""
-        self._calls.put(None)
+        if self._thread is not None:
+            self._calls.put(None)
 
 
 def _settle(future: asyncio.Future, outcome: Any, failed: bool) -> None:

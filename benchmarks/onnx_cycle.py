@@ -1,0 +1,156 @@
+"""Where one batch cycle of the ONNX MLP benchmark goes, step by step, inside the server.
+
+    .venv/bin/python benchmarks/onnx_cycle.py [--hidden 4096 --layers 6 --concurrency 16]
+
+Runs the server of benchmarks/onnx_mlp.py with timestamps at each step of a batch's life (the
+server is started by this file in ``--serve`` mode, which wraps a few functions before handing over
+to the normal command line), drives it with perf_analyzer, and prints the median and mean of each
+step over all batches after the first 20:
+
+    resume        the instance thread finished the batch (outputs split) -> the loop has the results
+    last_sent     -> the 16th answer is ready to be written
+    last_enqueue  -> the 16th new request is queued
+    dispatch      -> the batch is formed and its execute starts on the loop
+    thread_start  -> the instance thread starts it
+    gather        inputs concatenated on the instance thread
+    gap           everything between two onnxruntime runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+MARKS_FILE = "TRITONLITE_CYCLE_MARKS"
+
+
+def serve() -> int:
+    """The server, with marks; they are written to $TRITONLITE_CYCLE_MARKS at exit."""
+    import atexit
+
+    import tritonlite.backends.framework as framework
+    import tritonlite.frontends.http.app as app
+    import tritonlite.scheduling.dynamic_batcher as batcher
+    import tritonlite.scheduling.instance_runner as runner
+    from tritonlite.cli import main
+
+    marks: list[tuple[str, int]] = []
+    now = time.monotonic_ns
+
+    def wrap_async(owner, name, label, before=True):
+        original = getattr(owner, name)
+
+        async def wrapped(*args):
+            if before:
+                marks.append((label, now()))
+            result = await original(*args)
+            if not before:
+                marks.append((label, now()))
+            return result
+
+        setattr(owner, name, wrapped)
+
+    wrap_async(batcher.DynamicBatcher, "infer", "enqueue")
+    wrap_async(batcher.DynamicBatcher, "_execute", "dispatch")
+    wrap_async(runner.InstanceRunner, "execute", "resume", before=False)
+    wrap_async(app.HttpFrontend, "infer_reply", "sent", before=False)
+    original_execute = framework.TensorInstance.execute
+
+    def execute(self, requests):
+        marks.append(("thread_start", now()))
+        results = original_execute(self, requests)
+        marks.append(("thread_end", now()))
+        marks.append(("gather_ns", self.timings[0]))
+        marks.append(("infer_ns", self.timings[1]))
+        return results
+
+    framework.TensorInstance.execute = execute
+    atexit.register(lambda: Path(os.environ[MARKS_FILE]).write_text(json.dumps(marks)))
+    return main(sys.argv[2:])
+
+
+def cycles(marks: list[tuple[str, int]], batch: int) -> list[dict[str, float]]:
+    """Per batch: microseconds from the end of one execute to each step before the next."""
+    ends = [i for i, (label, _) in enumerate(marks) if label == "thread_end"]
+    rows = []
+    for first, second in zip(ends[20:], ends[21:], strict=False):
+        end = marks[first][1]
+        between = marks[first + 1 : second + 1]
+
+        def times(label: str, between=between) -> list[int]:
+            return [t for name, t in between if name == label]
+
+        resume, sent, queued = times("resume"), times("sent"), times("enqueue")
+        dispatch, start, gather = times("dispatch"), times("thread_start"), times("gather_ns")
+        if not (resume and dispatch and start and gather) or len(sent) < batch or len(queued) < batch:
+            continue  # a batch that did not follow the usual path (warm-up, a partial batch)
+        rows.append({
+            "resume": resume[0] - end,
+            "last_sent": sent[batch - 1] - resume[0],
+            "last_enqueue": queued[batch - 1] - sent[batch - 1],
+            "dispatch": dispatch[-1] - queued[batch - 1],
+            "thread_start": start[0] - dispatch[-1],
+            "gather": gather[0],
+            "gap": start[0] + gather[0] - end,
+        })  # fmt: skip
+    return rows
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        return serve()
+    sys.path.insert(0, str(Path(__file__).parent))
+    import onnx_mlp
+    from compare import PERF_ANALYZER
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--hidden", type=int, default=4096)
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        repository, marks_file = Path(folder) / "repository", Path(folder) / "marks.json"
+        onnx_mlp.write_repository(repository, args.hidden, args.layers, args.concurrency)
+        env = dict(os.environ, **{MARKS_FILE: str(marks_file)})
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", f"--model-repository={repository}", "--http-port=8110",
+             "--grpc-port=8111", "--metrics-port=8112"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen("http://127.0.0.1:8110/v2/health/ready", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            subprocess.run(
+                [str(PERF_ANALYZER), "-m", "mlp_large", "-u", "127.0.0.1:8110", "--concurrency-range",
+                 f"{args.concurrency}:{args.concurrency}", "--measurement-interval", str(args.seconds * 500),
+                 "--max-trials", "2", "--stability-percentage", "1000"],
+                capture_output=True, check=False, timeout=300,
+            )  # fmt: skip
+        finally:
+            server.terminate()
+            server.wait(30)
+        marks = json.loads(marks_file.read_text())
+    rows = cycles(marks, args.concurrency)
+    infer = [t / 1e3 for label, t in marks if label == "infer_ns"][20:]
+    print(f"{len(rows)} batches; onnxruntime run: median {statistics.median(infer):.0f} us")
+    for step in rows[0] if rows else []:
+        values = [row[step] / 1e3 for row in rows]
+        print(f"  {step:13s} median {statistics.median(values):8.1f} us   mean {statistics.mean(values):8.1f} us")
+    return 0 if rows else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
