@@ -289,3 +289,78 @@ def test_cancelled_request_frees_its_slot():
         return runner.batches
 
     assert asyncio.run(go()) == [["first"], ["kept"]]
+
+
+def test_arrivals_that_cannot_complete_the_batch_leave_the_batcher_asleep():
+    async def go():
+        runner = FakeRunner()
+        cfg = config("dynamic_batching { preferred_batch_size: [16] max_queue_delay_microseconds: 2000000 }", 16)
+        batcher = DynamicBatcher([runner], cfg)
+        forms = []
+        original = batcher._form
+
+        def counted(now):
+            forms.append(now)
+            return original(now)
+
+        batcher._form = counted
+        tasks = []
+        for i in range(15):
+            tasks.append(asyncio.ensure_future(batcher.infer(request(str(i)))))
+            await asyncio.sleep(0.001)
+        looked_before_full = len(forms)
+        start = time.monotonic()
+        tasks.append(asyncio.ensure_future(batcher.infer(request("15"))))
+        await asyncio.gather(*tasks)
+        waited = time.monotonic() - start
+        await batcher.stop()
+        return looked_before_full, waited, runner.batches
+
+    looked, waited, batches = asyncio.run(go())
+    assert looked <= 2  # the first arrival armed the delay; the next 14 did not wake the batcher
+    assert waited < 1.0  # the 16th completed the preferred size: the batch went without the 2 s delay
+    assert batches == [[str(i) for i in range(16)]]
+
+
+def test_a_request_that_does_not_fit_closes_the_waiting_batch_at_once():
+    async def go():
+        runner = FakeRunner()
+        batcher = DynamicBatcher([runner], config("dynamic_batching { max_queue_delay_microseconds: 1000000 }"))
+        start = time.monotonic()
+        first = [asyncio.ensure_future(batcher.infer(request(name))) for name in ("a", "b")]
+        await asyncio.sleep(0.01)
+        odd = asyncio.ensure_future(batcher.infer(request("wide", width=5)))
+        await asyncio.gather(*first)
+        closed_after = time.monotonic() - start
+        await odd
+        await batcher.stop()
+        return closed_after, runner.batches
+
+    closed_after, batches = asyncio.run(go())
+    assert closed_after < 0.5  # not the 1 s delay: the different shape closed the batch
+    assert batches == [["a", "b"], ["wide"]]
+
+
+def test_an_earlier_queue_timeout_wakes_the_waiting_batcher():
+    async def go():
+        runner = FakeRunner()
+        text = (
+            "dynamic_batching { max_queue_delay_microseconds: 1000000 preferred_batch_size: [8] "
+            "default_queue_policy { allow_timeout_override: true } }"
+        )
+        batcher = DynamicBatcher([runner], config(text))
+        waiting = asyncio.ensure_future(batcher.infer(request("waits")))
+        await asyncio.sleep(0.01)
+        start = time.monotonic()
+        try:
+            await batcher.infer(request("hurried", timeout_us=50_000))
+        except TritonError as exc:
+            outcome = exc.message
+        rejected_after = time.monotonic() - start
+        await waiting
+        await batcher.stop()
+        return outcome, rejected_after
+
+    outcome, rejected_after = asyncio.run(go())
+    assert outcome == "Request timeout expired"
+    assert rejected_after < 0.5  # at its own 50 ms deadline, not at the batch's 1 s delay

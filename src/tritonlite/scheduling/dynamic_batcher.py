@@ -113,6 +113,11 @@ class DynamicBatcher:
         self.queues: list[collections.deque[_Pending]] = [collections.deque() for _ in range(self.levels)]
         self.delayed: collections.deque[_Pending] = collections.deque()
         self._waiter: asyncio.Future | None = None  # set while _run sleeps; admission wakes it
+        # while _run sleeps until the queue delay ends: [that time, rows queued, the batch's signature];
+        # an arrival that cannot complete or close the batch leaves it asleep
+        self._armed: list | None = None
+        self._formed_rows = 0
+        self._wake_rows = self.preferred[0] if self.preferred else self.max_batch_size
         self._last_release: asyncio.Future | None = None
         self._inflight: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
@@ -136,7 +141,13 @@ class DynamicBatcher:
         deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else float("inf")
         pending = _Pending(request, future, _batch_size(request), _signature(request), deadline)
         queue.append(pending)
-        self._wake()
+        armed = self._armed
+        if armed is None or self.levels > 1:
+            self._wake()
+        else:
+            armed[1] += pending.batch
+            if armed[1] >= self._wake_rows or pending.signature != armed[2] or pending.deadline < armed[0]:
+                self._wake()
         try:
             return await future
         except asyncio.CancelledError:
@@ -150,15 +161,25 @@ class DynamicBatcher:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def _sleep(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> None:
-        """Wait until a request arrives or ``timeout`` seconds pass (a plain future and a timer:
-        this runs once per arriving request, where ``asyncio.wait_for`` would create a task)."""
+    async def _sleep(self, loop: asyncio.AbstractEventLoop, now: float, wake_at: float | None) -> None:
+        """Wait until ``wake_at`` or until an arriving request may complete or close the batch.
+
+        A plain future and a timer (``asyncio.wait_for`` would create a task each time). With a
+        timer running, the queue holds one batch in the making (``_form`` found it neither full
+        nor closed): arrivals only wake this when they bring it to the smallest preferred size
+        (or max_batch_size), do not fit its shapes, or have an earlier queue timeout.
+        """
         self._waiter = waiter = loop.create_future()
-        timer = None if timeout is None else loop.call_later(timeout, self._wake)
+        timer = None
+        if wake_at is not None:
+            timer = loop.call_later(max(wake_at - now, 0.0), self._wake)
+            first = self._candidates()[0]
+            self._armed = [wake_at, self._formed_rows, first.signature]
         try:
             await waiter
         finally:
             self._waiter = None
+            self._armed = None
             if timer is not None:
                 timer.cancel()
 
@@ -219,6 +240,7 @@ class DynamicBatcher:
         preferred = self._preferred_prefix(batch)
         if preferred:
             return preferred, None
+        self._formed_rows = total
         wake_at = oldest + self.delay
         next_deadline = min((i.deadline for i in candidates), default=float("inf"))
         return [], min(wake_at, next_deadline)
@@ -253,7 +275,7 @@ class DynamicBatcher:
                 batch, wake_at = self._form(now)
                 if batch:
                     break
-                await self._sleep(loop, None if wake_at is None else max(wake_at - now, 0.0))
+                await self._sleep(loop, now, wake_at)
             self._remove(batch)
             release_after = self._last_release
             done = loop.create_future() if self.preserve_ordering else None
