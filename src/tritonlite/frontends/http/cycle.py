@@ -123,7 +123,7 @@ def install() -> bool:
                 trace.stamp("HTTP_SEND_END")
                 app.engine.tracer.finish(trace, model_name)
             except BaseException as exc:  # as uvicorn's run_asgi: log, then 500 or close
-                self.logger.error("Exception in ASGI application\n", exc_info=exc)
+                self.logger.error("Exception while answering an infer request\n", exc_info=exc)
                 if not self.response_started:
                     await self.send_500_response()
                 else:
