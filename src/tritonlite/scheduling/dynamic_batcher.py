@@ -116,7 +116,6 @@ class DynamicBatcher:
         # while _run sleeps until the queue delay ends: [that time, rows queued, the batch's signature];
         # an arrival that cannot complete or close the batch leaves it asleep
         self._armed: list | None = None
-        self._formed_rows = 0
         self._wake_rows = self.preferred[0] if self.preferred else self.max_batch_size
         self._last_release: asyncio.Future | None = None
         self._inflight: set[asyncio.Task] = set()
@@ -173,8 +172,8 @@ class DynamicBatcher:
         timer = None
         if wake_at is not None:
             timer = loop.call_later(max(wake_at - now, 0.0), self._wake)
-            first = self._candidates()[0]
-            self._armed = [wake_at, self._formed_rows, first.signature]
+            candidates = self._candidates()  # one batch in the making: same shapes, not full
+            self._armed = [wake_at, sum(item.batch for item in candidates), candidates[0].signature]
         try:
             await waiter
         finally:
@@ -240,7 +239,6 @@ class DynamicBatcher:
         preferred = self._preferred_prefix(batch)
         if preferred:
             return preferred, None
-        self._formed_rows = total
         wake_at = oldest + self.delay
         next_deadline = min((i.deadline for i in candidates), default=float("inf"))
         return [], min(wake_at, next_deadline)
