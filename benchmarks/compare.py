@@ -29,13 +29,19 @@ PERF_ANALYZER = REFERENCE / "bin" / "perf_analyzer"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def launch(server: str, repository: Path, ports: tuple[int, int, int]) -> tuple[subprocess.Popen, float]:
-    """Start Triton or tritonlite on (http, grpc, metrics) ports; returns it and seconds until ready."""
+def launch(
+    server: str, repository: Path, ports: tuple[int, int, int], entry: tuple[str, ...] = ("-m", "tritonlite")
+) -> tuple[subprocess.Popen, float]:
+    """Start Triton or tritonlite on (http, grpc, metrics) ports; returns it and seconds until ready.
+
+    ``entry`` is what follows the Python interpreter to start tritonlite (another script that ends
+    in tritonlite's command line, for instrumented runs).
+    """
     http, grpc, metrics = ports
     if server == "triton":
         cmd = ["bash", str(RUN_TRITON), str(repository), str(http), str(grpc), str(metrics)]
     else:
-        cmd = [sys.executable, "-m", "tritonlite", f"--model-repository={repository}",
+        cmd = [sys.executable, *entry, f"--model-repository={repository}",
                f"--http-port={http}", f"--grpc-port={grpc}", f"--metrics-port={metrics}"]  # fmt: skip
     began = time.monotonic()
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 MARKS_FILE = "TRITONLITE_CYCLE_MARKS"
@@ -109,7 +108,7 @@ def main() -> int:
         return serve()
     sys.path.insert(0, str(Path(__file__).parent))
     import onnx_mlp
-    from compare import PERF_ANALYZER
+    from compare import PERF_ANALYZER, launch, stop
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, default=16)
@@ -120,19 +119,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         repository, marks_file = Path(folder) / "repository", Path(folder) / "marks.json"
         onnx_mlp.write_repository(repository, args.hidden, args.layers, args.concurrency)
-        env = dict(os.environ, **{MARKS_FILE: str(marks_file)})
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", f"--model-repository={repository}", "--http-port=8110",
-             "--grpc-port=8111", "--metrics-port=8112"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        os.environ[MARKS_FILE] = str(marks_file)  # the server inherits it
+        server, _ = launch("tritonlite", repository, (8110, 8111, 8112), entry=(__file__, "--serve"))
         try:
-            for _ in range(600):
-                try:
-                    urllib.request.urlopen("http://127.0.0.1:8110/v2/health/ready", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
             subprocess.run(
                 [str(PERF_ANALYZER), "-m", "mlp_large", "-u", "127.0.0.1:8110", "--concurrency-range",
                  f"{args.concurrency}:{args.concurrency}", "--measurement-interval", str(args.seconds * 500),
@@ -140,8 +129,7 @@ def main() -> int:
                 capture_output=True, check=False, timeout=300,
             )  # fmt: skip
         finally:
-            server.terminate()
-            server.wait(30)
+            stop(server)  # the marks are written as the server exits
         marks = json.loads(marks_file.read_text())
     rows = cycles(marks, args.concurrency)
     infer = [t / 1e3 for label, t in marks if label == "infer_ns"][20:]

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from compare import PERF_ANALYZER, RESULTS, launch, stop
+from suite import median_of, ratio
 
 INPUTS, OUTPUTS = 512, 10
 
@@ -142,10 +143,8 @@ def main() -> int:
         result[name] = round(statistics.median(values), 1) if values else None
     lite, limit = result["tritonlite"], result["direct_onnxruntime"]
     result["ratio"] = round(lite / limit, 3) if lite and limit else None
-    paired = [served["throughput"] / alone["throughput"]
-              for served, alone in zip(runs["tritonlite"], runs["direct_onnxruntime"], strict=True)
-              if served["throughput"] and alone["throughput"]]  # fmt: skip
-    result["paired_ratio"] = round(statistics.median(paired), 3) if paired else None  # within each repeat
+    pairs = zip(runs["tritonlite"], runs["direct_onnxruntime"], strict=True)  # one pair per repeat
+    result["paired_ratio"] = median_of([ratio(served["throughput"], alone["throughput"]) for served, alone in pairs])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "onnx_mlp.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
