@@ -15,9 +15,7 @@ written verbatim to triton_2.51_metrics.json beside this script.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +28,9 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from capture import stop_server  # noqa: E402  (the 2.51 capture's way to stop run-triton.sh)
+
 ROOT = HERE.parents[2]
 SOURCE = ROOT / "tests" / "data" / "repository"
 RUN_TRITON = Path("/work/shared/reference/run-triton.sh")
@@ -112,18 +113,8 @@ def start(repo: Path, log_path: Path, flags: list[str], expect_up: bool = True):
         except OSError:
             pass
         time.sleep(0.3)
-    stop(proc)
+    stop_server(proc)
     raise RuntimeError("tritonserver did not come up")
-
-
-def stop(proc) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)  # run-triton.sh execs tritonserver: this is its pid
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def workload() -> list[str]:
@@ -193,7 +184,7 @@ def main() -> int:
             sent = workload()
             time.sleep(0.5)
             after = metrics_text()
-            stop(proc)
+            stop_server(proc)
             log = log_path.read_text(errors="replace")
             facts["runs"][name] = {
                 "flags": flags,
@@ -210,7 +201,7 @@ def main() -> int:
             log_path = root / f"{name}.log"
             proc = start(repo, log_path, flags)
             alive = proc.poll() is None
-            stop(proc)
+            stop_server(proc)
             text = log_path.read_text(errors="replace")
             facts["startup_refusals"][name] = {
                 "flags": flags,
