@@ -170,3 +170,18 @@ def test_queued_infer_is_cancelled_when_the_client_disconnects():
     assert asyncio.run(go()) == 0  # the cancellation was the cycle's own and ends there
     assert app.engine.cancelled
     assert transport.writes == []  # nothing is answered to a client that left
+
+
+class BrokenApp(FakeApp):
+    async def infer_reply(self, headers, read_body, run_queued, model_name, model_version):
+        raise RuntimeError("bug in the answer")
+
+
+def test_a_failure_while_answering_infer_gets_uvicorns_500_and_is_logged(caplog):
+    transport = Transport()
+    with caplog.at_level(logging.ERROR, logger="t"):
+        asyncio.run(make_cycle(transport, "/v2/models/m/infer").run_asgi(BrokenApp()))
+    [written] = transport.writes
+    assert written.startswith(b"HTTP/1.1 500") and written.endswith(b"Internal Server Error")
+    assert transport.closed  # as uvicorn's own 500: Connection: close
+    assert "bug in the answer" in caplog.text  # logged with its traceback
