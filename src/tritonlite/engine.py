@@ -283,10 +283,14 @@ class Engine:
     # --- inference -------------------------------------------------------------------------------
 
     async def infer(self, request: InferRequest) -> InferResponse:
+        return await self.model_for(request).infer(request)
+
+    def model_for(self, request: InferRequest) -> ModelVersion:
+        """The ready model version that answers ``request`` with one response (not a decoupled one)."""
         model = self.models.get(request.model_name, request.model_version)
         if model.decoupled:
             raise DecoupledModelError()
-        return await model.infer(request)
+        return model
 
     async def infer_stream(self, request: InferRequest) -> AsyncIterator[StreamItem]:
         """The responses of one request as ``(response, final)`` items, for any model.

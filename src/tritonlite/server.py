@@ -93,7 +93,7 @@ async def _start_uvicorn(app, host: str, port: int, what: str) -> tuple[_Uvicorn
         app,
         host=host,
         port=port,
-        http="httptools",
+        http=cycle.protocol_class(),  # uvicorn's httptools protocol, lean for infer
         loop="none",
         lifespan="off",
         access_log=False,

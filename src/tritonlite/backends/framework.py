@@ -203,7 +203,10 @@ def requested_outputs(requests: list[InferRequest], all_names: list[str]) -> lis
     for request in requests:
         if not request.outputs:
             return list(all_names)
-        wanted.update(out.name for out in request.outputs)
+        for out in request.outputs:
+            wanted.add(out.name)
+        if len(wanted) >= len(all_names):  # every output already (names the model lacks fail validation)
+            return list(all_names)
     return [name for name in all_names if name in wanted]
 
 

@@ -88,6 +88,13 @@ class ModelStats:
         if self.summaries is not None:
             self.summaries.queue.observe(ns // 1000)
 
+    def record_queues(self, waits_ns: list[int]) -> None:
+        """The queue times of a batch's requests."""
+        self.queue.add(sum(waits_ns), len(waits_ns))
+        if self.summaries is not None:
+            for ns in waits_ns:
+                self.summaries.queue.observe(ns // 1000)
+
     def record_cache_hit(self, ns: int) -> None:
         self.cache_hit.add(ns)
         if self.summaries is not None and self.summaries.cache_hit is not None:

@@ -69,7 +69,11 @@ class _Pending:
 
 def _signature(request: InferRequest) -> tuple:
     """What must match for two requests to share a batch: each input's name, datatype and non-batch shape."""
-    return tuple(sorted((t.name, t.datatype, tuple(t.shape[1:])) for t in request.inputs))
+    inputs = request.inputs
+    if len(inputs) == 1:
+        tensor = inputs[0]
+        return ((tensor.name, tensor.datatype, tuple(tensor.shape[1:])),)
+    return tuple(sorted((t.name, t.datatype, tuple(t.shape[1:])) for t in inputs))
 
 
 def _batch_size(request: InferRequest) -> int:
@@ -120,12 +124,14 @@ class DynamicBatcher:
         self._last_release: asyncio.Future | None = None
         self._inflight: set[asyncio.Task] = set()
         self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop _run started on
 
     # --- admission -------------------------------------------------------------------------------
 
     async def infer(self, request: InferRequest) -> InferResponse | TritonError:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run())
         level = request.priority
         if level < 1 or level > self.levels:
             level = self.default_level  # as Triton: out of range means the default level
@@ -136,7 +142,7 @@ class DynamicBatcher:
         timeout_us = policy.default_timeout_us
         if request.timeout_us and policy.allow_timeout_override:
             timeout_us = min(timeout_us, request.timeout_us) if timeout_us else request.timeout_us
-        future = asyncio.get_running_loop().create_future()
+        future = self._loop.create_future()
         deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else float("inf")
         pending = _Pending(request, future, _batch_size(request), _signature(request), deadline)
         queue.append(pending)
@@ -291,8 +297,7 @@ class DynamicBatcher:
         done: asyncio.Future | None,
     ) -> None:
         now = time.monotonic_ns()
-        for item in batch:
-            self.stats.record_queue(now - item.request.arrival_ns)
+        self.stats.record_queues([now - item.request.arrival_ns for item in batch])
         try:
             try:
                 requests = [item.request for item in batch]

@@ -58,16 +58,23 @@ def scatter_outputs(
                 f"output '{name}' has batch dimension {array.shape[0] if array.ndim else 'none'}, "
                 f"expected {total} for a batch of {len(requests)} requests"
             )
+    named = [(name, array, datatypes[name]) for name, array in outputs.items()]
+    single = len(requests) == 1
     responses = []
     start = 0
     for request, size in zip(requests, sizes, strict=True):
-        wanted = None if not request.outputs else {out.name for out in request.outputs}
+        wanted = request.outputs
+        if wanted and len(wanted) == 1 and len(named) == 1 and wanted[0].name == named[0][0]:
+            wanted = None  # the one output there is: no filtering
+        elif wanted:
+            wanted = {out.name for out in wanted}
         tensors = []
-        for name, array in outputs.items():
-            if wanted is not None and name not in wanted:
+        end = start + size
+        for name, array, datatype in named:
+            if wanted and name not in wanted:
                 continue
-            rows = array if len(requests) == 1 else array[start : start + size]
-            tensors.append(InferTensor(name, datatypes[name], list(rows.shape), rows))
+            rows = array if single else array[start:end]
+            tensors.append(InferTensor(name, datatype, list(rows.shape), rows))
         responses.append(InferResponse(request.model_name, model_version, request.id, tensors))
-        start += size
+        start = end
     return responses

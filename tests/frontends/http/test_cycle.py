@@ -98,7 +98,7 @@ class FakeApp:
         body = await read_body()
         self.calls.append((headers, body, model_name, model_version))
         if self.queued:
-            if await run_queued("request") is None:
+            if await run_queued(self.engine.infer("request")) is None:
                 return None
         return 200, [(b"content-type", b"application/json")], b'{"ok":1}', None
 

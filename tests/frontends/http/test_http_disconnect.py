@@ -113,7 +113,7 @@ def test_disconnect_while_queued_cancels_the_infer_and_answers_nothing():
         async def receive():
             return await gone
 
-        task = asyncio.ensure_future(_frontend(engine)._infer_unless_disconnected(object(), receive))
+        task = asyncio.ensure_future(_frontend(engine)._infer_unless_disconnected(engine.infer(object()), receive))
         await asyncio.sleep(0)
         gone.set_result({"type": "http.disconnect"})
         result = await task
@@ -133,7 +133,7 @@ def test_a_disconnect_after_the_answer_does_not_cancel_the_handler():
             return await gone
 
         async def handler():
-            response = await _frontend(engine)._infer_unless_disconnected(object(), receive)
+            response = await _frontend(engine)._infer_unless_disconnected(engine.infer(object()), receive)
             await asyncio.sleep(0.01)  # the handler goes on (e.g. sends): it must not be cancelled now
             return response
 

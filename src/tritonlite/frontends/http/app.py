@@ -97,7 +97,7 @@ class HttpFrontend:
         reply = await self.infer_reply(
             scope["headers"],
             lambda: self._read_body(receive),
-            lambda request: self._infer_unless_disconnected(request, receive),
+            lambda work: self._infer_unless_disconnected(work, receive),
             model_name,
             model_version,
         )
@@ -116,7 +116,7 @@ class HttpFrontend:
         self,
         headers: list[tuple[bytes, bytes]],
         read_body: Callable[[], Awaitable[bytes]],
-        run_queued: Callable[[InferRequest], Awaitable[InferResponse | None]],
+        run_queued: Callable[[Awaitable[InferResponse]], Awaitable[InferResponse | None]],
         model_name: str,
         model_version: str,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes, Any] | None:
@@ -125,8 +125,8 @@ class HttpFrontend:
         send and finishes it).
 
         ``read_body()`` gives the request body (raising TritonError when it is too large);
-        ``run_queued(request)`` infers on a model whose requests wait in a queue and gives None when
-        the client goes away first, which is answered here with None: nothing is to be sent.
+        ``run_queued(work)`` awaits the infer of a model whose requests wait in a queue and gives None
+        when the client goes away first, which is answered here with None: nothing is to be sent.
         """
         header_length = None
         encoding = accept = None
@@ -161,12 +161,13 @@ class HttpFrontend:
                     model_name, model_version, body, length, self.engine.shared_memory
                 )
             request.trace = trace
-            if self._queues(model_name, model_version):
-                response = await run_queued(request)
+            model = self.engine.model_for(request)
+            if model.queues_requests:
+                response = await run_queued(model.infer(request))
                 if response is None:
                     return None
             else:
-                response = await self.engine.infer(request)
+                response = await model.infer(request)
             if trace is not None:
                 trace.stamp("INFER_RESPONSE_COMPLETE")
             payload, json_length = encode_response(response, request, binary_default, self.engine.shared_memory)
@@ -188,15 +189,8 @@ class HttpFrontend:
                 out_headers = [*out_headers, (b"content-encoding", content_encoding)]
         return 200, out_headers, payload, trace
 
-    def _queues(self, model_name: str, model_version: str) -> bool:
-        """Whether requests of this model wait in a queue (where a client may give up)."""
-        try:
-            return self.engine.models.get(model_name, model_version).queues_requests
-        except TritonError:
-            return False
-
-    async def _infer_unless_disconnected(self, request, receive):
-        """Infer, but drop the request from the queue if the client disconnects first.
+    async def _infer_unless_disconnected(self, work: Awaitable[InferResponse], receive):
+        """Await the infer ``work``, but drop the request from the queue if the client disconnects first.
 
         The infer runs in this task; a watcher task waits on ``receive`` and cancels this task when
         the client goes away (one extra task per request, not two and an ``asyncio.wait``).
@@ -215,7 +209,7 @@ class HttpFrontend:
         watch = asyncio.ensure_future(receive())
         watch.add_done_callback(on_message)
         try:
-            return await self.engine.infer(request)
+            return await work
         except asyncio.CancelledError:
             if gone:
                 if hasattr(current, "uncancel"):  # Python 3.11+: this cancellation is handled here

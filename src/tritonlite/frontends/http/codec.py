@@ -108,51 +108,38 @@ def _apply_request_parameters(request: InferRequest, parameters: dict[str, Any])
 
 
 def _decode_input(item: Any, binary: memoryview, offset: int, model_name: str, shm=None) -> tuple[InferTensor, int]:
-    if not isinstance(item, dict):
+    if type(item) is not dict:
         raise internal("Unable to parse 'inputs': each input must be a JSON object")
     name = item.get("name")
-    if not isinstance(name, str):
-        raise internal("Unable to parse 'name': attempt to access non-existing object member 'name'")
     datatype = item.get("datatype")
-    if datatype is None:
-        raise internal("Unable to parse 'datatype': attempt to access non-existing object member 'datatype'")
     shape = item.get("shape")
-    if shape is None:
-        raise internal("Unable to parse 'shape': attempt to access non-existing object member 'shape'")
-    if not isinstance(datatype, str):
-        raise internal("Unable to parse 'datatype': attempt to access JSON non-string as string")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
-        raise internal("Unable to parse 'shape': attempt to access JSON non-signed-integer as signed integer")
+    if type(name) is not str or type(datatype) is not str or type(shape) is not list:
+        _input_fields_error(name, datatype, shape)
+    count = 1
+    for dim in shape:
+        if type(dim) is not int or dim < 0:  # bool is not int here, as rapidjson sees it
+            _shape_error(name, datatype, shape)
+        count *= dim
     if datatype not in ELEMENT_SIZE:
         raise invalid_arg(f"invalid datatype for input {name}")
-    if any(d < 0 for d in shape):
-        raise invalid_arg(f"invalid shape {_fmt(shape)} for input '{name}': dimensions must be non-negative")
-    count = element_count(shape)
     params = item.get("parameters")
-    size = None
-    region = None
+    size = region = None
     if params is not None:
-        if not isinstance(params, dict):
+        if type(params) is not dict:
             raise internal(f"Unable to parse 'parameters' for input '{name}'")
         size = params.get("binary_data_size")
         region = params.get("shared_memory_region")
     has_data = "data" in item
-    given = [field for field, present in (("data", has_data), ("binary_data_size", size is not None),
-                                          ("shared_memory_region", region is not None)) if present]  # fmt: skip
-    if len(given) != 1:
+    if has_data + (size is not None) + (region is not None) != 1:
+        given = [field for field, present in (("data", has_data), ("binary_data_size", size is not None),
+                                              ("shared_memory_region", region is not None)) if present]  # fmt: skip
         raise invalid_arg(
             "Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters', "
             "'shared_memory_region' in 'parameters'. But "
             + ("no field is set" if not given else "set " + " ".join(f"'{field}'" for field in given))
         )
-    if region is not None:
-        region_offset, region_size = _region_params(params, name)
-        if shm is None:
-            raise invalid_arg(f"shared memory is not available for input '{name}'")
-        chunk = shm.read(region, region_offset, region_size)
-        return InferTensor(name, datatype, shape, tensor_from_bytes(chunk, datatype, shape, count)), offset
     if size is not None:
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        if type(size) is not int or size < 0:
             raise internal("Unable to parse 'binary_data_size': attempt to access JSON non-unsigned-integer")
         end = offset + size
         if end > len(binary):
@@ -161,12 +148,41 @@ def _decode_input(item: Any, binary: memoryview, offset: int, model_name: str, s
                 f"'{model_name}'"
             )
         return InferTensor(name, datatype, shape, tensor_from_bytes(binary[offset:end], datatype, shape, count)), end
+    if region is not None:
+        region_offset, region_size = _region_params(params, name)
+        if shm is None:
+            raise invalid_arg(f"shared memory is not available for input '{name}'")
+        chunk = shm.read(region, region_offset, region_size)
+        return InferTensor(name, datatype, shape, tensor_from_bytes(chunk, datatype, shape, count)), offset
     if datatype == "FP16" or datatype == "BF16":
         raise invalid_arg(
             f"receiving {datatype} data via JSON is not supported. Please use the binary data format for input {name}"
         )
     dtype = numpy_dtype(datatype)
     return InferTensor(name, datatype, shape, _json_data(datatype, dtype, shape, count, item["data"])), offset
+
+
+def _input_fields_error(name: Any, datatype: Any, shape: Any) -> None:
+    """Triton's error for an input whose name, datatype or shape is missing or of the wrong type."""
+    if not isinstance(name, str):
+        raise internal("Unable to parse 'name': attempt to access non-existing object member 'name'")
+    if datatype is None:
+        raise internal("Unable to parse 'datatype': attempt to access non-existing object member 'datatype'")
+    if shape is None:
+        raise internal("Unable to parse 'shape': attempt to access non-existing object member 'shape'")
+    if not isinstance(datatype, str):
+        raise internal("Unable to parse 'datatype': attempt to access JSON non-string as string")
+    raise internal("Unable to parse 'shape': attempt to access JSON non-signed-integer as signed integer")
+
+
+def _shape_error(name: str, datatype: str, shape: list) -> None:
+    """Triton's error for a shape with a non-integer or a negative dimension (an unknown datatype
+    is reported before a negative dimension)."""
+    if not all(type(d) is int for d in shape):
+        raise internal("Unable to parse 'shape': attempt to access JSON non-signed-integer as signed integer")
+    if datatype not in ELEMENT_SIZE:
+        raise invalid_arg(f"invalid datatype for input {name}")
+    raise invalid_arg(f"invalid shape {_fmt(shape)} for input '{name}': dimensions must be non-negative")
 
 
 def _fmt(shape) -> str:

@@ -15,6 +15,11 @@ up in its module for every request) that changes two things:
   ``http.response.start`` and the body on ``http.response.body``: two ``send`` system calls per
   small response. The headers are held back and written with the first body chunk.
 
+uvicorn is also given a subclass of its httptools protocol (``protocol_class()``, passed as
+``uvicorn.Config(http=...)``) that sees an infer request coming when its headers are complete:
+it creates the cycle with the few scope keys the direct path reads instead of the whole ASGI
+scope (built only for requests that go to ASGI).
+
 It relies on uvicorn's module layout; when that is not found nothing is patched and uvicorn
 behaves as usual. ``TRITONLITE_HTTP_DIRECT=0`` keeps infer on the ASGI path (the app answers
 it the same way either way).
@@ -66,8 +71,76 @@ class _CycleEvent(asyncio.Event):
             self.on_set()
 
 
+_protocol: type | None = None  # set by install(): the protocol class for uvicorn.Config(http=...)
+
+
+def protocol_class() -> type | str:
+    """What to pass as ``uvicorn.Config(http=...)``: the lean protocol once installed, else uvicorn's."""
+    install()
+    return _protocol if _protocol is not None else "httptools"
+
+
+def _lean_protocol(base: type, cycle_class: type, parse_infer_path) -> type:
+    """uvicorn's httptools protocol, building the whole ASGI scope only for requests that need it."""
+
+    class TritonliteProtocol(base):  # type: ignore[misc, valid-type]
+        def on_message_begin(self) -> None:
+            self.url = b""
+            self.expect_100_continue = False
+            self.headers = []
+            self.scope = None
+
+        def on_headers_complete(self) -> None:
+            target = self._infer_target()
+            if target is None:  # everything but infer: uvicorn's own way, with the whole scope
+                url, headers, expect = self.url, self.headers, self.expect_100_continue
+                super().on_message_begin()
+                self.url, self.headers, self.expect_100_continue = url, headers, expect
+                self.scope["headers"] = headers
+                super().on_headers_complete()
+                return
+            parser = self.parser
+            http_version = parser.get_http_version()
+            self.scope = scope = {
+                "type": "http", "http_version": http_version, "method": "POST", "path": target[2],
+                "headers": self.headers,
+            }  # fmt: skip  (what the direct path reads; the ASGI path never sees this scope)
+            existing = self.cycle
+            self.cycle = cycle = cycle_class(
+                scope, self.transport, self.flow, self.logger, self.access_logger, self.access_log,
+                self.server_state.default_headers, None, self.expect_100_continue,
+                http_version != "1.0" and parser.should_keep_alive(), self.on_response_complete,
+            )  # fmt: skip
+            cycle.target = target[0], target[1]
+            if existing is None or existing.response_complete:
+                self._start_asgi_task(cycle, self.app)
+            else:  # pipelined behind a response still in progress, as uvicorn queues it
+                self.flow.pause_reading()
+                self.pipeline.appendleft((cycle, self.app))
+
+        def _infer_target(self) -> tuple[str, str, str] | None:
+            """(model, version, path) of an infer request for the tritonlite app, else None."""
+            parser = self.parser
+            if parser.get_method() != b"POST" or self.root_path or self.limit_concurrency is not None:
+                return None
+            if parser.should_upgrade() or not hasattr(self.app, "infer_reply"):
+                return None
+            raw_path = self.url.partition(b"?")[0]
+            if b"%" in raw_path:
+                return None  # escaped: uvicorn unquotes it
+            try:
+                path = raw_path.decode("ascii")
+            except UnicodeDecodeError:
+                return None
+            target = parse_infer_path(path)
+            return None if target is None else (target[0], target[1], path)
+
+    return TritonliteProtocol
+
+
 def install() -> bool:
     """Patch uvicorn's httptools protocol; returns whether it was patched."""
+    global _protocol
     if os.environ.get("TRITONLITE_HTTP_COALESCE", "1") == "0":
         return False
     try:
@@ -91,16 +164,19 @@ def install() -> bool:
             self.message_event = _CycleEvent()
             self._held: list[bytes] | None = None
             self._queued_task: asyncio.Task | None = None
+            self.target: tuple[str, str] | None = None  # (model, version) when the protocol saw an infer
 
         # -- infer without ASGI -----------------------------------------------------------------
 
         async def run_asgi(self, app) -> None:
-            scope = self.scope
-            if direct and scope["method"] == "POST" and hasattr(app, "infer_reply"):
-                target = parse_infer_path(scope["path"])
-                if target is not None:
-                    await self._run_infer(app, target[0], target[1])
-                    return
+            target = self.target
+            if target is None:
+                scope = self.scope
+                if direct and scope["method"] == "POST" and hasattr(app, "infer_reply"):
+                    target = parse_infer_path(scope["path"])
+            if target is not None:
+                await self._run_infer(app, target[0], target[1])
+                return
             await super().run_asgi(app)
 
         async def _run_infer(self, app, model_name: str, model_version: str) -> None:
@@ -108,7 +184,7 @@ def install() -> bool:
                 reply = await app.infer_reply(
                     self.scope["headers"],
                     lambda: self._read_body(app),
-                    lambda request: self._infer_queued(app, request),
+                    self._infer_queued,
                     model_name,
                     model_version,
                 )
@@ -147,14 +223,15 @@ def install() -> bool:
             self.body = bytearray()
             return body
 
-        async def _infer_queued(self, app, request) -> Any:
-            """Infer, unless the client disconnects first: then the request leaves its queue."""
+        async def _infer_queued(self, work) -> Any:
+            """Await the infer ``work``, unless the client disconnects first: then the request leaves
+            its queue."""
             task = asyncio.current_task()
             event = self.message_event
             event.on_set = self._on_event
             self._queued_task = task
             try:
-                return await app.engine.infer(request)
+                return await work
             except asyncio.CancelledError:
                 if self.disconnected and self._queued_task is None:  # cancelled by _on_event
                     if hasattr(task, "uncancel"):  # Python 3.11+: this cancellation ends here
@@ -234,5 +311,8 @@ def install() -> bool:
             await super().send(message)
 
     httptools_impl.RequestResponseCycle = TritonliteCycle
+    protocol_base = getattr(httptools_impl, "HttpToolsProtocol", None)
+    if direct and protocol_base is not None and hasattr(protocol_base, "on_headers_complete"):
+        _protocol = _lean_protocol(protocol_base, TritonliteCycle, parse_infer_path)
     log.debug("HTTP responses are written in one piece%s", "; infer skips ASGI" if direct else "")
     return True
