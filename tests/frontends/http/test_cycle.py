@@ -185,3 +185,93 @@ def test_a_failure_while_answering_infer_gets_uvicorns_500_and_is_logged(caplog)
     assert written.startswith(b"HTTP/1.1 500") and written.endswith(b"Internal Server Error")
     assert transport.closed  # as uvicorn's own 500: Connection: close
     assert "bug in the answer" in caplog.text  # logged with its traceback
+
+
+# -- the protocol: the whole ASGI scope only for requests that go to ASGI ---------------------------
+
+
+class MemoryTransport(Transport):
+    def get_extra_info(self, name, default=None):
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class ScopeApp(FakeApp):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scopes: list[dict] = []
+
+    async def __call__(self, scope, receive, send):
+        self.scopes.append(scope)
+        await super().__call__(scope, receive, send)
+
+
+def feed(app, data: bytes) -> tuple[MemoryTransport, object]:
+    """Feed raw bytes to the protocol uvicorn is given; returns the transport and the protocol."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    transport = MemoryTransport()
+
+    async def go():
+        config = uvicorn.Config(
+            app, http=cycle.protocol_class(), loop="none", lifespan="off", access_log=False, proxy_headers=False
+        )  # as server.py configures it
+        config.load()
+        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+        protocol.connection_made(transport)
+        protocol.data_received(data)
+        for _ in range(20):  # let the request tasks (and pipelined ones) finish
+            await asyncio.sleep(0)
+        return protocol
+
+    return transport, asyncio.run(go())
+
+
+def request(method: str, path: str, body: bytes = b"") -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def test_protocol_is_uvicorns_with_a_lean_infer_path():
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert issubclass(cycle.protocol_class(), HttpToolsProtocol)
+
+
+def test_infer_goes_direct_with_the_few_scope_keys_it_reads():
+    app = ScopeApp()
+    transport, protocol = feed(app, request("POST", "/v2/models/m/versions/2/infer?q=1", b"{}"))
+    assert app.calls == [([(b"host", b"t"), (b"content-length", b"2")], b"{}", "m", "2")] and app.scopes == []
+    assert protocol.cycle.target == ("m", "2")
+    assert set(protocol.cycle.scope) == {"type", "http_version", "method", "path", "headers"}
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_other_requests_get_uvicorns_whole_scope():
+    app = ScopeApp()
+    transport, _ = feed(app, request("GET", "/v2/models/m?x=1"))
+    [scope] = app.scopes
+    assert scope["path"] == "/v2/models/m" and scope["query_string"] == b"x=1"
+    assert scope["client"] == ("127.0.0.1", 5000) and scope["headers"] == [(b"host", b"t"), (b"content-length", b"0")]
+    assert transport.writes[0].startswith(b"HTTP/1.1 204")
+
+
+def test_an_escaped_infer_path_is_unquoted_by_uvicorn_first():
+    app = ScopeApp()
+    _, protocol = feed(app, request("POST", "/v2/models/m%2Dx/infer", b"{}"))
+    assert protocol.cycle.target is None and protocol.cycle.scope["path"] == "/v2/models/m-x/infer"
+    assert [call[2] for call in app.calls] == ["m-x"]  # then the cycle answers it as any infer
+
+
+def test_pipelined_requests_are_answered_in_order_through_both_paths():
+    app = ScopeApp()
+    data = request("POST", "/v2/models/a/infer", b"{}") + request("GET", "/v2/health/ready")
+    data += request("POST", "/v2/models/b/infer", b"{}")
+    transport, _ = feed(app, data)
+    assert [call[2] for call in app.calls] == ["a", "b"] and [s["path"] for s in app.scopes] == ["/v2/health/ready"]
+    assert [w[:12] for w in transport.writes] == [b"HTTP/1.1 200", b"HTTP/1.1 204", b"HTTP/1.1 200"]

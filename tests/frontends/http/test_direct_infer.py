@@ -110,6 +110,22 @@ def test_connection_close_closes_after_the_answer(server):
         assert sock.recv(100) == b""  # the server closed its side
 
 
+def test_query_string_is_ignored_and_http_1_0_closes(server):
+    [(status, _, body)] = exchange(server.http, post(INFER, path="/v2/models/add_sub/infer?x=1"))
+    assert status == 200 and outputs(body)["OUTPUT0"] == [11.0, 22.0, 33.0, 44.0]
+    host, port = server.http.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(post(INFER).replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+        status, headers, _ = read_response(sock, bytearray())
+        assert status == 200 and headers.get("connection") == "close"
+        assert sock.recv(100) == b""
+
+
+def test_an_escaped_model_name_is_unquoted(server):
+    [(status, _, body)] = exchange(server.http, post(INFER, path="/v2/models/add%5Fsub/infer"))
+    assert status == 200 and json.loads(body)["model_name"] == "add_sub"
+
+
 def test_errors_answer_in_tritons_format(server):
     [(status, headers, body)] = exchange(server.http, post(b'{"inputs": 5}'))
     assert status == 500 and headers["content-type"] == "application/json"

@@ -15,7 +15,6 @@ import orjson
 from tritonlite.core.datatypes import (
     ELEMENT_SIZE,
     bytes_array,
-    element_count,
     numpy_dtype,
     tensor_buffer,
     tensor_bytes,
