@@ -87,7 +87,7 @@ async def measure(repository: Path, concurrency: int, seconds: float, repeat: in
         app = HttpFrontend(engine)
         config = uvicorn.Config(
             app, http=cycle.protocol_class(), loop="none", lifespan="off", access_log=False, proxy_headers=False,
-            log_level="warning", timeout_keep_alive=75,
+            log_level="warning", timeout_keep_alive=75, server_header=False, date_header=False,
         )  # fmt: skip  (as server.py configures it)
         config.load()
         state = ServerState()

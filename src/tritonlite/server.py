@@ -100,6 +100,8 @@ async def _start_uvicorn(app, host: str, port: int, what: str) -> tuple[_Uvicorn
         proxy_headers=False,  # Triton reads no X-Forwarded-* headers; one middleware layer less per request
         log_level="warning",
         timeout_keep_alive=75,
+        server_header=False,  # Triton's responses carry neither Server nor Date
+        date_header=False,
     )
     server = _UvicornServer(config)
 

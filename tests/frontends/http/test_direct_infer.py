@@ -71,6 +71,14 @@ def test_json_infer(server):
     assert json.loads(body)["id"] == "r1"
 
 
+def test_answers_carry_the_headers_triton_sends_and_no_others(server):
+    # Triton 2.51 (curl -i): "Content-Type" and "Content-Length" only; no Server, no Date
+    metadata = b"GET /v2/models/add_sub HTTP/1.1\r\nHost: test\r\n\r\n"
+    infer, meta = exchange(server.http, post(INFER) + metadata, responses=2)
+    assert set(infer[1]) == {"content-type", "content-length"}
+    assert set(meta[1]) == {"content-type", "content-length"}
+
+
 def test_expect_100_continue_gets_continue_then_the_answer(server):
     host, port = server.http.split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
