@@ -5,7 +5,7 @@
 Runs the server of benchmarks/onnx_mlp.py with timestamps at each step of a batch's life (the
 server is started by this file in ``--serve`` mode, which wraps a few functions before handing over
 to the normal command line), drives it with perf_analyzer, and prints the median and mean of each
-step over all batches after the first 20:
+step over all batches after the first 20 of those that start 2 s after the server's first batch:
 
     resume        the instance thread finished the batch (outputs split) -> the loop has the results
     last_sent     -> the 16th answer is ready to be written
@@ -14,6 +14,9 @@ step over all batches after the first 20:
     thread_start  -> the instance thread starts it
     gather        inputs concatenated on the instance thread
     gap           everything between two onnxruntime runs
+
+and the whole cycle from one run's start to the next: median, mean, and how much of the time
+the unusually slow cycles (over 1.2x the median) take.
 """
 
 from __future__ import annotations
@@ -131,12 +134,24 @@ def main() -> int:
         finally:
             stop(server)  # the marks are written as the server exits
         marks = json.loads(marks_file.read_text())
+    # the first seconds of a fresh server are slow (weights paged in, first runs): not counted
+    settled = marks[0][1] + 2_000_000_000 if marks else 0
+    first = next((i for i, (label, t) in enumerate(marks) if label == "thread_end" and t >= settled), len(marks))
+    marks = marks[first:]
     rows = cycles(marks, args.concurrency)
     infer = [t / 1e3 for label, t in marks if label == "infer_ns"][20:]
     print(f"{len(rows)} batches; onnxruntime run: median {statistics.median(infer):.0f} us")
     for step in rows[0] if rows else []:
         values = [row[step] / 1e3 for row in rows]
         print(f"  {step:13s} median {statistics.median(values):8.1f} us   mean {statistics.mean(values):8.1f} us")
+    starts = [t for label, t in marks if label == "thread_start"][20:]
+    periods = [(b - a) / 1e3 for a, b in zip(starts, starts[1:], strict=False)]
+    if periods:
+        usual = statistics.median(periods)
+        slow = [p for p in periods if p > 1.2 * usual]
+        print(f"  cycle (one run start to the next): median {usual:.0f} us, mean {statistics.mean(periods):.0f} us; "
+              f"{len(slow)} of {len(periods)} over 1.2x the median, {sum(p - usual for p in slow) / sum(periods):.1%} "
+              f"of the time; slowest {max(periods):.0f} us")
     return 0 if rows else 1
 
 
