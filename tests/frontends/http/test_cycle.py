@@ -211,23 +211,34 @@ class ScopeApp(FakeApp):
         await super().__call__(scope, receive, send)
 
 
-def feed(app, data: bytes) -> tuple[MemoryTransport, object]:
-    """Feed raw bytes to the protocol uvicorn is given; returns the transport and the protocol."""
+def connect(app, transport: MemoryTransport, keep_alive: float = 75):
+    """The protocol uvicorn is given, configured as server.py does, connected to ``transport``."""
     import uvicorn
     from uvicorn.server import ServerState
 
+    config = uvicorn.Config(
+        app, http=cycle.protocol_class(), loop="none", lifespan="off", access_log=False, proxy_headers=False,
+        timeout_keep_alive=keep_alive,
+    )  # fmt: skip
+    config.load()
+    protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
+    protocol.connection_made(transport)
+    return protocol
+
+
+async def settle() -> None:
+    for _ in range(20):  # let the request tasks (and pipelined ones) finish
+        await asyncio.sleep(0)
+
+
+def feed(app, data: bytes) -> tuple[MemoryTransport, object]:
+    """Feed raw bytes to the protocol uvicorn is given; returns the transport and the protocol."""
     transport = MemoryTransport()
 
     async def go():
-        config = uvicorn.Config(
-            app, http=cycle.protocol_class(), loop="none", lifespan="off", access_log=False, proxy_headers=False
-        )  # as server.py configures it
-        config.load()
-        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
-        protocol.connection_made(transport)
+        protocol = connect(app, transport)
         protocol.data_received(data)
-        for _ in range(20):  # let the request tasks (and pipelined ones) finish
-            await asyncio.sleep(0)
+        await settle()
         return protocol
 
     return transport, asyncio.run(go())
@@ -275,3 +286,75 @@ def test_pipelined_requests_are_answered_in_order_through_both_paths():
     transport, _ = feed(app, data)
     assert [call[2] for call in app.calls] == ["a", "b"] and [s["path"] for s in app.scopes] == ["/v2/health/ready"]
     assert [w[:12] for w in transport.writes] == [b"HTTP/1.1 200", b"HTTP/1.1 204", b"HTTP/1.1 200"]
+
+
+def test_an_idle_connection_closes_after_the_keep_alive_timeout_and_a_busy_one_does_not():
+    transport = MemoryTransport()
+
+    async def go():
+        protocol = connect(ScopeApp(), transport, keep_alive=0.2)
+        protocol.data_received(request("POST", "/v2/models/a/infer", b"{}"))
+        await settle()
+        await asyncio.sleep(0.12)
+        protocol.data_received(request("POST", "/v2/models/b/infer", b"{}"))  # in time: stays open
+        await settle()
+        await asyncio.sleep(0.12)  # past the first response's deadline, not the second's
+        still_open = not transport.closed
+        await asyncio.sleep(0.2)
+        return still_open, len(transport.writes)
+
+    still_open, answers = asyncio.run(go())
+    assert still_open and answers == 2
+    assert transport.closed  # idle for the whole timeout after the second answer
+
+
+class SlowForB(FakeApp):
+    """Answers model "a" at once; a request for "b" waits until cancelled."""
+
+    async def infer_reply(self, headers, read_body, run_queued, model_name, model_version):
+        await read_body()
+        if model_name == "b" and await run_queued(self.engine.infer("request")) is None:
+            return None
+        return 200, [(b"content-type", b"application/json")], b"{}", None
+
+
+def test_a_request_in_progress_keeps_the_connection_past_the_timeout():
+    transport, app = MemoryTransport(), SlowForB()
+
+    async def go():
+        protocol = connect(app, transport, keep_alive=0.05)
+        protocol.data_received(request("POST", "/v2/models/a/infer", b"{}"))
+        await settle()
+        armed = protocol.timeout_keep_alive_task is not None  # idle after the first answer
+        protocol.data_received(request("POST", "/v2/models/b/infer", b"{}"))
+        await app.engine.started.wait()
+        await asyncio.sleep(0.15)  # the timer comes due while "b" is in progress
+        closed = transport.closed
+        protocol.connection_lost(None)
+        await settle()
+        return armed, closed, protocol.timeout_keep_alive_task, app.engine.cancelled
+
+    armed, closed, timer, cancelled = asyncio.run(go())
+    assert armed and not closed  # busy, not idle: the timer let it be
+    assert timer is None and cancelled  # a lost connection stops the timer and the queued infer
+
+
+def test_the_cycle_event_wakes_its_waiters_and_calls_its_hook_on_every_set():
+    async def go():
+        event = cycle._CycleEvent()
+        hooked = []
+        event.on_set = lambda: hooked.append(event.is_set())
+        waiters = [asyncio.ensure_future(event.wait()) for _ in range(2)]
+        gone = asyncio.ensure_future(event.wait())
+        await asyncio.sleep(0)
+        gone.cancel()  # a waiter that gives up leaves the others be
+        await asyncio.sleep(0)
+        event.set()
+        event.set()
+        woken = await asyncio.gather(*waiters)
+        event.clear()
+        late = asyncio.ensure_future(event.wait())
+        await asyncio.sleep(0)
+        return woken, hooked, late.done(), event.is_set()
+
+    assert asyncio.run(go()) == ([True, True], [True, True], False, False)

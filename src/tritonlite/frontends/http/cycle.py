@@ -57,18 +57,50 @@ class _Collect:
         return getattr(self.real, name)
 
 
-class _CycleEvent(asyncio.Event):
-    """The cycle's message event; while a queued infer waits, setting it on a lost connection
-    cancels that infer (uvicorn marks the cycle disconnected, then sets this event)."""
+class _CycleEvent:
+    """The cycle's message event: uvicorn sets it on body data, at the message's end and on a lost
+    connection, and its ASGI ``receive`` waits on it and clears it. Plain attributes instead of
+    ``asyncio.Event``'s waiter deque and loop binding (one is made per request). While a queued
+    infer waits, setting it on a lost connection cancels that infer (``on_set``)."""
+
+    __slots__ = ("_set", "_waiters", "on_set")
 
     def __init__(self) -> None:
-        super().__init__()
+        self._set = False
+        self._waiters: list[asyncio.Future] | None = None
         self.on_set = None
 
+    def is_set(self) -> bool:
+        return self._set
+
     def set(self) -> None:
-        super().set()
+        if not self._set:
+            self._set = True
+            waiters = self._waiters
+            if waiters:
+                self._waiters = None
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(True)
         if self.on_set is not None:
             self.on_set()
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> bool:
+        if self._set:
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            if self._waiters and waiter in self._waiters:
+                self._waiters.remove(waiter)
 
 
 _protocol: type | None = None  # set by install(): the protocol class for uvicorn.Config(http=...)
@@ -84,6 +116,50 @@ def _lean_protocol(base: type, cycle_class: type, parse_infer_path) -> type:
     """uvicorn's httptools protocol, building the whole ASGI scope only for requests that need it."""
 
     class TritonliteProtocol(base):  # type: ignore[misc, valid-type]
+        _idle_since: float | None = None  # when the last response ended with nothing after it
+
+        # -- keep-alive: one timer that moves on, not a new one per response -------------------
+        # uvicorn cancels its keep-alive timer on any data and arms a new one after every
+        # response; here a response only notes the time, and the timer, when it fires, closes the
+        # connection or waits again for what is left of the timeout.
+
+        def _unset_keepalive_if_required(self) -> None:
+            self._idle_since = None
+
+        def on_response_complete(self) -> None:
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self._idle_since = None
+            self.flow.resume_reading()
+            if self.pipeline:
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+                return
+            self._idle_since = self.loop.time()
+            if self.timeout_keep_alive_task is None:
+                self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
+
+        def _keep_alive_due(self) -> None:
+            self.timeout_keep_alive_task = None
+            since = self._idle_since
+            if since is None:
+                return  # a request came: its response arms the timer again
+            left = since + self.timeout_keep_alive - self.loop.time()
+            if left > 0:
+                self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_due)
+            else:
+                self.timeout_keep_alive_handler()
+
+        def connection_lost(self, exc) -> None:
+            super().connection_lost(exc)
+            timer = self.timeout_keep_alive_task
+            if timer is not None:
+                timer.cancel()
+                self.timeout_keep_alive_task = None
+
+        # -- the scope ---------------------------------------------------------------------------
+
         def on_message_begin(self) -> None:
             self.url = b""
             self.expect_100_continue = False
