@@ -254,6 +254,16 @@ def test_protocol_is_uvicorns_with_a_lean_infer_path():
     assert issubclass(cycle.protocol_class(), HttpToolsProtocol)
 
 
+def test_an_unknown_uvicorn_layout_keeps_uvicorns_own_protocol():
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class Older:  # e.g. a uvicorn that starts request tasks inline, without _start_asgi_task
+        on_message_begin = on_headers_complete = on_response_complete = HttpToolsProtocol.on_message_begin
+
+    assert cycle.protocol_fits(HttpToolsProtocol)
+    assert not cycle.protocol_fits(Older) and not cycle.protocol_fits(None)
+
+
 def test_infer_goes_direct_with_the_few_scope_keys_it_reads():
     app = ScopeApp()
     transport, protocol = feed(app, request("POST", "/v2/models/m/versions/2/infer?q=1", b"{}"))

@@ -112,6 +112,18 @@ def protocol_class() -> type | str:
     return _protocol if _protocol is not None else "httptools"
 
 
+# what the protocol subclass overrides or calls of uvicorn's (an older layout keeps uvicorn's own)
+_PROTOCOL_METHODS = (
+    "on_message_begin", "on_headers_complete", "on_response_complete", "connection_lost",
+    "_start_asgi_task", "_unset_keepalive_if_required", "timeout_keep_alive_handler",
+)  # fmt: skip
+
+
+def protocol_fits(base: type | None) -> bool:
+    """Whether uvicorn's protocol class has the layout the lean protocol builds on."""
+    return base is not None and all(callable(getattr(base, name, None)) for name in _PROTOCOL_METHODS)
+
+
 def _lean_protocol(base: type, cycle_class: type, parse_infer_path) -> type:
     """uvicorn's httptools protocol, building the whole ASGI scope only for requests that need it."""
 
@@ -388,7 +400,7 @@ def install() -> bool:
 
     httptools_impl.RequestResponseCycle = TritonliteCycle
     protocol_base = getattr(httptools_impl, "HttpToolsProtocol", None)
-    if direct and protocol_base is not None and hasattr(protocol_base, "on_headers_complete"):
+    if direct and protocol_fits(protocol_base):
         _protocol = _lean_protocol(protocol_base, TritonliteCycle, parse_infer_path)
     log.debug("HTTP responses are written in one piece%s", "; infer skips ASGI" if direct else "")
     return True
