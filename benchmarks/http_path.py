@@ -31,7 +31,10 @@ class MemoryTransport:
     def __init__(self, written: list[int], done: asyncio.Event, expected: int) -> None:
         self.written, self.done, self.expected = written, done, expected
 
+    status = b""
+
     def write(self, data: bytes) -> None:
+        MemoryTransport.status = bytes(data[:12])  # the last answer's status line, checked after warm-up
         self.written[0] += 1
         if self.written[0] == self.expected:
             self.done.set()
@@ -109,6 +112,8 @@ async def measure(repository: Path, concurrency: int, seconds: float, repeat: in
                 await asyncio.sleep(0)  # let the answered cycles finish
 
         await rounds(200)  # warm-up
+        if MemoryTransport.status != b"HTTP/1.1 200":
+            raise SystemExit(f"the server did not answer 200 but {MemoryTransport.status!r}")
         per_request = []
         for _ in range(repeat):
             count, started = 0, time.perf_counter()
