@@ -72,3 +72,20 @@ def test_json_shape_is_tritons():
     ]  # fmt: skip
     assert data["inference_stats"]["fail"] == {"count": 1, "ns": 70} and stats.failures["BACKEND"] == 1
     assert data["last_inference"] > 1_700_000_000_000
+
+
+def test_a_batchs_queue_times_count_as_each_of_its_requests_would():
+    from tritonlite.metrics.summary import LatencySummaries
+
+    quantiles = ((0.5, 0.05), (0.9, 0.01))
+    one_by_one, per_batch = ModelStats(), ModelStats()
+    one_by_one.summaries, per_batch.summaries = LatencySummaries(quantiles), LatencySummaries(quantiles)
+    waits = [1_500, 20_000, 3_000_000]
+    for ns in waits:
+        one_by_one.record_queue(ns)
+    per_batch.record_queues(waits)
+    batch_queue, single_queue = per_batch.queue, one_by_one.queue
+    assert (batch_queue.count, batch_queue.ns) == (single_queue.count, single_queue.ns) == (3, 3_021_500)
+    batch_summary, single_summary = per_batch.summaries.queue, one_by_one.summaries.queue
+    assert (batch_summary.count, batch_summary.sum) == (single_summary.count, single_summary.sum) == (3, 3021)
+    assert batch_summary.collect() == single_summary.collect()
