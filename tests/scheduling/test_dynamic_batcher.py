@@ -364,3 +364,20 @@ def test_an_earlier_queue_timeout_wakes_the_waiting_batcher():
     outcome, rejected_after = asyncio.run(go())
     assert outcome == "Request timeout expired"
     assert rejected_after < 0.5  # at its own 50 ms deadline, not at the batch's 1 s delay
+
+
+def test_batch_signature_is_each_inputs_name_datatype_and_non_batch_shape():
+    from tritonlite.scheduling.dynamic_batcher import _signature
+
+    def request(*tensors):
+        return InferRequest("m", "", "", [InferTensor(n, d, s, np.zeros(s, np.float32)) for n, d, s in tensors])
+
+    one = _signature(request(("X", "FP32", [3, 4])))
+    assert one == (("X", "FP32", (4,)),)
+    assert one == _signature(request(("X", "FP32", [1, 4])))  # the batch dimension does not count
+    assert one != _signature(request(("X", "FP32", [1, 5])))
+    assert one != _signature(request(("X", "FP32", [1, 4]), ("Y", "FP32", [1, 2])))
+    # several inputs: the order they came in does not matter
+    assert _signature(request(("B", "FP32", [1, 2]), ("A", "FP32", [1, 4]))) == _signature(
+        request(("A", "FP32", [2, 4]), ("B", "FP32", [2, 2]))
+    )
