@@ -42,3 +42,11 @@ def test_wrong_output_batch_dimension_is_an_error():
     requests = [req("a", np.ones((1, 2), np.float32)), req("b", np.ones((1, 2), np.float32))]
     with pytest.raises(TritonError, match="batch dimension 3"):
         scatter_outputs(requests, {"Y": np.zeros((3, 2))}, {"Y": "FP64"}, "1")
+
+
+def test_the_one_output_a_request_names_is_split_like_any_other():
+    y = np.arange(6, dtype=np.float32).reshape(3, 2)
+    requests = [req("a", np.ones((1, 2), np.float32), outputs=["Y"]), req("b", np.ones((2, 2), np.float32))]
+    first, second = scatter_outputs(requests, {"Y": y}, {"Y": "FP32"}, "1")
+    assert [(t.name, t.datatype, t.shape) for t in first.outputs] == [("Y", "FP32", [1, 2])]
+    np.testing.assert_array_equal(second.outputs[0].data, y[1:])
