@@ -50,3 +50,24 @@ def test_the_one_output_a_request_names_is_split_like_any_other():
     first, second = scatter_outputs(requests, {"Y": y}, {"Y": "FP32"}, "1")
     assert [(t.name, t.datatype, t.shape) for t in first.outputs] == [("Y", "FP32", [1, 2])]
     np.testing.assert_array_equal(second.outputs[0].data, y[1:])
+
+
+# backends/framework.py's requested_outputs, tested here beside the split it feeds: a test file
+# directly in tests/backends/ would put that folder on sys.path, where tests/backends/tensorrt/
+# then imports as a namespace package named "tensorrt"
+
+
+def asking(*names: str) -> InferRequest:
+    request = InferRequest("m")
+    request.outputs = [RequestedOutput(name) for name in names] or None
+    return request
+
+
+def test_a_batch_needs_the_union_of_what_its_requests_name_in_the_models_order():
+    from tritonlite.backends.framework import requested_outputs
+
+    names = ["A", "B", "C"]
+    assert requested_outputs([asking("C"), asking("A")], names) == ["A", "C"]
+    assert requested_outputs([asking("B"), asking("B")], names) == ["B"]
+    assert requested_outputs([asking("A"), asking()], names) == names  # one that names none needs all
+    assert requested_outputs([asking("C", "B", "A"), asking("A")], names) == names
