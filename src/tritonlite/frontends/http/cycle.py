@@ -18,7 +18,8 @@ up in its module for every request) that changes two things:
 uvicorn is also given a subclass of its httptools protocol (``protocol_class()``, passed as
 ``uvicorn.Config(http=...)``) that sees an infer request coming when its headers are complete:
 it creates the cycle with the few scope keys the direct path reads instead of the whole ASGI
-scope (built only for requests that go to ASGI).
+scope (built only for requests that go to ASGI), and it keeps one keep-alive timer per idle
+spell instead of arming a new one after every response.
 
 It relies on uvicorn's module layout; when that is not found nothing is patched and uvicorn
 behaves as usual. ``TRITONLITE_HTTP_DIRECT=0`` keeps infer on the ASGI path (the app answers
