@@ -85,7 +85,6 @@ async def measure(repository: Path, concurrency: int, seconds: float, repeat: in
     engine = Engine(EngineOptions(repositories=[repository]))
     await engine.start()
     try:
-        cycle.install()
         read_buffer.install()
         app = HttpFrontend(engine)
         config = uvicorn.Config(

@@ -87,7 +87,6 @@ class StartupError(RuntimeError):
 
 
 async def _start_uvicorn(app, host: str, port: int, what: str) -> tuple[_UvicornServer, asyncio.Task]:
-    cycle.install()
     read_buffer.install()
     config = uvicorn.Config(
         app,

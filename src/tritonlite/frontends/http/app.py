@@ -103,14 +103,11 @@ class HttpFrontend:
         )
         if reply is None:
             return  # the client went away while its request was queued; nothing is sent
-        status, headers, payload, trace = reply
-        if trace is None:
+
+        async def write(status: int, headers: list, payload: bytes) -> None:
             await _send(send, status, headers, payload)
-            return
-        trace.stamp("HTTP_SEND_START")
-        await _send(send, status, headers, payload)
-        trace.stamp("HTTP_SEND_END")
-        self.engine.tracer.finish(trace, model_name)
+
+        await deliver(reply, write, self.engine, model_name)
 
     async def infer_reply(
         self,
@@ -243,6 +240,19 @@ class HttpFrontend:
             f"request body of {size} bytes exceeds the maximum allowed value of {self.max_input_size} "
             "bytes; use --http-max-input-size to increase the limit"
         )
+
+
+async def deliver(reply: tuple, write: Callable[[int, list, bytes], Awaitable[None]], engine, model_name: str) -> None:
+    """Send an ``infer_reply`` answer with ``write(status, headers, payload)``; a traced request gets
+    its send timestamps and its trace is finished."""
+    status, headers, payload, trace = reply
+    if trace is None:
+        await write(status, headers, payload)
+        return
+    trace.stamp("HTTP_SEND_START")
+    await write(status, headers, payload)
+    trace.stamp("HTTP_SEND_END")
+    engine.tracer.finish(trace, model_name)
 
 
 async def _send(send, status: int, headers: list, body: bytes) -> None:

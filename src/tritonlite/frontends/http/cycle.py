@@ -243,7 +243,7 @@ def install() -> bool:
     if not isinstance(status_lines, dict) or not hasattr(base, "run_asgi"):
         return False
     direct = os.environ.get("TRITONLITE_HTTP_DIRECT", "1") != "0"
-    from tritonlite.frontends.http.app import parse_infer_path
+    from tritonlite.frontends.http.app import deliver, parse_infer_path
 
     class TritonliteCycle(base):  # type: ignore[misc, valid-type]
         _tritonlite_cycle = True
@@ -279,14 +279,7 @@ def install() -> bool:
                 )
                 if reply is None:
                     return  # the client went away while its request was queued
-                status, headers, payload, trace = reply
-                if trace is None:
-                    await self._respond(status, headers, payload)
-                    return
-                trace.stamp("HTTP_SEND_START")
-                await self._respond(status, headers, payload)
-                trace.stamp("HTTP_SEND_END")
-                app.engine.tracer.finish(trace, model_name)
+                await deliver(reply, self._respond, app.engine, model_name)
             except BaseException as exc:  # as uvicorn's run_asgi: log, then 500 or close
                 self.logger.error("Exception while answering an infer request\n", exc_info=exc)
                 if not self.response_started:
