@@ -74,7 +74,7 @@ def request_bytes(model: str) -> bytes:
     ).encode() + body
 
 
-async def measure(repository: Path, concurrency: int, seconds: float, repeat: int) -> list[float]:
+async def measure(repository: Path, concurrency: int, seconds: float, repeat: int, evict_mb: int) -> list[float]:
     import uvicorn
     from uvicorn.server import ServerState
 
@@ -101,25 +101,36 @@ async def measure(repository: Path, concurrency: int, seconds: float, repeat: in
             protocols.append(protocol)
         data = request_bytes("mlp_large")
 
-        async def rounds(count: int) -> None:
+        import numpy as np
+
+        evictor = np.ones(evict_mb << 18, np.float32) if evict_mb else None
+
+        async def rounds(count: int) -> float:
+            """Seconds spent in `count` rounds, not counting the cache eviction between them."""
+            spent = 0.0
             for _ in range(count):
+                if evictor is not None:
+                    np.add(evictor, 1.0, out=evictor)  # streams evict_mb through the caches, as a large model's run does
                 written[0] = 0
                 done.clear()
+                started = time.perf_counter()
                 for protocol in protocols:
                     protocol.data_received(data)
                 await done.wait()
                 await asyncio.sleep(0)  # let the answered cycles finish
+                spent += time.perf_counter() - started
+            return spent
 
         await rounds(200)  # warm-up
         if MemoryTransport.status != b"HTTP/1.1 200":
             raise SystemExit(f"the server did not answer 200 but {MemoryTransport.status!r}")
         per_request = []
         for _ in range(repeat):
-            count, started = 0, time.perf_counter()
+            count, spent, started = 0, 0.0, time.perf_counter()
             while time.perf_counter() - started < seconds:
-                await rounds(50)
+                spent += await rounds(50)
                 count += 50
-            per_request.append((time.perf_counter() - started) / (count * concurrency) * 1e6)
+            per_request.append(spent / (count * concurrency) * 1e6)
         for protocol in protocols:
             protocol.connection_lost(None)
         return per_request
@@ -134,6 +145,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--evict", type=int, default=0, metavar="MB",
+                        help="stream this many MB through the caches before each round (a large model's run "
+                        "leaves the loop's code and data cold; 64 is past this machine's L3)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one run instead")
     args = parser.parse_args()
     try:
@@ -143,7 +157,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         repository = Path(folder)
         onnx_mlp.write_repository(repository, 16, 1, args.concurrency)
-        run = measure(repository, args.concurrency, args.seconds, args.repeat)
+        run = measure(repository, args.concurrency, args.seconds, args.repeat, args.evict)
         if args.profile:
             import cProfile
             import pstats

@@ -7,7 +7,9 @@ server is started by this file in ``--serve`` mode, which wraps a few functions 
 to the normal command line), drives it with perf_analyzer, and prints the median and mean of each
 step over all batches after the first 20 of those that start 2 s after the server's first batch:
 
-    resume        the instance thread finished the batch (outputs split) -> the loop has the results
+    wake          the instance thread finished the batch (outputs split) -> its result's callback runs
+                  on the loop (the loop thread woken from epoll)
+    resume        the instance thread finished the batch -> the loop has the results (the batch's task)
     last_sent     -> the 16th answer is ready to be written
     last_enqueue  -> the 16th new request is queued
     dispatch      -> the batch is formed and its execute starts on the loop
@@ -16,7 +18,8 @@ step over all batches after the first 20 of those that start 2 s after the serve
     gap           everything between two onnxruntime runs
 
 and the whole cycle from one run's start to the next: median, mean, and how much of the time
-the unusually slow cycles (over 1.2x the median) take.
+the unusually slow cycles (over 1.2x the median) take, with a breakdown of the first few slow
+ones, and the garbage collector's pauses.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ MARKS_FILE = "TRITONLITE_CYCLE_MARKS"
 def serve() -> int:
     """The server, with marks; they are written to $TRITONLITE_CYCLE_MARKS at exit."""
     import atexit
+    import gc
 
     import tritonlite.backends.framework as framework
     import tritonlite.frontends.http.app as app
@@ -75,6 +79,18 @@ def serve() -> int:
         return results
 
     framework.TensorInstance.execute = execute
+    original_settle = runner._settle
+
+    def settle(*args):  # the instance thread's result reaches the loop (looked up per call)
+        marks.append(("settle", now()))
+        return original_settle(*args)
+
+    runner._settle = settle
+
+    def collected(phase, info):
+        marks.append((f"gc_{phase}", now()))
+
+    gc.callbacks.append(collected)
     atexit.register(lambda: Path(os.environ[MARKS_FILE]).write_text(json.dumps(marks)))
     return main(sys.argv[2:])
 
@@ -90,11 +106,12 @@ def cycles(marks: list[tuple[str, int]], batch: int) -> list[dict[str, float]]:
         def times(label: str, between=between) -> list[int]:
             return [t for name, t in between if name == label]
 
-        resume, sent, queued = times("resume"), times("sent"), times("enqueue")
+        resume, sent, queued, settled = times("resume"), times("sent"), times("enqueue"), times("settle")
         dispatch, start, gather = times("dispatch"), times("thread_start"), times("gather_ns")
-        if not (resume and dispatch and start and gather) or len(sent) < batch or len(queued) < batch:
+        if not (settled and resume and dispatch and start and gather) or len(sent) < batch or len(queued) < batch:
             continue  # a batch that did not follow the usual path (warm-up, a partial batch)
         rows.append({
+            "wake": settled[0] - end,
             "resume": resume[0] - end,
             "last_sent": sent[batch - 1] - resume[0],
             "last_enqueue": queued[batch - 1] - sent[batch - 1],
@@ -144,6 +161,15 @@ def main() -> int:
     for step in rows[0] if rows else []:
         values = [row[step] / 1e3 for row in rows]
         print(f"  {step:13s} median {statistics.median(values):8.1f} us   mean {statistics.mean(values):8.1f} us")
+    slow_gaps = [row for row in rows if row["gap"] > 3e6]
+    for row in slow_gaps[:8]:
+        print("    slow gap: " + ", ".join(f"{step} {value / 1e3:.0f}" for step, value in row.items()) + " us")
+    starts_gc = [t for label, t in marks if label == "gc_start"]
+    stops_gc = [t for label, t in marks if label == "gc_stop"]
+    pauses = [(b - a) / 1e3 for a, b in zip(starts_gc, stops_gc, strict=False)]
+    if pauses:
+        print(f"  garbage collections: {len(pauses)}, median {statistics.median(pauses):.0f} us, "
+              f"longest {max(pauses):.0f} us")
     starts = [t for label, t in marks if label == "thread_start"][20:]
     periods = [(b - a) / 1e3 for a, b in zip(starts, starts[1:], strict=False)]
     if periods:
@@ -152,6 +178,10 @@ def main() -> int:
         print(f"  cycle (one run start to the next): median {usual:.0f} us, mean {statistics.mean(periods):.0f} us; "
               f"{len(slow)} of {len(periods)} over 1.2x the median, {sum(p - usual for p in slow) / sum(periods):.1%} "
               f"of the time; slowest {max(periods):.0f} us")
+        runs = [t / 1e3 for label, t in marks if label == "infer_ns"][20:]
+        slow_cycles = [(p, runs[i]) for i, p in enumerate(periods) if p > 1.2 * usual and i < len(runs)]
+        for period, run in slow_cycles[:8]:
+            print(f"    slow cycle {period:.0f} us: its onnxruntime run {run:.0f} us, the rest {period - run:.0f} us")
     return 0 if rows else 1
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 from google.protobuf import json_format
 
-from tritonlite import TRITON_COMPATIBLE_VERSION
+from tritonlite import TRITON_COMPATIBLE_VERSION, heap
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.core.datatypes import datatype_of
 from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg, unavailable, unsupported
@@ -84,6 +84,8 @@ class EngineOptions:
     cache_bytes: int | None = None
     metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
+    # collect and freeze the heap after the loaded models change (heap.settle; the server sets it)
+    settle_heap: bool = False
 
 
 class Engine:
@@ -126,11 +128,18 @@ class Engine:
             self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
         self.accepting = True
 
+    def settle_heap(self) -> None:
+        """Once the server has started and after the loaded models change: one full collection,
+        after which collections skip what survived (``heap.settle``), with ``settle_heap`` set."""
+        if self.options.settle_heap:
+            heap.settle()
+
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(self.options.poll_seconds)
             try:
-                await self.models.poll()
+                if await self.models.poll():
+                    self.settle_heap()
             except Exception:
                 log.exception("polling the model repository failed")
 
@@ -172,7 +181,10 @@ class Engine:
                     f"failed to load '{name}': a model given with 'file:' parameters needs the 'config' parameter"
                 )
             source = ModelSource(name, self._write_override_files(name, files))
-        await self.models.load_model(name, override, source)
+        try:
+            await self.models.load_model(name, override, source)
+        finally:
+            self.settle_heap()
 
     def _write_override_files(self, name: str, files: dict[str, bytes]) -> Path:
         if self._override_root is None:
@@ -188,7 +200,10 @@ class Engine:
 
     async def unload_model(self, name: str, unload_dependents: bool = False) -> None:
         self._require_explicit()
-        await self.models.unload_model(name, unload_dependents)
+        try:
+            await self.models.unload_model(name, unload_dependents)
+        finally:
+            self.settle_heap()
 
     # --- trace and logging extensions ----------------------------------------------------------
 

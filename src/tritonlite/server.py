@@ -162,6 +162,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
                 exit_timeout=options.exit_timeout_secs,
                 cache_bytes=options.cache_bytes,
                 metrics_config=options.metrics_config,
+                settle_heap=True,
             )
         )
     except TritonError as exc:
@@ -244,6 +245,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         await _shutdown(engine, grpc_server, servers, options.exit_timeout_secs)
         return 1
 
+    engine.settle_heap()  # the models and endpoints are up: later collections skip their objects
     await stop.wait()
     log.info("Received a stop signal, shutting down")
     try:
@@ -271,8 +273,10 @@ def run(options: ServerOptions) -> int:
     import os
 
     from tritonlite.allocator import tune_allocator
+    from tritonlite.heap import tune_collector
 
     tune_allocator()
+    tune_collector()
 
     try:
         import uvloop

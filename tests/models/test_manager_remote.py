@@ -79,16 +79,18 @@ def test_poll_reloads_what_changed_and_survives_an_unreachable_bucket(bucket, ca
         assert manager.is_ready("a") and manager.is_ready("b")
         assert (copy / "a" / "1" / "model.py").is_file()
 
+        assert await manager.poll() is False  # nothing changed
+
         bucket.broken = True
         with caplog.at_level(logging.ERROR):
-            await manager.poll()
+            assert await manager.poll() is False
         assert "failed to read model repository 's3://bucket/repo'" in caplog.text
         assert manager.is_ready("a") and manager.is_ready("b")  # nothing unloaded
 
         bucket.broken = False
         bucket.put_model("a", versions=(1, 2))
         bucket.fs.rm("/bucket/repo/b", recursive=True)
-        await manager.poll()
+        assert await manager.poll() is True
         assert manager.is_ready("a", "2") and not manager.is_ready("a", "1")  # latest version policy
         assert "b" not in manager.models and not (copy / "b").exists()
         await manager.shutdown()

@@ -442,18 +442,21 @@ class ModelManager:
                     continue
                 await self.unload_model(member, unload_dependents=True)
 
-    async def poll(self) -> None:
-        """One poll of the repositories: load new models, reload changed ones, unload removed ones."""
+    async def poll(self) -> bool:
+        """One poll of the repositories: load new models, reload changed ones, unload removed ones.
+
+        Returns whether any model was loaded, reloaded or unloaded.
+        """
         try:
             await self._sync()
         except TritonError as exc:  # an unreachable bucket must not unload what serves
             log.error("%s; keeping the models that serve", exc.message)
-            return
+            return False
         sources, duplicates = self._scan()
-        for name in list(self.models):
-            if name not in sources and name not in duplicates:
-                await self.unload(name)
-                self.models.pop(name, None)
+        removed = [name for name in self.models if name not in sources and name not in duplicates]
+        for name in removed:
+            await self.unload(name)
+            self.models.pop(name, None)
         changed = []
         for name, source in sources.items():
             entry = self.models.get(name)
@@ -471,6 +474,7 @@ class ModelManager:
             else:
                 old.fingerprint = entry.fingerprint  # do not retry a broken change every poll
                 log.error("failed to reload '%s': keeping the version that serves", source.name)
+        return bool(removed or changed)
 
     async def wait_retired(self) -> None:
         if self._retiring:
