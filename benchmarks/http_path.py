@@ -110,7 +110,7 @@ async def measure(repository: Path, concurrency: int, seconds: float, repeat: in
             spent = 0.0
             for _ in range(count):
                 if evictor is not None:
-                    np.add(evictor, 1.0, out=evictor)  # streams evict_mb through the caches, as a large model's run does
+                    np.add(evictor, 1.0, out=evictor)  # streams evict_mb through the caches, as a big model does
                 written[0] = 0
                 done.clear()
                 started = time.perf_counter()
