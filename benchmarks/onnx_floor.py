@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -152,7 +151,7 @@ def serve(port: int, model_path: Path, batch: int) -> None:
 
 
 def _floor_run(model_path: Path, concurrency: int) -> dict:
-    from compare import PERF_ANALYZER
+    from onnx_mlp import perf_analyzer
 
     port = 8140
     process = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(model_path), str(concurrency)])
@@ -163,19 +162,11 @@ def _floor_run(model_path: Path, concurrency: int) -> dict:
                     break
             except OSError:
                 time.sleep(0.05)
-        command = [str(PERF_ANALYZER), "-m", "mlp_large", "-u", f"127.0.0.1:{port}",
-                   "--concurrency-range", f"{concurrency}:{concurrency}"]  # fmt: skip
-        subprocess.run([*command, "--measurement-interval", "1000", "--stability-percentage", "1000",
-                        "--max-trials", "2"], capture_output=True, timeout=300)  # fmt: skip
-        out = subprocess.run(
-            [*command, "--measurement-interval", "5000", "--stability-percentage", "100", "--max-trials", "4"],
-            capture_output=True, text=True, timeout=600,
-        )
+        throughput, text = perf_analyzer(port, concurrency)
     finally:
         process.kill()
         process.wait()
-    found = re.search(r"Throughput: ([\d.]+) infer/sec", out.stdout + out.stderr)
-    return {"throughput": float(found.group(1)) if found else None, "tail": "" if found else out.stdout[-300:]}
+    return {"throughput": throughput, "tail": "" if throughput else text[-300:]}
 
 
 def main() -> int:

@@ -93,32 +93,37 @@ def direct(model: Path, batch: int, seconds: float = 5.0) -> dict:
     return {"throughput": round(batch * runs / elapsed, 1), "batch_ms": round(1000 * elapsed / runs, 3)}
 
 
+def perf_analyzer(port: int, concurrency: int, protocol: str = "http") -> tuple[float | None, str]:
+    """perf_analyzer's infer/s against the mlp_large model on ``port`` (None if it found none), and
+    its output; after a warm-up run that is not kept (as the direct loop runs a few batches before
+    it measures): the first second of a fresh server is slow (weights paged in, first runs)."""
+    command = [str(PERF_ANALYZER), "-m", "mlp_large", "-i", protocol, "-u", f"127.0.0.1:{port}",
+               "--concurrency-range", f"{concurrency}:{concurrency}"]  # fmt: skip
+    subprocess.run([*command, "--measurement-interval", "1000", "--stability-percentage", "1000",
+                    "--max-trials", "2"], capture_output=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [*command, "--measurement-interval", "5000", "--stability-percentage", "100", "--max-trials", "4"],
+        capture_output=True, text=True, timeout=600,
+    )
+    text = out.stdout + out.stderr
+    found = re.search(r"Throughput: ([\d.]+) infer/sec", text)
+    return (float(found.group(1)) if found else None), text
+
+
 def served(repository: Path, concurrency: int, protocol: str) -> dict:
     server, _ = launch("tritonlite", repository, (8110, 8111, 8112))
     try:
-        port = 8110 if protocol == "http" else 8111
-        command = [str(PERF_ANALYZER), "-m", "mlp_large", "-i", protocol, "-u", f"127.0.0.1:{port}",
-                   "--concurrency-range", f"{concurrency}:{concurrency}"]  # fmt: skip
-        # warm-up, not kept (as the direct loop runs a few batches before it measures): the first
-        # second of a fresh server is slow (weights paged in, onnxruntime's first runs)
-        subprocess.run([*command, "--measurement-interval", "1000", "--stability-percentage", "1000",
-                        "--max-trials", "2"], capture_output=True, timeout=300)  # fmt: skip
-        out = subprocess.run(
-            [*command, "--measurement-interval", "5000", "--stability-percentage", "100", "--max-trials", "4"],
-            capture_output=True, text=True, timeout=600,
-        )
+        throughput, text = perf_analyzer(8110 if protocol == "http" else 8111, concurrency, protocol)
         stats = json.loads(urllib.request.urlopen("http://127.0.0.1:8110/v2/models/mlp_large/stats").read())
     finally:
         stop(server)
-    text = out.stdout + out.stderr
-    found = re.search(r"Throughput: ([\d.]+) infer/sec", text)
     model = stats["model_stats"][0]
     batches = {b["batch_size"]: b["compute_infer"]["count"] for b in model.get("batch_stats", [])}
     return {
-        "throughput": float(found.group(1)) if found else None,
+        "throughput": throughput,
         "mean_batch": round(model["inference_count"] / max(model["execution_count"], 1), 2),
         "executions_by_batch_size": batches,
-        "tail": "" if found else text[-300:],
+        "tail": "" if throughput else text[-300:],
     }
 
 
