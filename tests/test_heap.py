@@ -83,7 +83,7 @@ def test_settle_can_be_turned_off():
     assert _run(program, TRITONLITE_GC_TUNING="0") == "False 0"
 
 
-def test_engine_settles_after_explicit_loads_and_unloads(tmp_path, monkeypatch):
+def test_engine_settles_after_explicit_loads_reloads_and_unloads(tmp_path, monkeypatch):
     shutil.copytree(EXAMPLES / "identity", tmp_path / "identity", ignore=shutil.ignore_patterns("__pycache__"))
     settled: list[str] = []
     monkeypatch.setattr(heap, "settle", lambda: settled.append("settle") or True)
@@ -96,8 +96,14 @@ def test_engine_settles_after_explicit_loads_and_unloads(tmp_path, monkeypatch):
             assert settled == []  # the server settles once its endpoints are up, not the engine
             await engine.load_model("identity")
             assert engine.models.is_ready("identity") and len(settled) == int(settle_heap)
-            await engine.unload_model("identity")
+            await engine.load_model("identity")  # a reload: the replaced version drains in the background
             assert len(settled) == 2 * int(settle_heap)
+            await engine.models.wait_retired()
+            for _ in range(3):
+                await asyncio.sleep(0)
+            assert len(settled) == 3 * int(settle_heap)  # settled again once the old version is gone
+            await engine.unload_model("identity")
+            assert len(settled) == 4 * int(settle_heap)
             try:
                 await engine.load_model("missing")
             except Exception:
@@ -106,5 +112,5 @@ def test_engine_settles_after_explicit_loads_and_unloads(tmp_path, monkeypatch):
         finally:
             await engine.stop()
 
-    assert asyncio.run(scenario(True)) == ["settle"] * 3
+    assert asyncio.run(scenario(True)) == ["settle"] * 5
     assert asyncio.run(scenario(False)) == []  # engines made without the option leave the heap alone

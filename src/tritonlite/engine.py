@@ -111,6 +111,7 @@ class Engine:
             self.models.summary_quantiles = options.metrics_config.quantiles
         self.models.first_response_histograms = options.metrics_config.histogram_latencies
         self._poller: asyncio.Task | None = None
+        self._settling: asyncio.Task | None = None  # settles the heap once replaced versions are gone
         self._override_root: Path | None = None
         self._overrides = 0
         self.live = False
@@ -130,9 +131,23 @@ class Engine:
 
     def settle_heap(self) -> None:
         """Once the server has started and after the loaded models change: one full collection,
-        after which collections skip what survived (``heap.settle``), with ``settle_heap`` set."""
-        if self.options.settle_heap:
-            heap.settle()
+        after which collections skip what survived (``heap.settle``), with ``settle_heap`` set.
+
+        Versions replaced by a reload drain in the background; once they are gone the heap is
+        settled again, so what they leave in reference cycles is not kept frozen.
+        """
+        if not self.options.settle_heap:
+            return
+        heap.settle()
+        if self.models.retiring() and self._settling is None:
+            self._settling = asyncio.get_running_loop().create_task(self._settle_after_retired())
+
+    async def _settle_after_retired(self) -> None:
+        try:
+            await self.models.wait_retired()
+        finally:
+            self._settling = None
+        heap.settle()
 
     async def _poll_forever(self) -> None:
         while True:
@@ -147,6 +162,8 @@ class Engine:
         self.accepting = False
         if self._poller is not None:
             self._poller.cancel()
+        if self._settling is not None:
+            self._settling.cancel()
         self.shared_memory.close()
         if self._override_root is not None:
             shutil.rmtree(self._override_root, ignore_errors=True)

@@ -476,6 +476,10 @@ class ModelManager:
                 log.error("failed to reload '%s': keeping the version that serves", source.name)
         return bool(removed or changed)
 
+    def retiring(self) -> bool:
+        """Whether replaced versions are still draining their requests."""
+        return bool(self._retiring)
+
     async def wait_retired(self) -> None:
         if self._retiring:
             await asyncio.gather(*list(self._retiring), return_exceptions=True)
