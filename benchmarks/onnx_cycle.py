@@ -131,9 +131,7 @@ def main() -> int:
     from compare import PERF_ANALYZER, launch, stop
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--hidden", type=int, default=4096)
-    parser.add_argument("--layers", type=int, default=6)
+    onnx_mlp.model_arguments(parser)
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:

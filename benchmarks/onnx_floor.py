@@ -1,7 +1,8 @@
 """How close can any Python server come to the direct onnxruntime loop here? A floor for onnx_mlp.py.
 
     .venv/bin/python benchmarks/onnx_floor.py [--repeat 3]           # direct, floor server, tritonlite
-    .venv/bin/python benchmarks/onnx_floor.py --serve PORT MODEL     # the floor server alone
+    .venv/bin/python benchmarks/onnx_floor.py --serve --model-repository=REPO --http-port=PORT
+                                                                     # the floor server alone
 
 onnx_mlp.py compares tritonlite with `InferenceSession.run` in a loop, which has no client, no
 sockets and no threads to wake. This file adds a third contestant: the least a Python server can
@@ -23,12 +24,9 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -59,9 +57,21 @@ def _canned(model: str, batch: int) -> dict[bytes, bytes]:
     }
 
 
-def serve(port: int, model_path: Path, batch: int) -> None:
+def serve(arguments: list[str]) -> None:
+    """The floor server, started with the part of tritonlite's command line it needs (as
+    compare.launch starts servers): the repository of onnx_mlp.write_repository and the HTTP port."""
+    import re
+
     import onnxruntime as ort
     import uvloop
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model-repository", type=Path, required=True)
+    parser.add_argument("--http-port", type=int, required=True)
+    options, _ = parser.parse_known_args(arguments)  # gRPC and metrics ports: not served
+    folder = options.model_repository / "mlp_large"
+    batch = int(re.search(r"max_batch_size: (\d+)", (folder / "config.pbtxt").read_text()).group(1))
+    model_path, port = folder / "1" / "model.onnx", options.http_port
 
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as tritonlite
@@ -150,37 +160,29 @@ def serve(port: int, model_path: Path, batch: int) -> None:
         server.close()
 
 
-def _floor_run(model_path: Path, concurrency: int) -> dict:
+def _floor_run(repository: Path, concurrency: int) -> dict:
+    from compare import launch, stop
     from onnx_mlp import perf_analyzer
 
-    port = 8140
-    process = subprocess.Popen([sys.executable, __file__, "--serve", str(port), str(model_path), str(concurrency)])
+    server, _ = launch("tritonlite", repository, (8140, 8141, 8142), entry=(__file__, "--serve"))
     try:
-        for _ in range(600):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        throughput, text = perf_analyzer(port, concurrency)
+        throughput, text = perf_analyzer(8140, concurrency)
     finally:
-        process.kill()
-        process.wait()
+        stop(server)
     return {"throughput": throughput, "tail": "" if throughput else text[-300:]}
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        serve(int(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+        serve(sys.argv[2:])
         return 0
     sys.path.insert(0, str(Path(__file__).parent))
     import onnx_mlp
     from compare import PERF_ANALYZER, RESULTS
+    from suite import median_of, ratio
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--hidden", type=int, default=4096)
-    parser.add_argument("--layers", type=int, default=6)
+    onnx_mlp.model_arguments(parser)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     if not PERF_ANALYZER.exists():
@@ -193,7 +195,7 @@ def main() -> int:
         model_path = repository / "mlp_large" / "1" / "model.onnx"
         for _ in range(args.repeat):
             runs["direct_onnxruntime"].append(onnx_mlp.direct(model_path, args.concurrency))
-            runs["floor_server"].append(_floor_run(model_path, args.concurrency))
+            runs["floor_server"].append(_floor_run(repository, args.concurrency))
             runs["tritonlite"].append(onnx_mlp.served(repository, args.concurrency, "http"))
     result: dict = {"concurrency": args.concurrency, "hidden": args.hidden, "layers": args.layers, "runs": runs}
     for name, found in runs.items():
@@ -201,13 +203,10 @@ def main() -> int:
         result[name] = round(statistics.median(values), 1) if values else None
     limit = result["direct_onnxruntime"]
     for name in ("floor_server", "tritonlite"):
-        result[f"{name}_ratio"] = round(result[name] / limit, 3) if result[name] and limit else None
-        paired = [
-            served["throughput"] / alone["throughput"]
-            for served, alone in zip(runs[name], runs["direct_onnxruntime"], strict=True)
-            if served["throughput"] and alone["throughput"]
-        ]
-        result[f"{name}_paired_ratio"] = round(statistics.median(paired), 3) if paired else None
+        result[f"{name}_ratio"] = ratio(result[name], limit)
+        pairs = zip(runs[name], runs["direct_onnxruntime"], strict=True)  # one pair per repeat
+        paired = [ratio(served["throughput"], alone["throughput"]) for served, alone in pairs]
+        result[f"{name}_paired_ratio"] = median_of(paired)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "onnx_floor.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=2))

@@ -127,12 +127,17 @@ def served(repository: Path, concurrency: int, protocol: str) -> dict:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
+def model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run's shape, shared by the ONNX benchmarks: clients (= batch size) and the MLP's size."""
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--protocol", default="http", choices=["http", "grpc"])
     parser.add_argument("--hidden", type=int, default=4096)
     parser.add_argument("--layers", type=int, default=6)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    model_arguments(parser)
+    parser.add_argument("--protocol", default="http", choices=["http", "grpc"])
     parser.add_argument("--repeat", type=int, default=3, help="alternating served/direct runs; medians reported")
     args = parser.parse_args()
     if not PERF_ANALYZER.exists():
