@@ -93,11 +93,13 @@ def direct(model: Path, batch: int, seconds: float = 5.0) -> dict:
     return {"throughput": round(batch * runs / elapsed, 1), "batch_ms": round(1000 * elapsed / runs, 3)}
 
 
-def perf_analyzer(port: int, concurrency: int, protocol: str = "http") -> tuple[float | None, str]:
-    """perf_analyzer's infer/s against the mlp_large model on ``port`` (None if it found none), and
+def perf_analyzer(
+    port: int, concurrency: int, protocol: str = "http", model: str = "mlp_large"
+) -> tuple[float | None, str]:
+    """perf_analyzer's infer/s against ``model`` on ``port`` (None if it found none), and
     its output; after a warm-up run that is not kept (as the direct loop runs a few batches before
     it measures): the first second of a fresh server is slow (weights paged in, first runs)."""
-    command = [str(PERF_ANALYZER), "-m", "mlp_large", "-i", protocol, "-u", f"127.0.0.1:{port}",
+    command = [str(PERF_ANALYZER), "-m", model, "-i", protocol, "-u", f"127.0.0.1:{port}",
                "--concurrency-range", f"{concurrency}:{concurrency}"]  # fmt: skip
     subprocess.run([*command, "--measurement-interval", "1000", "--stability-percentage", "1000",
                     "--max-trials", "2"], capture_output=True, timeout=300)  # fmt: skip
