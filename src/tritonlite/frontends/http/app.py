@@ -29,6 +29,7 @@ from tritonlite.core.validation import RAW_INPUT_NAME, request_prefix
 from tritonlite.engine import Engine
 from tritonlite.frontends.http.codec import decode_request, encode_response
 from tritonlite.frontends.http.generate import generate, generate_request, generate_stream
+from tritonlite.frontends.http.header_cache import HeaderCache
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class HttpFrontend:
     def __init__(self, engine: Engine, max_input_size: int = DEFAULT_MAX_INPUT_SIZE) -> None:
         self.engine = engine
         self.max_input_size = max_input_size
+        self.headers = HeaderCache()  # JSON infer headers seen before, decoded once
         self.api = build_api(engine, self._infer_route)
 
     async def __call__(self, scope, receive, send) -> None:
@@ -150,21 +152,29 @@ class HttpFrontend:
                     length = int(header_length)
                 except ValueError:
                     length = 0  # Triton reads an unparsable size as 0: a raw binary request
+            header = None
             if length == 0 or (length is None and not body):
                 request = raw_request(self.engine, model_name, model_version, body)
                 binary_default = True
-            else:
+            elif length is None:
                 request, binary_default = decode_request(
+                    model_name, model_version, body, None, self.engine.shared_memory
+                )
+            else:
+                request, binary_default, header = self.headers.decode(
                     model_name, model_version, body, length, self.engine.shared_memory
                 )
             request.trace = trace
             model = self.engine.model_for(request)
+            validated = header is not None and header.validated(model)
             if model.queues_requests:
-                response = await run_queued(model.infer(request))
+                response = await run_queued(model.infer(request, validated))
                 if response is None:
                     return None
             else:
-                response = await model.infer(request)
+                response = await model.infer(request, validated)
+            if header is not None and not validated:
+                header.passed(model)
             if trace is not None:
                 trace.stamp("INFER_RESPONSE_COMPLETE")
             payload, json_length = encode_response(response, request, binary_default, self.engine.shared_memory)
