@@ -14,7 +14,8 @@ from serverutil import RunningServer
 from tritonclient.utils import InferenceServerException
 
 from tritonlite.core.errors import TritonError
-from tritonlite.frontends.http.codec import decode_request
+from tritonlite.core.types import InferResponse, InferTensor
+from tritonlite.frontends.http.codec import decode_request, encode_response
 from tritonlite.frontends.http.header_cache import HeaderCache
 
 
@@ -152,6 +153,57 @@ def test_the_cache_starts_over_when_full():
         cache.decode("m", "", body, length)
         assert len(cache) <= 3
     assert len(cache) == 2
+
+
+# --- answers ----------------------------------------------------------------------------------------
+
+BINARY_OUT = {
+    "inputs": [binary_input("A", "FP32", [2], 8)],
+    "outputs": [{"name": "Y", "parameters": {"binary_data": True}}, {"name": "Z", "parameters": {"binary_data": True}}],
+}
+
+
+def answer(y: np.ndarray, z: np.ndarray, datatype: str = "FP32") -> InferResponse:
+    return InferResponse(
+        "m", "1", "", [InferTensor("Y", datatype, list(y.shape), y), InferTensor("Z", "INT32", list(z.shape), z)]
+    )
+
+
+def test_answers_with_the_same_outputs_reuse_the_json_header_and_match_encode_response():
+    body, length = body_of(BINARY_OUT, np.ones(2, np.float32))
+    request, binary_default, entry = HeaderCache().decode("m", "1", body, length)
+    rng = np.random.default_rng(5)
+    responses = [
+        answer(rng.standard_normal((1, 3)).astype(np.float32), np.arange(4, dtype=np.int32)),
+        answer(rng.standard_normal((1, 3)).astype(np.float32), np.arange(4, 8, dtype=np.int32)),  # same shapes
+        answer(rng.standard_normal((2, 3)).astype(np.float32), np.arange(4, dtype=np.int32)),  # another shape
+        answer(rng.standard_normal((2, 3)), np.arange(4, dtype=np.int32)),  # float64 data under FP32: another size
+    ]
+    headers_seen = []
+    for response in responses:
+        payload, json_length, headers = entry.encode(response, request)
+        assert (payload, json_length) == encode_response(response, request, binary_default)
+        assert headers == [(b"content-type", b"application/octet-stream"),
+                           (b"inference-header-content-length", str(json_length).encode())]  # fmt: skip
+        headers_seen.append(headers)
+    assert headers_seen[1] is headers_seen[0]  # the second answer came from the kept header
+    assert headers_seen[2] is not headers_seen[1] and headers_seen[3] is not headers_seen[2]
+
+
+def test_json_and_bytes_answers_are_encoded_every_time():
+    body, length = body_of({"inputs": BINARY_OUT["inputs"], "outputs": [{"name": "Y"}]}, np.ones(2, np.float32))
+    request, binary_default, entry = HeaderCache().decode("m", "1", body, length)
+    response = InferResponse("m", "1", "", [InferTensor("Y", "FP32", [2], np.array([0.5, 1.5], np.float32))])
+    for _ in range(2):
+        assert entry.encode(response, request) == (*encode_response(response, request, binary_default), None)
+    body, length = body_of(BINARY_OUT, np.ones(2, np.float32))
+    request, binary_default, entry = HeaderCache().decode("m", "1", body, length)
+    strings = np.array([b"a", b"bcd"], dtype=object)
+    response = InferResponse("m", "1", "", [InferTensor("Y", "BYTES", [2], strings)])
+    first = entry.encode(response, request)
+    response.outputs[0].data = np.array([b"longer", b"x"], dtype=object)
+    second = entry.encode(response, request)
+    assert second[:2] == encode_response(response, request, binary_default) and second[2] is not first[2]
 
 
 # --- through a server: a reloaded model with another config validates the same header again ---------

@@ -177,7 +177,11 @@ class HttpFrontend:
                 header.passed(model)
             if trace is not None:
                 trace.stamp("INFER_RESPONSE_COMPLETE")
-            payload, json_length = encode_response(response, request, binary_default, self.engine.shared_memory)
+            if header is not None:
+                payload, json_length, out_headers = header.encode(response, request)
+            else:
+                payload, json_length = encode_response(response, request, binary_default, self.engine.shared_memory)
+                out_headers = None
         except TritonError as exc:
             return STATUS_BY_KIND[exc.kind], _JSON, error_body(exc.message), None
         except Exception as exc:  # never let a bug take a connection down silently
@@ -185,7 +189,7 @@ class HttpFrontend:
             return 500, _JSON, error_body(f"internal error: {type(exc).__name__}: {exc}"), None
         if json_length is None:
             out_headers = _JSON
-        else:
+        elif out_headers is None:
             out_headers = [
                 (b"content-type", b"application/octet-stream"),
                 (b"inference-header-content-length", str(json_length).encode()),

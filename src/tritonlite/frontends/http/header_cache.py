@@ -8,6 +8,10 @@ no JSON parsing, no field checks. Once a request built from an entry has passed 
 validation, later ones sent to the same loaded model skip it too (the outcome depends only on the
 header and the model's config, both unchanged).
 
+The answers to such requests repeat too: when every output goes back as binary data of a
+fixed-size type, the answer's JSON header is the same as long as the outputs' names, types and
+shapes are. The entry keeps the last one it encoded and reuses it when they match.
+
 Only plain headers are kept: binary inputs of fixed-size types, no request id, no parameters but
 ``binary_data_output``, no shared memory and no JSON data. Anything else is decoded every time.
 """
@@ -17,9 +21,9 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from tritonlite.core.datatypes import tensor_from_bytes
-from tritonlite.core.types import InferRequest, InferTensor, RequestedOutput
-from tritonlite.frontends.http.codec import decode_request
+from tritonlite.core.datatypes import tensor_buffer, tensor_from_bytes
+from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
+from tritonlite.frontends.http.codec import decode_request, encode_response
 
 DEFAULT_LIMIT = 512  # entries; the cache starts over when full (a client with ever-new headers)
 
@@ -27,7 +31,7 @@ DEFAULT_LIMIT = 512  # entries; the cache starts over when full (a client with e
 class DecodedHeader:
     """What one plain JSON header decodes to, without the binary data."""
 
-    __slots__ = ("inputs", "outputs", "binary_default", "binary_size", "validated_for")
+    __slots__ = ("inputs", "outputs", "binary_default", "binary_size", "validated_for", "_binary", "_answer")
 
     def __init__(
         self,
@@ -40,6 +44,10 @@ class DecodedHeader:
         self.binary_default = binary_default
         self.binary_size = sum(size for *_, size in inputs)
         self.validated_for: weakref.ref | None = None  # the model a request of this header passed
+        # whether an output goes back as binary data, by name (outputs not named: binary_default)
+        self._binary = {name: binary for name, _, binary in outputs or ()}
+        # the last answer's (model, version, [(name, datatype, shape, bytes)], JSON header, HTTP headers)
+        self._answer: tuple | None = None
 
     @classmethod
     def of(cls, header: bytes, request: InferRequest, binary_default: bool) -> DecodedHeader | None:
@@ -90,6 +98,58 @@ class DecodedHeader:
                 outputs.append(requested)
             request.outputs = outputs
         return request
+
+    def encode(
+        self, response: InferResponse, request: InferRequest
+    ) -> tuple[bytes, int | None, list[tuple[bytes, bytes]] | None]:
+        """``encode_response`` for a request of this header, with the JSON header of the last answer
+        when this one has the same outputs; also the answer's binary HTTP headers (None: JSON)."""
+        outputs = response.outputs
+        answer = self._answer
+        if (
+            answer is not None
+            and not response.id
+            and not response.parameters
+            and response.model_name == answer[0]
+            and response.model_version == answer[1]
+            and len(outputs) == len(answer[2])
+        ):
+            header = answer[3]
+            parts = [header]
+            for tensor, (name, datatype, shape, size) in zip(outputs, answer[2], strict=True):
+                if tensor.name != name or tensor.datatype != datatype or tensor.shape != shape:
+                    break
+                raw = tensor_buffer(datatype, tensor.data)
+                if raw.nbytes != size:  # e.g. an array of another dtype than the datatype says
+                    break
+                parts.append(raw)
+            else:
+                return b"".join(parts), len(header), answer[4]
+        payload, json_length = encode_response(response, request, self.binary_default)
+        headers = None
+        if json_length is not None:
+            headers = [
+                (b"content-type", b"application/octet-stream"),
+                (b"inference-header-content-length", str(json_length).encode()),
+            ]
+            if self._all_binary(response):
+                signature = [
+                    (t.name, t.datatype, type(t.shape)(t.shape), tensor_buffer(t.datatype, t.data).nbytes)
+                    for t in outputs
+                ]
+                header = payload[:json_length]
+                self._answer = (response.model_name, response.model_version, signature, header, headers)
+        return payload, json_length, headers
+
+    def _all_binary(self, response: InferResponse) -> bool:
+        """Whether every output of ``response`` went out as binary data of a fixed-size type."""
+        if response.id or response.parameters or not response.outputs:
+            return False
+        binary, default = self._binary, self.binary_default
+        for tensor in response.outputs:
+            if tensor.datatype == "BYTES" or not binary.get(tensor.name, default):
+                return False
+        return True
 
     def validated(self, model: Any) -> bool:
         """Whether a request of this header passed ``model``'s validation before."""
