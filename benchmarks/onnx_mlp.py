@@ -66,10 +66,10 @@ def build_model(path: Path, hidden: int, layers: int) -> None:
     path.write_bytes(model.SerializeToString())
 
 
-def write_repository(root: Path, hidden: int, layers: int, batch: int) -> None:
+def write_repository(root: Path, hidden: int, layers: int, batch: int, extra: str = "") -> None:
     folder = root / "mlp_large"
     build_model(folder / "1" / "model.onnx", hidden, layers)
-    (folder / "config.pbtxt").write_text(
+    (folder / "config.pbtxt").write_text(extra + "\n" +
         f'name: "mlp_large"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {batch}\n'
         f'input [{{ name: "INPUT0" data_type: TYPE_FP32 dims: [ {INPUTS} ] }}]\n'
         f'output [{{ name: "OUTPUT0" data_type: TYPE_FP32 dims: [ {OUTPUTS} ] }}]\n'
@@ -140,6 +140,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     model_arguments(parser)
     parser.add_argument("--protocol", default="http", choices=["http", "grpc"])
+    parser.add_argument("--config", default="", help="more config.pbtxt text for the served model")
     parser.add_argument("--repeat", type=int, default=3, help="alternating served/direct runs; medians reported")
     args = parser.parse_args()
     if not PERF_ANALYZER.exists():
@@ -147,9 +148,9 @@ def main() -> int:
         return 2
     with tempfile.TemporaryDirectory() as folder:
         repository = Path(folder)
-        write_repository(repository, args.hidden, args.layers, args.concurrency)
+        write_repository(repository, args.hidden, args.layers, args.concurrency, args.config)
         result = {"concurrency": args.concurrency, "protocol": args.protocol, "hidden": args.hidden,
-                  "layers": args.layers}  # fmt: skip
+                  "layers": args.layers, "config": args.config}  # fmt: skip
         runs: dict[str, list[dict]] = {"tritonlite": [], "direct_onnxruntime": []}
         for _ in range(args.repeat):
             runs["tritonlite"].append(served(repository, args.concurrency, args.protocol))
