@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -155,6 +156,31 @@ def test_binary_answer_and_version_path(server):
     assert status == 200 and headers["content-type"] == "application/octet-stream"
     json_length = int(headers["inference-header-content-length"])
     assert np.frombuffer(body[json_length:], np.float32).tolist() == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_body_that_arrives_in_pieces_is_joined_in_order(server):
+    header = json.dumps(
+        {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [4], "parameters": {"binary_data_size": 16}},
+                    {"name": "INPUT1", "datatype": "FP32", "shape": [4], "parameters": {"binary_data_size": 16}}]}
+    ).encode()  # fmt: skip
+    data = header + np.array([1, 2, 3, 4], np.float32).tobytes() + np.array([10, 20, 30, 40], np.float32).tobytes()
+    request = post(data, f"Inference-Header-Content-Length: {len(header)}")
+    head_end = request.index(b"\r\n\r\n") + 4
+    pieces = [request[:head_end], data[:7], data[7:len(header) + 5], data[len(header) + 5:]]
+    host, port = server.http.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for index, piece in enumerate(pieces):
+            sock.sendall(piece)
+            if index < len(pieces) - 1:
+                time.sleep(0.05)  # each piece reaches the server on its own
+        status, headers, body = read_response(sock, bytearray())
+        # the same connection goes on with a request in one piece
+        sock.sendall(request)
+        again = read_response(sock, bytearray())
+    assert status == 200 and again[0] == 200 and headers["content-type"] == "application/json"
+    assert outputs(body) == {"OUTPUT0": [11.0, 22.0, 33.0, 44.0], "OUTPUT1": [-9.0, -18.0, -27.0, -36.0]}
+    assert again[2] == body
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def protocol_class() -> type | str:
 
 # what the protocol subclass overrides or calls of uvicorn's (an older layout keeps uvicorn's own)
 _PROTOCOL_METHODS = (
-    "on_message_begin", "on_headers_complete", "on_response_complete", "connection_lost",
+    "on_message_begin", "on_headers_complete", "on_body", "on_response_complete", "connection_lost",
     "_start_asgi_task", "_unset_keepalive_if_required", "timeout_keep_alive_handler",
 )  # fmt: skip
 
@@ -125,11 +126,28 @@ def protocol_fits(base: type | None) -> bool:
     return base is not None and all(callable(getattr(base, name, None)) for name in _PROTOCOL_METHODS)
 
 
-def _lean_protocol(base: type, cycle_class: type, parse_infer_path) -> type:
+def _lean_protocol(base: type, cycle_class: type, parse_infer_path, high_water: Callable[[], int]) -> type:
     """uvicorn's httptools protocol, building the whole ASGI scope only for requests that need it."""
+    targets: dict[bytes, tuple[str, str, str] | None] = {}  # infer path parsing by raw path
 
     class TritonliteProtocol(base):  # type: ignore[misc, valid-type]
         _idle_since: float | None = None  # when the last response ended with nothing after it
+
+        # -- an infer body: its chunks kept as they came, joined (if more than one) when read ------
+
+        def on_body(self, body: bytes) -> None:
+            cycle = self.cycle
+            chunks = cycle.chunks
+            if chunks is None:  # ASGI: uvicorn's bytearray
+                super().on_body(body)
+                return
+            if cycle.response_complete:
+                return
+            chunks.append(body)
+            cycle.received += len(body)
+            if cycle.received > high_water():
+                self.flow.pause_reading()
+            cycle.message_event.set()
 
         # -- keep-alive: one timer that moves on, not a new one per response -------------------
         # uvicorn cancels its keep-alive timer on any data and arms a new one after every
@@ -201,6 +219,7 @@ def _lean_protocol(base: type, cycle_class: type, parse_infer_path) -> type:
                 http_version != "1.0" and parser.should_keep_alive(), self.on_response_complete,
             )  # fmt: skip
             cycle.target = target[0], target[1]
+            cycle.chunks = []
             if existing is None or existing.response_complete:
                 self._start_asgi_task(cycle, self.app)
             else:  # pipelined behind a response still in progress, as uvicorn queues it
@@ -215,14 +234,22 @@ def _lean_protocol(base: type, cycle_class: type, parse_infer_path) -> type:
             if parser.should_upgrade() or not hasattr(self.app, "infer_reply"):
                 return None
             raw_path = self.url.partition(b"?")[0]
-            if b"%" in raw_path:
-                return None  # escaped: uvicorn unquotes it
             try:
-                path = raw_path.decode("ascii")
-            except UnicodeDecodeError:
-                return None
-            target = parse_infer_path(path)
-            return None if target is None else (target[0], target[1], path)
+                return targets[raw_path]
+            except KeyError:
+                pass
+            found = None
+            if b"%" not in raw_path:  # escaped: uvicorn unquotes it
+                try:
+                    path = raw_path.decode("ascii")
+                except UnicodeDecodeError:
+                    path = None
+                target = None if path is None else parse_infer_path(path)
+                found = None if target is None else (target[0], target[1], path)
+            if len(targets) >= 1024:
+                targets.clear()
+            targets[raw_path] = found
+            return found
 
     return TritonliteProtocol
 
@@ -254,6 +281,9 @@ def install() -> bool:
             self._held: list[bytes] | None = None
             self._queued_task: asyncio.Task | None = None
             self.target: tuple[str, str] | None = None  # (model, version) when the protocol saw an infer
+            # an infer body's chunks as they came (None: ASGI reads uvicorn's bytearray ``body``)
+            self.chunks: list[bytes] | None = None
+            self.received = 0
 
         # -- infer without ASGI -----------------------------------------------------------------
 
@@ -293,16 +323,26 @@ def install() -> bool:
             if self.waiting_for_100_continue and not self.transport.is_closing():
                 self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 self.waiting_for_100_continue = False
+            chunks = self.chunks
+            if chunks is None:  # started by uvicorn's protocol: the body is in its bytearray
+                self.chunks = chunks = [bytes(self.body)] if self.body else []
+                self.received = len(self.body)
+                self.body = bytearray()
             while self.more_body and not self.disconnected and not self.response_complete:
-                if len(self.body) > app.max_input_size:
+                if self.received > app.max_input_size:
                     break
                 self.flow.resume_reading()
                 await self.message_event.wait()
                 self.message_event.clear()
-            if len(self.body) > app.max_input_size:
-                raise app.too_large(len(self.body))
-            body = bytes(self.body)
-            self.body = bytearray()
+                if self.body:  # uvicorn's on_body while this cycle was not the protocol's own
+                    chunks.append(bytes(self.body))
+                    self.received += len(self.body)
+                    self.body = bytearray()
+            if self.received > app.max_input_size:
+                raise app.too_large(self.received)
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            self.received = 0
             return body
 
         async def _infer_queued(self, work) -> Any:
@@ -395,6 +435,8 @@ def install() -> bool:
     httptools_impl.RequestResponseCycle = TritonliteCycle
     protocol_base = getattr(httptools_impl, "HttpToolsProtocol", None)
     if direct and protocol_fits(protocol_base):
-        _protocol = _lean_protocol(protocol_base, TritonliteCycle, parse_infer_path)
+        _protocol = _lean_protocol(
+            protocol_base, TritonliteCycle, parse_infer_path, lambda: httptools_impl.HIGH_WATER_LIMIT
+        )
     log.debug("HTTP responses are written in one piece%s", "; infer skips ASGI" if direct else "")
     return True
