@@ -220,6 +220,7 @@ def _lean_protocol(base: type, cycle_class: type, parse_infer_path, high_water: 
             )  # fmt: skip
             cycle.target = target[0], target[1]
             cycle.chunks = []
+            cycle.loop = self.loop
             if existing is None or existing.response_complete:
                 self._start_asgi_task(cycle, self.app)
             else:  # pipelined behind a response still in progress, as uvicorn queues it
@@ -284,6 +285,7 @@ def install() -> bool:
             # an infer body's chunks as they came (None: ASGI reads uvicorn's bytearray ``body``)
             self.chunks: list[bytes] | None = None
             self.received = 0
+            self.loop: asyncio.AbstractEventLoop | None = None  # known when the protocol made this cycle
 
         # -- infer without ASGI -----------------------------------------------------------------
 
@@ -348,7 +350,9 @@ def install() -> bool:
         async def _infer_queued(self, work) -> Any:
             """Await the infer ``work``, unless the client disconnects first: then the request leaves
             its queue."""
-            task = asyncio.current_task()
+            loop = self.loop
+            # with the loop given, current_task skips get_running_loop's getpid() system call
+            task = asyncio.current_task(loop) if loop is not None else asyncio.current_task()
             event = self.message_event
             event.on_set = self._on_event
             self._queued_task = task
