@@ -190,6 +190,20 @@ def test_answers_with_the_same_outputs_reuse_the_json_header_and_match_encode_re
     assert headers_seen[2] is not headers_seen[1] and headers_seen[3] is not headers_seen[2]
 
 
+def test_outputs_that_tensor_buffer_gives_as_bytes_are_answered(monkeypatch):
+    # dtypes that cannot export a buffer (ml_dtypes' bfloat16 from some models) come out of
+    # tensor_buffer as bytes; the answer cache measures those too
+    from tritonlite.frontends.http import header_cache
+
+    monkeypatch.setattr(header_cache, "tensor_buffer", lambda datatype, data: np.ascontiguousarray(data).tobytes())
+    body, length = body_of(BINARY_OUT, np.ones(2, np.float32))
+    request, binary_default, entry = HeaderCache().decode("m", "1", body, length)
+    for seed in (1, 2):
+        response = answer(np.full((1, 3), seed, np.float32), np.arange(4, dtype=np.int32))
+        payload, json_length, _ = entry.encode(response, request)
+        assert (payload, json_length) == encode_response(response, request, binary_default)
+
+
 def test_json_and_bytes_answers_are_encoded_every_time():
     body, length = body_of({"inputs": BINARY_OUT["inputs"], "outputs": [{"name": "Y"}]}, np.ones(2, np.float32))
     request, binary_default, entry = HeaderCache().decode("m", "1", body, length)

@@ -120,7 +120,7 @@ class DecodedHeader:
                 if tensor.name != name or tensor.datatype != datatype or tensor.shape != shape:
                     break
                 raw = tensor_buffer(datatype, tensor.data)
-                if raw.nbytes != size:  # e.g. an array of another dtype than the datatype says
+                if _size(raw) != size:  # e.g. an array of another dtype than the datatype says
                     break
                 parts.append(raw)
             else:
@@ -134,7 +134,7 @@ class DecodedHeader:
             ]
             if self._all_binary(response):
                 signature = [
-                    (t.name, t.datatype, type(t.shape)(t.shape), tensor_buffer(t.datatype, t.data).nbytes)
+                    (t.name, t.datatype, type(t.shape)(t.shape), _size(tensor_buffer(t.datatype, t.data)))
                     for t in outputs
                 ]
                 header = payload[:json_length]
@@ -159,6 +159,11 @@ class DecodedHeader:
     def passed(self, model: Any) -> None:
         """Note that a request of this header passed ``model``'s validation."""
         self.validated_for = weakref.ref(model)
+
+
+def _size(raw: Any) -> int:
+    """Bytes in what ``tensor_buffer`` gave: an array, or bytes for dtypes without a buffer."""
+    return len(raw) if isinstance(raw, bytes) else raw.nbytes
 
 
 class HeaderCache:
