@@ -67,14 +67,15 @@ def build_model(path: Path, hidden: int, layers: int) -> None:
 
 
 def write_repository(root: Path, hidden: int, layers: int, batch: int, extra: str = "") -> None:
+    """The mlp_large model and its config (``extra``: more config.pbtxt text, e.g. parameters)."""
     folder = root / "mlp_large"
     build_model(folder / "1" / "model.onnx", hidden, layers)
-    (folder / "config.pbtxt").write_text(extra + "\n" +
+    (folder / "config.pbtxt").write_text(
         f'name: "mlp_large"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {batch}\n'
         f'input [{{ name: "INPUT0" data_type: TYPE_FP32 dims: [ {INPUTS} ] }}]\n'
         f'output [{{ name: "OUTPUT0" data_type: TYPE_FP32 dims: [ {OUTPUTS} ] }}]\n'
         f"dynamic_batching {{ preferred_batch_size: [ {batch} ] max_queue_delay_microseconds: 10000 }}\n"
-        'instance_group [{ kind: KIND_CPU count: 1 }]\n'
+        'instance_group [{ kind: KIND_CPU count: 1 }]\n' + extra
     )
 
 
