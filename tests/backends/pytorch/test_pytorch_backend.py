@@ -268,3 +268,27 @@ def test_model_pt_alone_is_detected_as_pytorch(tmp_path):
     raw = auto_complete(mc.ModelConfig(), folder, folder / "1", {})
     assert (raw.backend, raw.platform) == ("pytorch", "pytorch_libtorch")
     assert len(raw.input) == 0  # TorchScript does not describe its inputs: no auto-complete, as in Triton
+
+
+@pytest.mark.parametrize(("disabled", "during"), [("false", True), ("true", False)])
+def test_optimized_execution_is_the_configured_one_during_forward_and_restored_after(tmp_path, disabled, during):
+    config = ADD_SUB + (
+        f'parameters {{ key: "DISABLE_OPTIMIZED_EXECUTION" value {{ string_value: "{disabled}" }} }}\n'
+    )
+    instance = create_instance("pytorch", spec(save(AddSub(), tmp_path, "add_sub", config)))
+    seen = []
+    scripted = instance.module
+
+    def recording(*args):
+        seen.append(torch._C._get_graph_executor_optimize())
+        return scripted(*args)
+
+    instance.module = recording
+    before = torch._C._get_graph_executor_optimize()
+    x = np.ones((1, 3), np.float32)
+    for _ in range(2):
+        result = instance.execute([request("r", INPUT__0=x, INPUT__1=x)])[0]
+        np.testing.assert_array_equal(outputs_of(result)["OUTPUT__0"], x * 2)
+    assert seen == [during, during]
+    assert torch._C._get_graph_executor_optimize() == before
+    instance.finalize()
