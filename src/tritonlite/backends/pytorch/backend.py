@@ -151,8 +151,10 @@ class PyTorchInstance(TensorInstance):
     def infer(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         torch = self.torch
         grad = torch.inference_mode() if self.inference_mode else torch.no_grad()
-        # Each context below costs ~10 µs a batch; entered only when the setting differs (the
-        # instance's thread keeps its device current, and most models keep the default optimizer).
+        # Each context below costs ~10 µs a batch; entered only when the setting differs: a
+        # thread's current CUDA device is already the instance's for cuda:0 (the default), and
+        # most models keep the default optimizer setting. Tensors are moved to self.device
+        # explicitly either way.
         device = _NO_CONTEXT
         if self.device.type == "cuda" and torch.cuda.current_device() != self.device.index:
             device = torch.cuda.device(self.device)
