@@ -55,6 +55,15 @@ def launch(
     raise RuntimeError(f"{server} did not become ready within 120 s")
 
 
+def perf_analyzer_missing() -> bool:
+    """True (after saying so on stderr) when the reference perf_analyzer is not installed."""
+    if PERF_ANALYZER.exists():
+        return False
+    hint = "run ../shared/reference/setup.sh first (or set TRITON_REFERENCE_DIR, see pack_perf_analyzer.sh)"
+    print(f"perf_analyzer not found at {PERF_ANALYZER}: {hint}", file=sys.stderr)
+    return True
+
+
 def stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
@@ -117,8 +126,7 @@ def main() -> int:
     parser.add_argument("--pa-arg", action="append", default=[], help="extra perf_analyzer argument (repeatable)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per point (order alternates); medians reported")
     args = parser.parse_args()
-    if not PERF_ANALYZER.exists():
-        print("perf_analyzer not found: run ../shared/reference/setup.sh first", file=sys.stderr)
+    if perf_analyzer_missing():
         return 2
     rows = []
     for protocol in args.protocols:

@@ -178,15 +178,14 @@ def main() -> int:
         return 0
     sys.path.insert(0, str(Path(__file__).parent))
     import onnx_mlp
-    from compare import PERF_ANALYZER, RESULTS
+    from compare import RESULTS, perf_analyzer_missing
     from suite import median_of, ratio
 
     parser = argparse.ArgumentParser()
     onnx_mlp.model_arguments(parser)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    if not PERF_ANALYZER.exists():
-        print("perf_analyzer not found: run ../shared/reference/setup.sh first", file=sys.stderr)
+    if perf_analyzer_missing():
         return 2
     runs: dict[str, list[dict]] = {"direct_onnxruntime": [], "floor_server": [], "tritonlite": []}
     with tempfile.TemporaryDirectory() as folder:

@@ -31,7 +31,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from compare import PERF_ANALYZER, RESULTS, launch, stop
+from compare import PERF_ANALYZER, RESULTS, launch, perf_analyzer_missing, stop
 from suite import median_of, ratio
 
 INPUTS, OUTPUTS = 512, 10
@@ -144,8 +144,7 @@ def main() -> int:
     parser.add_argument("--config", default="", help="more config.pbtxt text for the served model")
     parser.add_argument("--repeat", type=int, default=3, help="alternating served/direct runs; medians reported")
     args = parser.parse_args()
-    if not PERF_ANALYZER.exists():
-        print("perf_analyzer not found: run ../shared/reference/setup.sh first", file=sys.stderr)
+    if perf_analyzer_missing():
         return 2
     with tempfile.TemporaryDirectory() as folder:
         repository = Path(folder)

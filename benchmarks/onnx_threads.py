@@ -1,13 +1,14 @@
 """Each server thread's CPU time and run-queue wait per batch, under onnx_mlp.py's perf_analyzer run.
 
-    .venv/bin/python benchmarks/onnx_threads.py [--repeat 2]
+    .venv/bin/python benchmarks/onnx_threads.py [--concurrency 16] [--hidden 4096 --layers 6] [--repeat 2]
 
 Starts tritonlite and onnx_floor.py's floor server in turn on the ONNX MLP of onnx_mlp.py, drives
-each with perf_analyzer (HTTP, concurrency 16), and reads /proc/PID/task/TID/schedstat over four
-seconds in the middle of the run: time on a CPU, time runnable but waiting for one (preempted or
-not yet placed), and time slices, per batch of 16. The event loop's row says how much CPU the
-server's own request handling takes per batch and how long other threads (perf_analyzer's, on the
-same 2 cores) keep it from running; the instance thread's row is onnxruntime's run.
+each with perf_analyzer (HTTP, one request per client in flight), and reads
+/proc/PID/task/TID/schedstat over four seconds in the middle of the run: time on a CPU, time
+runnable but waiting for one (preempted or not yet placed), and time slices, per batch (one
+request of each client). The event loop's row says how much CPU the server's own request
+handling takes per batch and how long other threads (perf_analyzer's, on the same 2 cores) keep
+it from running; the instance thread's row is onnxruntime's run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 import onnx_mlp
-from compare import PERF_ANALYZER, launch, stop
+from compare import PERF_ANALYZER, launch, perf_analyzer_missing, stop
 
 PORTS = (8150, 8151, 8152)
 
@@ -38,12 +39,12 @@ def thread_times(pid: int) -> dict[str, tuple[str, int, int, int]]:
     return times
 
 
-def measure(server_kind: str, repository: Path, window: float = 4.0) -> dict:
+def measure(server_kind: str, repository: Path, concurrency: int, window: float = 4.0) -> dict:
     floor = (str(Path(__file__).parent / "onnx_floor.py"), "--serve")
     entry = ("-m", "tritonlite") if server_kind == "tritonlite" else floor
     server, _ = launch("tritonlite", repository, PORTS, entry=entry)
-    command = [str(PERF_ANALYZER), "-m", "mlp_large", "-u", f"127.0.0.1:{PORTS[0]}", "--concurrency-range", "16:16",
-               "--stability-percentage", "1000"]  # fmt: skip
+    command = [str(PERF_ANALYZER), "-m", "mlp_large", "-u", f"127.0.0.1:{PORTS[0]}",
+               "--concurrency-range", f"{concurrency}:{concurrency}", "--stability-percentage", "1000"]  # fmt: skip
     try:
         subprocess.run([*command, "--measurement-interval", "1000", "--max-trials", "2"], capture_output=True)
         client = subprocess.Popen(
@@ -57,7 +58,7 @@ def measure(server_kind: str, repository: Path, window: float = 4.0) -> dict:
     finally:
         stop(server)
     rate = next((float(line.split()[-2]) for line in output.splitlines() if "Throughput:" in line), 0.0)
-    batches = rate * spent / 16
+    batches = rate * spent / concurrency  # a batch is one request of each client
     rows = []
     for tid, (name, cpu, wait, slices) in after.items():
         if tid not in before or not batches or cpu - before[tid][1] < 0.01 * spent * 1e9:
@@ -73,18 +74,18 @@ def measure(server_kind: str, repository: Path, window: float = 4.0) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
+    onnx_mlp.model_arguments(parser)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
-    if not PERF_ANALYZER.exists():
-        print("perf_analyzer not found: run ../shared/reference/setup.sh first", file=sys.stderr)
+    if perf_analyzer_missing():
         return 2
     with tempfile.TemporaryDirectory() as folder:
         repository = Path(folder)
-        onnx_mlp.write_repository(repository, 4096, 6, 16)
+        onnx_mlp.write_repository(repository, args.hidden, args.layers, args.concurrency)
         for _ in range(args.repeat):
             for kind in ("tritonlite", "floor"):
-                result = measure(kind, repository)
-                print(f"{result['server']}: {result['throughput']:.0f} infer/s; per batch of 16:")
+                result = measure(kind, repository, args.concurrency)
+                print(f"{result['server']}: {result['throughput']:.0f} infer/s; per batch of {args.concurrency}:")
                 for row in result["per_batch"]:
                     print(f"  {row['thread']:24s} on CPU {row['cpu_us']:6d} us, waiting for a CPU "
                           f"{row['wait_us']:5d} us, {row['slices']} slices")  # fmt: skip

@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from compare import PERF_ANALYZER, RESULTS, launch, stop
+from compare import RESULTS, launch, perf_analyzer_missing, stop
 from onnx_mlp import INPUTS, OUTPUTS, model_arguments, perf_analyzer
 from suite import median_of, ratio
 
@@ -118,8 +118,7 @@ def main() -> int:
     if args.kind == "GPU" and not torch.cuda.is_available():
         print("torch sees no GPU", file=sys.stderr)
         return 2
-    if not PERF_ANALYZER.exists():
-        print("perf_analyzer not found (TRITON_REFERENCE_DIR)", file=sys.stderr)
+    if perf_analyzer_missing():
         return 2
     module = build_module(args.hidden, args.layers)
     check = np.random.default_rng(1).standard_normal((4, INPUTS)).astype(np.float32)
