@@ -27,7 +27,7 @@ from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor
 from tritonlite.core.validation import RAW_INPUT_NAME, request_prefix
 from tritonlite.engine import Engine
-from tritonlite.frontends.http.codec import decode_request, encode_response
+from tritonlite.frontends.http.codec import binary_headers, decode_request, encode_response
 from tritonlite.frontends.http.generate import generate, generate_request, generate_stream
 from tritonlite.frontends.http.header_cache import HeaderCache
 
@@ -190,10 +190,7 @@ class HttpFrontend:
         if json_length is None:
             out_headers = _JSON
         elif out_headers is None:
-            out_headers = [
-                (b"content-type", b"application/octet-stream"),
-                (b"inference-header-content-length", str(json_length).encode()),
-            ]
+            out_headers = binary_headers(json_length)
         if accept is not None:
             payload, content_encoding = _compress(payload, accept)
             if content_encoding is not None:

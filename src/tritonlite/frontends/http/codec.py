@@ -274,6 +274,14 @@ def _decode_output(item: Any, binary_default: bool, shm=None) -> RequestedOutput
     return out
 
 
+def binary_headers(json_length: int) -> list[tuple[bytes, bytes]]:
+    """The HTTP headers of an answer whose JSON header (``json_length`` bytes) binary tensors follow."""
+    return [
+        (b"content-type", b"application/octet-stream"),
+        (b"inference-header-content-length", str(json_length).encode()),
+    ]
+
+
 def encode_response(
     response: InferResponse, request: InferRequest, binary_default: bool, shm=None
 ) -> tuple[bytes, int | None]:

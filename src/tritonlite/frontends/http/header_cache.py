@@ -23,7 +23,7 @@ from typing import Any
 
 from tritonlite.core.datatypes import tensor_buffer, tensor_from_bytes
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
-from tritonlite.frontends.http.codec import decode_request, encode_response
+from tritonlite.frontends.http.codec import binary_headers, decode_request, encode_response
 
 DEFAULT_LIMIT = 512  # entries; the cache starts over when full (a client with ever-new headers)
 
@@ -128,10 +128,7 @@ class DecodedHeader:
         payload, json_length = encode_response(response, request, self.binary_default)
         headers = None
         if json_length is not None:
-            headers = [
-                (b"content-type", b"application/octet-stream"),
-                (b"inference-header-content-length", str(json_length).encode()),
-            ]
+            headers = binary_headers(json_length)
             if self._all_binary(response):
                 signature = [
                     (t.name, t.datatype, type(t.shape)(t.shape), _size(tensor_buffer(t.datatype, t.data)))
