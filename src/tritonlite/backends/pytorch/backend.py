@@ -90,6 +90,8 @@ class PyTorchInstance(TensorInstance):
             self.device = torch.device("cpu")
         self.inference_mode = bool_parameter(config, "INFERENCE_MODE", True, name)
         self.optimized = not bool_parameter(config, "DISABLE_OPTIMIZED_EXECUTION", False, name)
+        # reads torch's process-wide optimizer setting (None on a torch without it: always set it)
+        self._optimizer_setting = getattr(torch._C, "_get_graph_executor_optimize", None)
         self.clean_cache = bool_parameter(config, "ENABLE_CACHE_CLEANING", False, name)
         _apply_thread_counts(torch, config, name)
         try:
@@ -159,7 +161,7 @@ class PyTorchInstance(TensorInstance):
         if self.device.type == "cuda" and torch.cuda.current_device() != self.device.index:
             device = torch.cuda.device(self.device)
         optimize = _NO_CONTEXT
-        current = getattr(torch._C, "_get_graph_executor_optimize", None)
+        current = self._optimizer_setting
         if current is None or current() != self.optimized:
             optimize = torch.jit.optimized_execution(self.optimized)
         with grad, device, optimize:
