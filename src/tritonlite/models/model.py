@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from tritonlite.core.classification import classify
 from tritonlite.core.errors import ErrorKind, TritonError
@@ -80,38 +81,85 @@ class ModelVersion:
             for tensor in request.inputs:
                 trace.tensor("TENSOR_QUEUE_INPUT", tensor.name, tensor.datatype, tensor.shape, tensor.data)
         cache = self.cache
+        key = None
+        lookup_ns = 0
         if cache is not None:
             key = request_key(self.name, self.version_str, request)
             cached = cache.lookup(key, request)
-            lookup_end = time.monotonic_ns()
+            lookup_ns = time.monotonic_ns() - start
             if cached is not None:
-                stats.record_cache_hit(lookup_end - start)
-                stats.record_success(lookup_end - start)
+                stats.record_cache_hit(lookup_ns)
+                stats.record_success(lookup_ns)
                 return cached
         stats.pending += 1
         try:
             result = await self.scheduler.infer(request)
         except TritonError as exc:  # refused by the scheduler: full queue, timeout
-            stats.record_failure(
-                time.monotonic_ns() - start, "REJECTED" if exc.kind == ErrorKind.UNAVAILABLE else "OTHER"
-            )
+            self._refused(request, exc)
             raise
         except asyncio.CancelledError:
             stats.record_failure(time.monotonic_ns() - start, "CANCELED")
             raise
         finally:
             stats.pending -= 1
+        return self._finish(request, result, key, lookup_ns)
+
+    # -- without a task: the HTTP fast lane's infer ------------------------------------------------
+
+    @property
+    def takes_submissions(self) -> bool:
+        """Whether ``submit``/``settle`` may stand in for ``infer``: the scheduler queues requests
+        behind a future of their own and there is no response cache to consult."""
+        return self.cache is None and hasattr(self.scheduler, "submit")
+
+    def submit(self, request: InferRequest) -> asyncio.Future:
+        """Queue a request that already passed validation (and is not traced); its future gives
+        the scheduler's result, for ``settle``. A refusal (full queue) comes as the future's error."""
+        request.arrival_ns = time.monotonic_ns()
+        self.stats.pending += 1
+        try:
+            return self.scheduler.submit(request)
+        except TritonError as exc:
+            refused = asyncio.get_running_loop().create_future()
+            refused.set_exception(exc)
+            return refused
+
+    def settle(self, request: InferRequest, future: asyncio.Future) -> InferResponse | None:
+        """``infer``'s answer to a request queued with ``submit``, now that ``future`` is done;
+        None when it was cancelled (the client went away). Raises TritonError as ``infer`` does."""
+        self.stats.pending -= 1
+        if future.cancelled():
+            self.stats.record_failure(time.monotonic_ns() - request.arrival_ns, "CANCELED")
+            return None
+        error = future.exception()
+        if error is not None:
+            if isinstance(error, TritonError):
+                self._refused(request, error)
+            raise error
+        return self._finish(request, future.result(), None, 0)
+
+    def _refused(self, request: InferRequest, exc: TritonError) -> None:
+        reason = "REJECTED" if exc.kind == ErrorKind.UNAVAILABLE else "OTHER"
+        self.stats.record_failure(time.monotonic_ns() - request.arrival_ns, reason)
+
+    def _finish(
+        self, request: InferRequest, result: InferResponse | TritonError, cache_key: Any, lookup_ns: int
+    ) -> InferResponse:
+        """The scheduler's result made the answer: classification, the response cache, statistics."""
+        stats = self.stats
+        start = request.arrival_ns
         if isinstance(result, TritonError):
             stats.record_failure(time.monotonic_ns() - start, "BACKEND")
             raise result
         if request.outputs:
             self._classify(request, result)
-        if cache is not None:
+        if cache_key is not None:
             insert_start = time.monotonic_ns()
-            cache.insert(key, result)
-            stats.record_cache_miss((lookup_end - start) + (time.monotonic_ns() - insert_start))
+            self.cache.insert(cache_key, result)
+            stats.record_cache_miss(lookup_ns + (time.monotonic_ns() - insert_start))
         end = time.monotonic_ns()
         stats.record_success(end - start)
+        trace = request.trace
         if trace is not None:
             for tensor in result.outputs:
                 trace.tensor("TENSOR_BACKEND_OUTPUT", tensor.name, tensor.datatype, tensor.shape, tensor.data)

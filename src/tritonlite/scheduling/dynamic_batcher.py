@@ -129,6 +129,17 @@ class DynamicBatcher:
     # --- admission -------------------------------------------------------------------------------
 
     async def infer(self, request: InferRequest) -> InferResponse | TritonError:
+        future = self.submit(request)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            future.cancel()  # the client went away: its slot is skipped when batches form
+            raise
+
+    def submit(self, request: InferRequest) -> asyncio.Future:
+        """Queue ``request``; its future gets the result (a TritonError result is the backend's
+        error). Cancelling the future takes the request out of the queue if it has not run yet.
+        Raises TritonError when the queue is full."""
         if self._task is None:
             self._loop = asyncio.get_running_loop()
             self._task = self._loop.create_task(self._run())
@@ -153,11 +164,7 @@ class DynamicBatcher:
             armed[1] += pending.batch
             if armed[1] >= self._wake_rows or pending.signature != armed[2] or pending.deadline < armed[0]:
                 self._wake()
-        try:
-            return await future
-        except asyncio.CancelledError:
-            future.cancel()  # the client went away: its slot is skipped when batches form
-            raise
+        return future
 
     # --- batch formation -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import base64
 import binascii
 import gzip
 import logging
+import os
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -79,6 +80,11 @@ class HttpFrontend:
         self.engine = engine
         self.max_input_size = max_input_size
         self.headers = HeaderCache()  # JSON infer headers seen before, decoded once
+        self.fast_lane = None  # plain infer requests answered from the bytes of one read
+        if os.environ.get("TRITONLITE_HTTP_FAST", "1") != "0":
+            from tritonlite.frontends.http.fast_lane import FastLane  # it builds on this module
+
+            self.fast_lane = FastLane(self)
         self.api = build_api(engine, self._infer_route)
 
     async def __call__(self, scope, receive, send) -> None:

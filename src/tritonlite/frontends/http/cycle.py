@@ -105,6 +105,31 @@ class _CycleEvent:
                 self._waiters.remove(waiter)
 
 
+def response_head(
+    status_line: bytes, default_headers: list, headers: list, length: int, keep_alive: bool
+) -> bytes:
+    """Status line and headers of a response with a body of ``length`` bytes."""
+    parts = [status_line]
+    for name, value in default_headers:
+        parts += (name, b": ", value, b"\r\n")
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    parts += (b"content-length: ", str(length).encode(), b"\r\n")
+    if not keep_alive:
+        parts.append(b"connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def write_response(transport, head: bytes, payload: bytes) -> None:
+    """One write for a response, two when the body is too big to be worth copying behind its head."""
+    if len(payload) <= _COALESCE_LIMIT:
+        transport.write(head + payload)
+    else:
+        transport.write(head)
+        transport.write(payload)
+
+
 _protocol: type | None = None  # set by install(): the protocol class for uvicorn.Config(http=...)
 
 
@@ -126,12 +151,79 @@ def protocol_fits(base: type | None) -> bool:
     return base is not None and all(callable(getattr(base, name, None)) for name in _PROTOCOL_METHODS)
 
 
-def _lean_protocol(base: type, cycle_class: type, parse_infer_path, high_water: Callable[[], int]) -> type:
+def _lean_protocol(
+    base: type, cycle_class: type, parse_infer_path, high_water: Callable[[], int], status_lines: dict[int, bytes]
+) -> type:
     """uvicorn's httptools protocol, building the whole ASGI scope only for requests that need it."""
     targets: dict[bytes, tuple[str, str, str] | None] = {}  # infer path parsing by raw path
 
     class TritonliteProtocol(base):  # type: ignore[misc, valid-type]
         _idle_since: float | None = None  # when the last response ended with nothing after it
+        _lane = None  # the app's fast lane (fast_lane.py), when this connection may use it
+        _fast = None  # the lane's request whose answer is due (fast_lane.InFlight)
+        _held_data: list[bytes] | None = None  # bytes that came while that answer was due
+        _parsing = False  # httptools is inside a request (its next bytes are httptools')
+        _close_after = False  # a shutdown came while that answer was due
+
+        # -- the fast lane: a whole plain infer request in one read -------------------------------
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            if not self.root_path and self.limit_concurrency is None and not self.access_log:
+                self._lane = getattr(self.app, "fast_lane", None)
+
+        def data_received(self, data: bytes) -> None:
+            if self._fast is not None:  # in order: these bytes are read once the answer is out
+                if self._held_data is None:
+                    self._held_data = []
+                self._held_data.append(data)
+                self.flow.pause_reading()
+                return
+            lane = self._lane
+            if lane is not None and not self._parsing and not self.pipeline:
+                cycle = self.cycle
+                if cycle is None or cycle.response_complete:
+                    inflight = lane.start(data, self._fast_answer)
+                    if inflight is not None:
+                        self._idle_since = None
+                        self._fast = inflight
+                        return
+            super().data_received(data)
+
+        def _fast_answer(self, status: int, headers: list[tuple[bytes, bytes]], payload: bytes) -> None:
+            self._fast = None
+            transport = self.transport
+            if transport.is_closing():
+                return
+            head = response_head(status_lines[status], self.server_state.default_headers, headers, len(payload), True)
+            write_response(transport, head, payload)
+            self.server_state.total_requests += 1
+            if self._close_after:
+                transport.close()
+                return
+            held = self._held_data
+            if held:
+                self._held_data = None
+                self.flow.resume_reading()
+                self.data_received(b"".join(held))
+                cycle = self.cycle
+                if self._fast is not None or self._parsing or transport.is_closing():
+                    return
+                if cycle is not None and not cycle.response_complete:
+                    return  # its response arms the keep-alive timer
+            self._idle_since = self.loop.time()
+            if self.timeout_keep_alive_task is None:
+                self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
+
+        def on_message_complete(self) -> None:
+            self._parsing = False
+            super().on_message_complete()
+
+        def shutdown(self) -> None:
+            if self._fast is not None:
+                self._close_after = True  # closed once its answer is written
+                return
+            super().shutdown()
 
         # -- an infer body: its chunks kept as they came, joined (if more than one) when read ------
 
@@ -183,6 +275,10 @@ def _lean_protocol(base: type, cycle_class: type, parse_infer_path, high_water: 
                 self.timeout_keep_alive_handler()
 
         def connection_lost(self, exc) -> None:
+            fast = self._fast
+            if fast is not None:
+                self._fast = None
+                fast.cancel()
             super().connection_lost(exc)
             timer = self.timeout_keep_alive_task
             if timer is not None:
@@ -192,6 +288,7 @@ def _lean_protocol(base: type, cycle_class: type, parse_infer_path, high_water: 
         # -- the scope ---------------------------------------------------------------------------
 
         def on_message_begin(self) -> None:
+            self._parsing = True
             self.url = b""
             self.expect_100_continue = False
             self.headers = []
@@ -381,21 +478,8 @@ def install() -> bool:
                 return
             self.response_started = True
             self.waiting_for_100_continue = False
-            parts = [status_lines[status]]
-            for name, value in self.default_headers:
-                parts += (name, b": ", value, b"\r\n")
-            for name, value in headers:
-                parts += (name, b": ", value, b"\r\n")
-            parts += (b"content-length: ", str(len(payload)).encode(), b"\r\n")
-            if not self.keep_alive:
-                parts.append(b"connection: close\r\n")
-            parts.append(b"\r\n")
-            if len(payload) <= _COALESCE_LIMIT:
-                parts.append(payload)
-                self.transport.write(b"".join(parts))
-            else:
-                self.transport.write(b"".join(parts))
-                self.transport.write(payload)
+            head = response_head(status_lines[status], self.default_headers, headers, len(payload), self.keep_alive)
+            write_response(self.transport, head, payload)
             self.response_complete = True
             self.message_event.set()
             if not self.keep_alive:
@@ -440,7 +524,7 @@ def install() -> bool:
     protocol_base = getattr(httptools_impl, "HttpToolsProtocol", None)
     if direct and protocol_fits(protocol_base):
         _protocol = _lean_protocol(
-            protocol_base, TritonliteCycle, parse_infer_path, lambda: httptools_impl.HIGH_WATER_LIMIT
+            protocol_base, TritonliteCycle, parse_infer_path, lambda: httptools_impl.HIGH_WATER_LIMIT, status_lines
         )
     log.debug("HTTP responses are written in one piece%s", "; infer skips ASGI" if direct else "")
     return True

@@ -173,6 +173,10 @@ class HeaderCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def entry(self, model_name: str, model_version: str, header: bytes) -> DecodedHeader | None:
+        """The entry of a JSON header seen before, if any."""
+        return self._entries.get((model_name, model_version, header))
+
     def decode(
         self, model_name: str, model_version: str, body: bytes, header_length: int, shm=None
     ) -> tuple[InferRequest, bool, DecodedHeader | None]:
