@@ -44,6 +44,7 @@ def serve() -> int:
 
     import tritonlite.backends.framework as framework
     import tritonlite.frontends.http.app as app
+    import tritonlite.frontends.http.fast_lane as fast_lane
     import tritonlite.scheduling.dynamic_batcher as batcher
     import tritonlite.scheduling.instance_runner as runner
     from tritonlite.cli import main
@@ -64,10 +65,24 @@ def serve() -> int:
 
         setattr(owner, name, wrapped)
 
-    wrap_async(batcher.DynamicBatcher, "infer", "enqueue")
+    def wrap_sync(owner, name, label, before=True):
+        original = getattr(owner, name)
+
+        def wrapped(*args):
+            if before:
+                marks.append((label, now()))
+            result = original(*args)
+            if not before:
+                marks.append((label, now()))
+            return result
+
+        setattr(owner, name, wrapped)
+
+    wrap_sync(batcher.DynamicBatcher, "submit", "enqueue")  # both paths queue through submit
     wrap_async(batcher.DynamicBatcher, "_execute", "dispatch")
     wrap_async(runner.InstanceRunner, "execute", "resume", before=False)
-    wrap_async(app.HttpFrontend, "infer_reply", "sent", before=False)
+    wrap_async(app.HttpFrontend, "infer_reply", "sent", before=False)  # the regular path's answer
+    wrap_sync(fast_lane.InFlight, "finish", "sent", before=False)  # the fast lane's, written
     original_execute = framework.TensorInstance.execute
 
     def execute(self, requests):

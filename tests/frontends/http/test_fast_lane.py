@@ -330,6 +330,26 @@ def test_a_shutdown_while_an_answer_is_due_writes_it_and_then_closes(repository)
     run(go())
 
 
+def test_a_client_that_does_not_read_its_answers_gets_the_regular_paths_back_pressure(repository):
+    async def go():
+        async with served(repository) as (app, _, server, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request("fast", [1, 1, 1, 1]))
+            await read_answer(reader)
+            [protocol] = server.server_state.connections
+            protocol.flow.pause_writing()  # as the transport does when its buffer passes the high mark
+            writer.write(request("fast", [2, 2, 2, 2]))
+            await asyncio.sleep(0.2)
+            assert app.fast_lane.taken == 0
+            assert not reader._buffer  # the regular path holds the answer until writing resumes
+            protocol.flow.resume_writing()
+            status, headers, body = await read_answer(reader)
+            assert status == 200 and output(headers, body).tolist() == [4, 4, 4, 4]
+            writer.close()
+
+    run(go())
+
+
 def test_the_lane_can_be_turned_off(repository, monkeypatch):
     monkeypatch.setenv("TRITONLITE_HTTP_FAST", "0")
 

@@ -180,7 +180,8 @@ def _lean_protocol(
                 self.flow.pause_reading()
                 return
             lane = self._lane
-            if lane is not None and not self._parsing and not self.pipeline:
+            # (while the client does not read its answers, the regular path waits for it to)
+            if lane is not None and not self._parsing and not self.pipeline and not self.flow.write_paused:
                 cycle = self.cycle
                 if cycle is None or cycle.response_complete:
                     inflight = lane.start(data, self._fast_answer)
