@@ -198,6 +198,31 @@ def test_repeated_requests_go_through_the_lane_and_are_answered_as_the_regular_p
     run(go())
 
 
+def test_tritonclient_requests_go_through_the_lane_with_exact_answers(repository):
+    import tritonclient.http as httpclient
+
+    def infer_many(port: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
+        rng = np.random.default_rng(7)
+        pairs = []
+        for _ in range(20):
+            x = rng.standard_normal((1, 4)).astype(np.float32) + 5
+            given = httpclient.InferInput("INPUT0", [1, 4], "FP32")
+            given.set_data_from_numpy(x, binary_data=True)
+            wanted = httpclient.InferRequestedOutput("OUTPUT0", binary_data=True)
+            pairs.append((x, client.infer("fast", [given], outputs=[wanted]).as_numpy("OUTPUT0")))
+        client.close()
+        return pairs
+
+    async def go():
+        async with served(repository) as (app, _, _, port):
+            pairs = await asyncio.to_thread(infer_many, port)
+            assert all(np.array_equal(y, x * 2) for x, y in pairs)
+            assert app.fast_lane.taken == 19  # all but the first, which fills the header cache
+
+    run(go())
+
+
 def test_bytes_that_come_while_an_answer_is_due_are_read_after_it(repository):
     async def go():
         async with served(repository) as (app, _, _, port):
