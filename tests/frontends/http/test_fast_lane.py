@@ -168,6 +168,18 @@ async def served(repository: Path):
         await engine.stop()
 
 
+async def one_waiting_in_the_lane(app, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection whose second request to "held" ([2, 2, 2, 2]) went through the lane and waits
+    in the queue (400 ms); the first one, answered, took the regular path and filled the cache."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request("held", [1, 1, 1, 1]))
+    await read_answer(reader)
+    writer.write(request("held", [2, 2, 2, 2]))
+    await asyncio.sleep(0.1)
+    assert app.fast_lane.taken == 1
+    return reader, writer
+
+
 def stats(engine, name: str):
     return engine.models.get(name, "").stats
 
@@ -226,12 +238,7 @@ def test_tritonclient_requests_go_through_the_lane_with_exact_answers(repository
 def test_bytes_that_come_while_an_answer_is_due_are_read_after_it(repository):
     async def go():
         async with served(repository) as (app, _, _, port):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(request("held", [1, 1, 1, 1]))
-            await read_answer(reader)  # the regular path: the header is now known
-            writer.write(request("held", [2, 2, 2, 2]))  # the lane: waits 400 ms in the queue
-            await asyncio.sleep(0.1)
-            assert app.fast_lane.taken == 1
+            reader, writer = await one_waiting_in_the_lane(app, port)
             writer.write(request("held", [3, 3, 3, 3]) + b"GET /v2/models/held/ready HTTP/1.1\r\nHost: t\r\n\r\n")
             first, second, ready = [await read_answer(reader) for _ in range(3)]
             writer.close()
@@ -245,12 +252,7 @@ def test_bytes_that_come_while_an_answer_is_due_are_read_after_it(repository):
 def test_a_client_that_goes_away_takes_its_request_out_of_the_queue(repository):
     async def go():
         async with served(repository) as (app, engine, _, port):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(request("held", [1, 1, 1, 1]))
-            await read_answer(reader)
-            writer.write(request("held", [2, 2, 2, 2]))
-            await asyncio.sleep(0.1)
-            assert app.fast_lane.taken == 1
+            reader, writer = await one_waiting_in_the_lane(app, port)
             writer.close()
             await asyncio.sleep(0.6)  # past the queue delay: the batch would have run by now
             counters = stats(engine, "held")
@@ -339,12 +341,7 @@ def test_connection_close_is_left_to_the_regular_path(repository):
 def test_a_shutdown_while_an_answer_is_due_writes_it_and_then_closes(repository):
     async def go():
         async with served(repository) as (app, _, server, port):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(request("held", [1, 1, 1, 1]))
-            await read_answer(reader)
-            writer.write(request("held", [2, 2, 2, 2]))
-            await asyncio.sleep(0.1)
-            assert app.fast_lane.taken == 1
+            reader, writer = await one_waiting_in_the_lane(app, port)
             for connection in list(server.server_state.connections):
                 connection.shutdown()
             status, headers, body = await read_answer(reader)
