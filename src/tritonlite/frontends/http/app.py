@@ -188,11 +188,8 @@ class HttpFrontend:
             else:
                 payload, json_length = encode_response(response, request, binary_default, self.engine.shared_memory)
                 out_headers = None
-        except TritonError as exc:
-            return STATUS_BY_KIND[exc.kind], _JSON, error_body(exc.message), None
-        except Exception as exc:  # never let a bug take a connection down silently
-            log.exception("infer on '%s' failed", model_name)
-            return 500, _JSON, error_body(f"internal error: {type(exc).__name__}: {exc}"), None
+        except Exception as exc:
+            return (*infer_failure(exc, model_name), None)
         if json_length is None:
             out_headers = _JSON
         elif out_headers is None:
@@ -257,6 +254,16 @@ class HttpFrontend:
             f"request body of {size} bytes exceeds the maximum allowed value of {self.max_input_size} "
             "bytes; use --http-max-input-size to increase the limit"
         )
+
+
+def infer_failure(exc: Exception, model_name: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers and body answering an infer that raised ``exc``: Triton's status for a
+    TritonError; any other exception is a bug, logged and answered 500 rather than dropping the
+    connection."""
+    if isinstance(exc, TritonError):
+        return STATUS_BY_KIND[exc.kind], _JSON, error_body(exc.message)
+    log.exception("infer on '%s' failed", model_name, exc_info=exc)
+    return 500, _JSON, error_body(f"internal error: {type(exc).__name__}: {exc}")
 
 
 async def deliver(reply: tuple, write: Callable[[int, list, bytes], Awaitable[None]], engine, model_name: str) -> None:

@@ -212,9 +212,7 @@ def _lean_protocol(
                     return
                 if cycle is not None and not cycle.response_complete:
                     return  # its response arms the keep-alive timer
-            self._idle_since = self.loop.time()
-            if self.timeout_keep_alive_task is None:
-                self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
+            self._now_idle()
 
         def on_message_complete(self) -> None:
             self._parsing = False
@@ -260,6 +258,10 @@ def _lean_protocol(
                 cycle, app = self.pipeline.pop()
                 self._start_asgi_task(cycle, app)
                 return
+            self._now_idle()
+
+        def _now_idle(self) -> None:
+            """A response ended with nothing after it: the keep-alive timeout counts from now."""
             self._idle_since = self.loop.time()
             if self.timeout_keep_alive_task is None:
                 self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)

@@ -26,17 +26,14 @@ the connection is lost.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 from tritonlite.core.errors import TritonError
 from tritonlite.core.types import InferRequest
-from tritonlite.frontends.http.app import _JSON, STATUS_BY_KIND, error_body, parse_infer_path
+from tritonlite.frontends.http.app import _JSON, infer_failure, parse_infer_path
 from tritonlite.frontends.http.header_cache import DecodedHeader
-
-log = logging.getLogger(__name__)
 
 # headers that change nothing in how an infer request is read or answered
 PLAIN_HEADERS = frozenset(
@@ -136,11 +133,8 @@ class InFlight:
             status = 200
             if json_length is None:
                 headers = _JSON
-        except TritonError as exc:
-            status, headers, payload = STATUS_BY_KIND[exc.kind], _JSON, error_body(exc.message)
-        except Exception as exc:  # never let a bug take a connection down silently
-            log.exception("infer on '%s' failed", request.model_name)
-            status, headers, payload = 500, _JSON, error_body(f"internal error: {type(exc).__name__}: {exc}")
+        except Exception as exc:
+            status, headers, payload = infer_failure(exc, request.model_name)
         if answer is not None:
             answer(status, headers, payload)
 
@@ -170,7 +164,7 @@ class FastLane:
             if len(routes) >= ROUTE_LIMIT:
                 routes.clear()
             routes[head] = route
-        if route is None:
+        if route is None or self.frontend.engine.tracer.active:
             return None
         start = end + 4
         if len(data) - start != route.content_length:
@@ -185,11 +179,8 @@ class FastLane:
         request = entry.build(route.model, route.version, memoryview(data)[split:])
         if request is None:
             return None
-        engine = frontend.engine
-        if engine.tracer.active:
-            return None
         try:
-            model = engine.model_for(request)
+            model = frontend.engine.model_for(request)
         except TritonError:
             return None
         if not entry.validated(model) or not model.takes_submissions:
