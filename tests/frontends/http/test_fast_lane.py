@@ -168,12 +168,19 @@ async def served(repository: Path):
         await engine.stop()
 
 
+async def header_known(port: int, model: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection whose first request to ``model`` ([1, 1, 1, 1]) took the regular path and was
+    answered: its header is in the cache and passed validation, so the next one may take the lane."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request(model, [1, 1, 1, 1]))
+    await read_answer(reader)
+    return reader, writer
+
+
 async def one_waiting_in_the_lane(app, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A connection whose second request to "held" ([2, 2, 2, 2]) went through the lane and waits
     in the queue (400 ms); the first one, answered, took the regular path and filled the cache."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request("held", [1, 1, 1, 1]))
-    await read_answer(reader)
+    reader, writer = await header_known(port, "held")
     writer.write(request("held", [2, 2, 2, 2]))
     await asyncio.sleep(0.1)
     assert app.fast_lane.taken == 1
@@ -265,9 +272,7 @@ def test_a_client_that_goes_away_takes_its_request_out_of_the_queue(repository):
 def test_a_backend_error_is_answered_as_the_regular_path_answers_it(repository):
     async def go():
         async with served(repository) as (app, _, _, port):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(request("fast", [1, 1, 1, 1]))
-            await read_answer(reader)
+            reader, writer = await header_known(port, "fast")
             failing = request("fast", [-1, 1, 1, 1])
             writer.write(failing[:40])  # in two pieces: the lane leaves it to httptools
             await asyncio.sleep(0.05)
@@ -284,13 +289,38 @@ def test_a_backend_error_is_answered_as_the_regular_path_answers_it(repository):
     run(go())
 
 
+def test_a_bug_while_answering_is_a_500_and_the_connection_serves_on(repository, monkeypatch):
+    from tritonlite.frontends.http.header_cache import DecodedHeader
+
+    async def go():
+        async with served(repository) as (app, _, _, port):
+            reader, writer = await header_known(port, "fast")
+            encode = DecodedHeader.encode
+
+            def broken(self, response, request):
+                raise RuntimeError("boom")
+
+            monkeypatch.setattr(DecodedHeader, "encode", broken)
+            writer.write(request("fast", [2, 2, 2, 2]))
+            status, headers, body = await read_answer(reader)
+            assert app.fast_lane.taken == 1
+            assert status == 500 and headers["content-type"] == "application/json"
+            assert json.loads(body) == {"error": "internal error: RuntimeError: boom"}
+            monkeypatch.setattr(DecodedHeader, "encode", encode)
+            writer.write(request("fast", [3, 3, 3, 3]))
+            status, headers, body = await read_answer(reader)
+            writer.close()
+            assert status == 200 and output(headers, body).tolist() == [6, 6, 6, 6]
+            assert app.fast_lane.taken == 2
+
+    run(go())
+
+
 def test_a_full_queue_is_refused_with_tritons_error(repository):
     async def go():
         async with served(repository) as (app, engine, _, port):
-            first = await asyncio.open_connection("127.0.0.1", port)
+            first = await header_known(port, "bounded")
             second = await asyncio.open_connection("127.0.0.1", port)
-            first[1].write(request("bounded", [1, 1, 1, 1]))
-            await read_answer(first[0])  # header known, validated
             first[1].write(request("bounded", [2, 2, 2, 2]))  # waits in the queue (size 1)
             await asyncio.sleep(0.1)
             second[1].write(request("bounded", [3, 3, 3, 3]))
@@ -355,9 +385,7 @@ def test_a_shutdown_while_an_answer_is_due_writes_it_and_then_closes(repository)
 def test_a_client_that_does_not_read_its_answers_gets_the_regular_paths_back_pressure(repository):
     async def go():
         async with served(repository) as (app, _, server, port):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(request("fast", [1, 1, 1, 1]))
-            await read_answer(reader)
+            reader, writer = await header_known(port, "fast")
             [protocol] = server.server_state.connections
             protocol.flow.pause_writing()  # as the transport does when its buffer passes the high mark
             writer.write(request("fast", [2, 2, 2, 2]))
