@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from tritonlite import TRITON_COMPATIBLE_VERSION, heap
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.core.datatypes import datatype_of
-from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg, unavailable, unsupported
+from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError, invalid_arg, unavailable, unsupported
 from tritonlite.core.response_cache import ResponseCache
 from tritonlite.core.streaming import StreamItem
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
@@ -34,20 +34,6 @@ from tritonlite.tracing.settings import TraceSettings, parse_update
 from tritonlite.tracing.tracer import Tracer
 
 log = logging.getLogger(__name__)
-
-# Triton's answers to a non-streaming infer on a decoupled model (HTTP 501 / gRPC UNIMPLEMENTED)
-DECOUPLED_HTTP_MESSAGE = "HTTP end point doesn't support models with decoupled transaction policy"
-DECOUPLED_GRPC_MESSAGE = "ModelInfer RPC doesn't support models with decoupled transaction policy"
-
-
-class DecoupledModelError(TritonError):
-    """A decoupled model asked for one response: Triton's HTTP text; ``grpc_message`` for ModelInfer."""
-
-    grpc_message = DECOUPLED_GRPC_MESSAGE
-
-    def __init__(self) -> None:
-        super().__init__(ErrorKind.UNSUPPORTED, DECOUPLED_HTTP_MESSAGE)
-
 
 EXTENSIONS = [
     "classification",
@@ -321,7 +307,7 @@ class Engine:
         """The ready model version that answers ``request`` with one response (not a decoupled one)."""
         model = self.models.get(request.model_name, request.model_version)
         if model.decoupled:
-            raise DecoupledModelError()
+            raise DecoupledModelError(model.name)
         return model
 
     async def infer_stream(self, request: InferRequest) -> AsyncIterator[StreamItem]:

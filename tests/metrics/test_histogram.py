@@ -19,10 +19,10 @@ from google.protobuf import text_format
 from serverutil import RunningServer
 
 from tritonlite.metrics.families import render
-from tritonlite.metrics.histogram import DEFAULT_BUCKETS, FIRST_RESPONSE_FAMILY, Histogram, histogram_buckets
 from tritonlite.models.model import READY, ModelVersion
-from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.statistics.histogram import DEFAULT_BUCKETS, FIRST_RESPONSE_FAMILY, Histogram, histogram_buckets
+from tritonlite.statistics.model_stats import ModelStats
 
 FAMILY = FIRST_RESPONSE_FAMILY
 # the block of Triton's own test (qa/L0_metrics: test_buckets_override expects le -1, 0, 1, 2.5, +Inf)

@@ -20,8 +20,8 @@ from tritonclient.utils import InferenceServerException
 
 from tritonlite.cli import main
 from tritonlite.metrics.config import DEFAULT_QUANTILES, MetricsConfig, parse_metrics_config
-from tritonlite.metrics.summary import Summary
 from tritonlite.metrics.system import SystemReadings
+from tritonlite.statistics.summary import Summary
 
 FACTS = json.loads(
     (Path(__file__).parents[1] / "reference_data" / "metrics" / "triton_2.51_metrics.json").read_text()

@@ -1,7 +1,7 @@
 """What the tensor backends (ONNX Runtime, PyTorch, TensorRT) share.
 
 They take a whole batch from the dynamic batcher: ``TensorInstance.execute`` gathers the
-requests into one array per input (``scheduling.tensor_batch``), applies the config's
+requests into one array per input (``backends.tensor_batch``), applies the config's
 ``reshape``, runs the framework once, turns outputs back into the config's shapes and hands
 each request its rows. Subclasses implement ``infer`` (and may check single requests first).
 Nothing here imports a framework.
@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from tritonlite.backends.base import BackendInstance, InstanceSpec
+from tritonlite.backends.tensor_batch import gather_inputs, scatter_outputs
 from tritonlite.core.datatypes import CONFIG_TO_DATATYPE
 from tritonlite.core.errors import TritonError, internal, invalid_arg
 from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.protocol import model_config_pb2 as mc
-from tritonlite.scheduling.tensor_batch import gather_inputs, scatter_outputs
 
 
 @dataclass(frozen=True)

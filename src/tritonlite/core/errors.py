@@ -71,3 +71,12 @@ def internal(message: str) -> TritonError:
 
 def unsupported(message: str) -> TritonError:
     return TritonError(ErrorKind.UNSUPPORTED, message)
+
+
+class DecoupledModelError(TritonError):
+    """A decoupled model (zero or more responses per request) was asked for exactly one response.
+
+    Each frontend answers it with its own text (Triton's HTTP and gRPC texts differ)."""
+
+    def __init__(self, model_name: str) -> None:
+        super().__init__(ErrorKind.UNSUPPORTED, f"model '{model_name}' is decoupled: its responses need a stream")

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from tritonlite.metrics.config import MetricsConfig
 from tritonlite.metrics.gpu import FAMILIES as GPU_FAMILIES
 from tritonlite.metrics.gpu import GpuMetrics
-from tritonlite.metrics.histogram import FIRST_RESPONSE_FAMILY, FIRST_RESPONSE_HELP
-from tritonlite.metrics.summary import LATENCY_FAMILIES
 from tritonlite.metrics.system import SystemReadings, cpu_memory, cpu_utilization
-from tritonlite.models.statistics import FAILURE_REASONS, ModelStats
+from tritonlite.statistics.histogram import FIRST_RESPONSE_FAMILY, FIRST_RESPONSE_HELP
+from tritonlite.statistics.model_stats import FAILURE_REASONS, ModelStats
+from tritonlite.statistics.summary import LATENCY_FAMILIES
 
 if TYPE_CHECKING:
     from tritonlite.engine import Engine

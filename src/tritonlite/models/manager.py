@@ -11,8 +11,6 @@ from pathlib import Path
 from tritonlite.backends import BackendSettings, InstanceSpec, auto_complete
 from tritonlite.core.errors import TritonError, internal, invalid_arg, not_found, unavailable
 from tritonlite.core.response_cache import ResponseCache
-from tritonlite.metrics.histogram import Histogram, histogram_buckets
-from tritonlite.metrics.summary import LatencySummaries
 from tritonlite.models.model import LOADING, READY, UNAVAILABLE, UNLOADING, ModelVersion
 from tritonlite.models.warmup import run_warmup
 from tritonlite.protocol import model_config_pb2 as mc
@@ -39,6 +37,8 @@ from tritonlite.scheduling.instance_pool import InstancePool
 from tritonlite.scheduling.instance_runner import INLINE_MODES, InstanceRunner
 from tritonlite.scheduling.rate_limiter import RateLimiter, instance_rate_limit
 from tritonlite.scheduling.sequence_batcher import SequenceBatcher
+from tritonlite.statistics.histogram import Histogram, histogram_buckets
+from tritonlite.statistics.summary import LatencySummaries
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from tritonlite.core.response_cache import request_key
 from tritonlite.core.streaming import ResponseStream, StreamItem
 from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.core.validation import TensorSpec, tensor_spec, validate_request
-from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.repository.config import config_to_json
+from tritonlite.statistics.model_stats import ModelStats
 
 READY = "READY"
 UNAVAILABLE = "UNAVAILABLE"

@@ -6,9 +6,9 @@ import time
 
 from tritonlite.core.errors import TritonError
 from tritonlite.core.types import InferRequest, InferResponse
-from tritonlite.models.statistics import ModelStats
 from tritonlite.scheduling.instance_pool import InstancePool
 from tritonlite.scheduling.instance_runner import InstanceRunner
+from tritonlite.statistics.model_stats import ModelStats
 from tritonlite.tracing.tracer import stamp_compute
 
 

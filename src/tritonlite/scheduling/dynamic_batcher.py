@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 from tritonlite.core.errors import TritonError, internal, unavailable
 from tritonlite.core.types import InferRequest, InferResponse
-from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.scheduling.instance_pool import InstancePool
 from tritonlite.scheduling.instance_runner import InstanceRunner
+from tritonlite.statistics.model_stats import ModelStats
 from tritonlite.tracing.tracer import stamp_compute
 
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from tritonlite.core.errors import TritonError, invalid_arg
 from tritonlite.core.streaming import StreamItem
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
-from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.statistics.model_stats import ModelStats
 
 ENSEMBLE_PLATFORM = "ensemble"
 

@@ -38,9 +38,9 @@ import numpy as np
 from tritonlite.core.datatypes import CONFIG_TO_DATATYPE, numpy_dtype
 from tritonlite.core.errors import TritonError, internal, invalid_arg, unavailable
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
-from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.scheduling.instance_runner import InstanceRunner
+from tritonlite.statistics.model_stats import ModelStats
 from tritonlite.tracing.tracer import stamp_compute
 
 START_FLAG = 1

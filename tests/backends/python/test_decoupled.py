@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tritonlite.core.errors import ErrorKind, TritonError
+from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor
-from tritonlite.engine import DECOUPLED_GRPC_MESSAGE, DecoupledModelError, Engine, EngineOptions
+from tritonlite.engine import Engine, EngineOptions
 
 REPEAT = """
 import threading
@@ -193,9 +193,7 @@ def test_one_response_infer_is_refused_for_decoupled_models(repo):
 
     error = with_engine(repo, body)
     assert error.kind == ErrorKind.UNSUPPORTED
-    assert error.message == "HTTP end point doesn't support models with decoupled transaction policy"
-    assert error.grpc_message == DECOUPLED_GRPC_MESSAGE
-    assert DECOUPLED_GRPC_MESSAGE == "ModelInfer RPC doesn't support models with decoupled transaction policy"
+    assert "'repeat'" in error.message  # each frontend words it as Triton does (tests/frontends)
 
 
 def test_models_that_are_not_decoupled_stream_one_final_response(repo):

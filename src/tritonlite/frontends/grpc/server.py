@@ -10,7 +10,7 @@ from google.protobuf import json_format, message_factory
 from google.protobuf.message import DecodeError
 
 from tritonlite import logging_setup
-from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
+from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError, invalid_arg
 from tritonlite.engine import Engine
 from tritonlite.frontends.grpc.codec import decode_request, encode_response, encode_response_parts
 from tritonlite.frontends.grpc.wire import join_response, split_request
@@ -33,9 +33,13 @@ CODE_BY_KIND = {
 MAX_MESSAGE_BYTES = 2**31 - 1
 
 
+# Triton's answer to ModelInfer on a decoupled model (its HTTP text differs)
+DECOUPLED_MESSAGE = "ModelInfer RPC doesn't support models with decoupled transaction policy"
+
+
 async def _abort(context: grpc.aio.ServicerContext, exc: TritonError):
-    # some errors word themselves differently over gRPC (e.g. a decoupled model on ModelInfer)
-    await context.abort(CODE_BY_KIND[exc.kind], getattr(exc, "grpc_message", exc.message))
+    message = DECOUPLED_MESSAGE if isinstance(exc, DecoupledModelError) else exc.message
+    await context.abort(CODE_BY_KIND[exc.kind], message)
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):

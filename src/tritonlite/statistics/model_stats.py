@@ -61,10 +61,10 @@ class ModelStats:
         self.batches: dict[int, BatchStats] = {}
         self.failures = dict.fromkeys(FAILURE_REASONS, 0)
         self.pending = 0
-        # metrics.summary.LatencySummaries with --metrics-config summary_latencies=true; they observe
+        # statistics.summary.LatencySummaries with --metrics-config summary_latencies=true; they observe
         # what the counters add (in whole microseconds), so each summary's _sum is its counter's value
         self.summaries = None
-        # metrics.histogram.Histogram of a decoupled model with --metrics-config histogram_latencies=true
+        # statistics.histogram.Histogram of a decoupled model with --metrics-config histogram_latencies=true
         self.first_response = None
 
     def record_success(self, duration_ns: int) -> None:

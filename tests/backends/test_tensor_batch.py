@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tritonlite.backends.tensor_batch import batch_sizes, gather_inputs, scatter_outputs
 from tritonlite.core.errors import TritonError
 from tritonlite.core.types import InferRequest, InferTensor, RequestedOutput
-from tritonlite.scheduling.tensor_batch import batch_sizes, gather_inputs, scatter_outputs
 
 
 def req(rid: str, rows: np.ndarray, outputs: list[str] | None = None) -> InferRequest:

@@ -8,9 +8,9 @@ import numpy as np
 from google.protobuf import text_format
 
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor
-from tritonlite.models.statistics import ModelStats
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
+from tritonlite.statistics.model_stats import ModelStats
 
 
 class SlowRunner:
@@ -75,7 +75,7 @@ def test_json_shape_is_tritons():
 
 
 def test_a_batchs_queue_times_count_as_each_of_its_requests_would():
-    from tritonlite.metrics.summary import LatencySummaries
+    from tritonlite.statistics.summary import LatencySummaries
 
     quantiles = ((0.5, 0.05), (0.9, 0.01))
     one_by_one, per_batch = ModelStats(), ModelStats()
