@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 from google.protobuf import json_format
 
-from tritonlite import TRITON_COMPATIBLE_VERSION, heap
+from tritonlite import TRITON_COMPATIBLE_VERSION, heap, logging_setup
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.core.datatypes import datatype_of
 from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError, invalid_arg, unavailable, unsupported
@@ -25,6 +25,7 @@ from tritonlite.core.types import InferRequest, InferResponse, InferTensor, Requ
 from tritonlite.metrics.config import MetricsConfig
 from tritonlite.models.manager import ModelManager
 from tritonlite.models.model import ModelVersion
+from tritonlite.models.submission import Submission
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.repository.paths import resolve_inside, validate_model_name
 from tritonlite.repository.scan import ModelSource
@@ -298,17 +299,62 @@ class Engine:
     def ready_model(self, name: str, version: str = "") -> ModelVersion:
         return self.models.get(name, version)
 
+    # --- frontend queries: model readiness, repository index, shared memory, logging -----------
+
+    def model_ready(self, name: str, version: str = "") -> bool:
+        return self.models.is_ready(name, version)
+
+    def repository_index(self, ready_only: bool = False) -> list[dict]:
+        """Triton's repository index rows: ``name`` and, where known, ``version``, ``state``, ``reason``."""
+        return self.models.index(ready_only)
+
+    def system_shm_status(self, name: str = "") -> list[dict]:
+        """Every registered system shared memory region, or the one called ``name``."""
+        return self.shared_memory.system.status(name)
+
+    def system_shm_register(self, name: str, key: str, offset: int, byte_size: int) -> None:
+        self.shared_memory.system.register(name, key, offset, byte_size)
+
+    def system_shm_unregister(self, name: str = "") -> None:
+        """Unregister the region called ``name``, or every system region with no name."""
+        self.shared_memory.system.unregister(name)
+
+    def cuda_shm_status(self, name: str = "") -> list[dict]:
+        """Every registered CUDA shared memory region, or the one called ``name``."""
+        return self.shared_memory.cuda.status(name)
+
+    def cuda_shm_register(self, name: str, raw_handle: bytes, device_id: int, byte_size: int) -> None:
+        self.shared_memory.cuda.register(name, raw_handle, device_id, byte_size)
+
+    def cuda_shm_unregister(self, name: str = "") -> None:
+        """Unregister the region called ``name``, or every CUDA region with no name."""
+        self.shared_memory.cuda.unregister(name)
+
+    def log_settings(self) -> dict:
+        return logging_setup.current.as_json()
+
+    def update_log_settings(self, changes: dict) -> dict:
+        """Apply a logging-extension update; the settings after it, or Triton's error (HTTP wording)."""
+        return logging_setup.update(changes)
+
+    def log_formats(self) -> tuple[str, ...]:
+        return logging_setup.LOG_FORMATS
+
     # --- inference -------------------------------------------------------------------------------
 
-    async def infer(self, request: InferRequest) -> InferResponse:
-        return await self.model_for(request).infer(request)
+    def submit(self, request: InferRequest) -> Submission:
+        """Hand ``request`` to the ready model version it names, for exactly one response.
 
-    def model_for(self, request: InferRequest) -> ModelVersion:
-        """The ready model version that answers ``request`` with one response (not a decoupled one)."""
+        Raises TritonError when it is refused before it is queued: unknown or unready model, a
+        decoupled model (``DecoupledModelError``: it answers through ``infer_stream``), invalid inputs.
+        """
         model = self.models.get(request.model_name, request.model_version)
         if model.decoupled:
             raise DecoupledModelError(model.name)
-        return model
+        return model.submit(request)
+
+    async def infer(self, request: InferRequest) -> InferResponse:
+        return await self.submit(request)
 
     async def infer_stream(self, request: InferRequest) -> AsyncIterator[StreamItem]:
         """The responses of one request as ``(response, final)`` items, for any model.

@@ -20,6 +20,7 @@ from tritonlite.core.types import InferResponse
 from tritonlite.models.model import ModelVersion
 from tritonlite.models.warmup import run_warmup, warmup_requests
 from tritonlite.repository.config import complete_config, read_config, validate_config
+from tritonlite.scheduling.base import TaskScheduler
 from tritonlite.scheduling.direct import DirectScheduler
 from tritonlite.scheduling.instance_runner import InstanceRunner
 
@@ -249,12 +250,15 @@ def test_a_missing_input(tmp_path):
 # --- running with fakes ---------------------------------------------------------------------------
 
 
-class FakeScheduler:
+class FakeScheduler(TaskScheduler):
     def __init__(self, results=None):
         self.calls = []
         self.results = results or {}
 
-    async def infer(self, request):
+    async def stop(self) -> None:
+        return None
+
+    async def run(self, request):
         self.calls.append(request)
         number = len(self.calls)
         await asyncio.sleep(0)

@@ -48,10 +48,15 @@ def request(rid: str, batch: int = 1, width: int = 4, priority: int = 0, timeout
     return req
 
 
+async def infer(batcher: DynamicBatcher, req: InferRequest):
+    """The request's result; a refusal (full queue) raised by ``enqueue`` comes out here too."""
+    return await batcher.enqueue(req)
+
+
 async def run_all(batcher: DynamicBatcher, requests: list[InferRequest], spacing: float = 0.0) -> list:
     tasks = []
     for req in requests:
-        tasks.append(asyncio.ensure_future(batcher.infer(req)))
+        tasks.append(asyncio.ensure_future(infer(batcher, req)))
         if spacing:
             await asyncio.sleep(spacing)
         else:
@@ -181,12 +186,12 @@ def test_queue_timeout_rejects_or_delays():
             "allow_timeout_override: true }} }}"
         )
         batcher = DynamicBatcher([runner], config(text.format(action), max_batch_size=1))
-        tasks = [asyncio.ensure_future(batcher.infer(request("busy")))]
+        tasks = [asyncio.ensure_future(batcher.enqueue(request("busy")))]
         await asyncio.sleep(0.01)
-        tasks.append(asyncio.ensure_future(batcher.infer(request("short", timeout_us=20_000))))
-        tasks.append(asyncio.ensure_future(batcher.infer(request("long", timeout_us=10_000_000))))
+        tasks.append(asyncio.ensure_future(batcher.enqueue(request("short", timeout_us=20_000))))
+        tasks.append(asyncio.ensure_future(batcher.enqueue(request("long", timeout_us=10_000_000))))
         await asyncio.sleep(0.24)
-        tasks.append(asyncio.ensure_future(batcher.infer(request("fresh"))))
+        tasks.append(asyncio.ensure_future(batcher.enqueue(request("fresh"))))
         results = await asyncio.gather(*tasks, return_exceptions=True)
         await batcher.stop()
         return runner.batches, dict(zip(["busy", "short", "long", "fresh"], results, strict=True))
@@ -211,7 +216,7 @@ def test_preferred_size_prefix_goes_at_once_and_the_rest_waits():
         done: dict[str, float] = {}
 
         async def one(rid):
-            await batcher.infer(request(rid))
+            await batcher.enqueue(request(rid))
             done[rid] = time.monotonic() - start
 
         await asyncio.gather(*(one(str(i)) for i in range(5)))
@@ -228,9 +233,9 @@ def test_requests_queued_behind_a_busy_instance_go_together_after_the_delay():
         runner = FakeRunner(sleep=0.2)
         cfg = config("dynamic_batching { preferred_batch_size: [4, 8] max_queue_delay_microseconds: 100000 }")
         batcher = DynamicBatcher([runner], cfg)
-        first = asyncio.ensure_future(batcher.infer(request("blocker", batch=4)))
+        first = asyncio.ensure_future(batcher.enqueue(request("blocker", batch=4)))
         await asyncio.sleep(0.01)
-        rest = [asyncio.ensure_future(batcher.infer(request(str(i)))) for i in range(5)]
+        rest = [asyncio.ensure_future(batcher.enqueue(request(str(i)))) for i in range(5)]
         await asyncio.gather(first, *rest)
         await batcher.stop()
         return runner.batches
@@ -249,7 +254,7 @@ def test_preserve_ordering_with_two_instances():
         order: list[str] = []
 
         async def one(req):
-            result = await batcher.infer(req)
+            result = await batcher.enqueue(req)
             order.append(result.id)
 
         await asyncio.gather(one(request("a")), one(request("b")))
@@ -276,10 +281,10 @@ def test_cancelled_request_frees_its_slot():
     async def go():
         runner = FakeRunner(sleep=0.1)
         batcher = DynamicBatcher([runner], config("dynamic_batching { }", max_batch_size=1))
-        first = asyncio.ensure_future(batcher.infer(request("first")))
+        first = asyncio.ensure_future(batcher.enqueue(request("first")))
         await asyncio.sleep(0.01)
-        gone = asyncio.ensure_future(batcher.infer(request("gone")))
-        kept = asyncio.ensure_future(batcher.infer(request("kept")))
+        gone = asyncio.ensure_future(batcher.enqueue(request("gone")))
+        kept = asyncio.ensure_future(batcher.enqueue(request("kept")))
         await asyncio.sleep(0.01)
         gone.cancel()
         await asyncio.gather(first, kept)
@@ -306,11 +311,11 @@ def test_arrivals_that_cannot_complete_the_batch_leave_the_batcher_asleep():
         batcher._form = counted
         tasks = []
         for i in range(15):
-            tasks.append(asyncio.ensure_future(batcher.infer(request(str(i)))))
+            tasks.append(asyncio.ensure_future(batcher.enqueue(request(str(i)))))
             await asyncio.sleep(0.001)
         looked_before_full = len(forms)
         start = time.monotonic()
-        tasks.append(asyncio.ensure_future(batcher.infer(request("15"))))
+        tasks.append(asyncio.ensure_future(batcher.enqueue(request("15"))))
         await asyncio.gather(*tasks)
         waited = time.monotonic() - start
         await batcher.stop()
@@ -327,9 +332,9 @@ def test_a_request_that_does_not_fit_closes_the_waiting_batch_at_once():
         runner = FakeRunner()
         batcher = DynamicBatcher([runner], config("dynamic_batching { max_queue_delay_microseconds: 1000000 }"))
         start = time.monotonic()
-        first = [asyncio.ensure_future(batcher.infer(request(name))) for name in ("a", "b")]
+        first = [asyncio.ensure_future(batcher.enqueue(request(name))) for name in ("a", "b")]
         await asyncio.sleep(0.01)
-        odd = asyncio.ensure_future(batcher.infer(request("wide", width=5)))
+        odd = asyncio.ensure_future(batcher.enqueue(request("wide", width=5)))
         await asyncio.gather(*first)
         closed_after = time.monotonic() - start
         await odd
@@ -349,11 +354,11 @@ def test_an_earlier_queue_timeout_wakes_the_waiting_batcher():
             "default_queue_policy { allow_timeout_override: true } }"
         )
         batcher = DynamicBatcher([runner], config(text))
-        waiting = asyncio.ensure_future(batcher.infer(request("waits")))
+        waiting = asyncio.ensure_future(batcher.enqueue(request("waits")))
         await asyncio.sleep(0.01)
         start = time.monotonic()
         try:
-            await batcher.infer(request("hurried", timeout_us=50_000))
+            await batcher.enqueue(request("hurried", timeout_us=50_000))
         except TritonError as exc:
             outcome = exc.message
         rejected_after = time.monotonic() - start

@@ -119,7 +119,7 @@ def test_tritons_refusals():
             if r.inputs[0].shape == [2, 1]:
                 r.correlation_id, r.flags = 5, 1
             with pytest.raises(TritonError) as caught:
-                await batcher.infer(r)
+                await batcher.enqueue(r)
             errors.append((caught.value.kind, caught.value.message))
         return errors
 
@@ -194,11 +194,11 @@ def test_direct_slots_controls_and_null_requests():
     runner = FakeRunner()
 
     async def body(batcher: SequenceBatcher):
-        results = [await batcher.infer(request(1, 1, start=True))]
-        results.append(await batcher.infer(request(10, 2, start=True)))
-        results.append(await batcher.infer(request(2, 1)))
-        results.append(await batcher.infer(request(20, 2, end=True)))
-        results.append(await batcher.infer(request(3, 1, end=True)))
+        results = [await batcher.enqueue(request(1, 1, start=True))]
+        results.append(await batcher.enqueue(request(10, 2, start=True)))
+        results.append(await batcher.enqueue(request(2, 1)))
+        results.append(await batcher.enqueue(request(20, 2, end=True)))
+        results.append(await batcher.enqueue(request(3, 1, end=True)))
         return results
 
     results = run(body, runner)
@@ -218,8 +218,8 @@ def test_string_ids_and_a_string_corrid_control():
     runner = FakeRunner()
 
     async def body(batcher: SequenceBatcher):
-        await batcher.infer(request(1, "abc", start=True, batched=False))
-        return await batcher.infer(request(2, "abc", end=True, batched=False))
+        await batcher.enqueue(request(1, "abc", start=True, batched=False))
+        return await batcher.enqueue(request(2, "abc", end=True, batched=False))
 
     result = run(body, runner, cfg=config(mbs=0, corrid="TYPE_STRING"))
     assert value_of(result) == 2
@@ -231,14 +231,14 @@ def test_backlog_waits_for_a_free_slot_and_requests_after_end_are_refused():
     runner = FakeRunner()
 
     async def body(batcher: SequenceBatcher):
-        await batcher.infer(request(1, "a", start=True))
-        waiting = asyncio.ensure_future(batcher.infer(request(5, "b", start=True, end=True)))
+        await batcher.enqueue(request(1, "a", start=True))
+        waiting = asyncio.ensure_future(batcher.enqueue(request(5, "b", start=True, end=True)))
         await asyncio.sleep(0.05)
         assert not waiting.done()  # one slot, taken by "a"
-        await batcher.infer(request(2, "a", end=True))
+        await batcher.enqueue(request(2, "a", end=True))
         done = await asyncio.wait_for(waiting, 1)
         with pytest.raises(TritonError, match="sequence a to model 'acc' must specify the START flag"):
-            await batcher.infer(request(3, "a"))
+            await batcher.enqueue(request(3, "a"))
         return done
 
     assert value_of(run(body, runner, cfg=config(mbs=1))) == 5
@@ -249,13 +249,13 @@ def test_idle_sequences_lose_their_slot():
     cfg = config(mbs=1, extra="max_sequence_idle_microseconds: 150000")
 
     async def body(batcher: SequenceBatcher):
-        await batcher.infer(request(1, 7, start=True))
-        backlogged = asyncio.ensure_future(batcher.infer(request(5, 8, start=True, end=True)))
+        await batcher.enqueue(request(1, 7, start=True))
+        backlogged = asyncio.ensure_future(batcher.enqueue(request(5, 8, start=True, end=True)))
         await asyncio.sleep(0.05)
         assert not backlogged.done()
         freed = await asyncio.wait_for(backlogged, 2)  # 7 goes idle after 0.15 s: 8 gets the slot
         with pytest.raises(TritonError, match="sequence 7 to model 'acc' must specify the START flag"):
-            await batcher.infer(request(2, 7))
+            await batcher.enqueue(request(2, 7))
         return freed
 
     assert value_of(run(body, runner, cfg=cfg)) == 5
@@ -263,9 +263,9 @@ def test_idle_sequences_lose_their_slot():
 
 def test_backlogged_sequence_times_out():
     async def body(batcher: SequenceBatcher):
-        await batcher.infer(request(1, 1, start=True))
-        result = await asyncio.wait_for(batcher.infer(request(1, 2, start=True, timeout_us=50_000)), 2)
-        await batcher.infer(request(1, 1, end=True))
+        await batcher.enqueue(request(1, 1, start=True))
+        result = await asyncio.wait_for(batcher.enqueue(request(1, 2, start=True, timeout_us=50_000)), 2)
+        await batcher.enqueue(request(1, 1, end=True))
         return result
 
     result = run(body, FakeRunner(), cfg=config(mbs=1))
@@ -280,7 +280,7 @@ def test_sequences_spread_over_instances():
         async def sequence(corrid: int):
             total = 0
             for step in range(3):
-                total += value_of(await batcher.infer(request(corrid, corrid, start=step == 0, end=step == 2)))
+                total += value_of(await batcher.enqueue(request(corrid, corrid, start=step == 0, end=step == 2)))
             return total
 
         return await asyncio.gather(*(sequence(c) for c in (1, 2)))
@@ -300,7 +300,7 @@ def test_oldest_batches_at_most_the_candidate_sequences():
         async def sequence(corrid: int):
             out = []
             for step in range(4):
-                out.append(value_of(await batcher.infer(request(step, corrid, start=step == 0, end=step == 3))))
+                out.append(value_of(await batcher.enqueue(request(step, corrid, start=step == 0, end=step == 3))))
             return out
 
         return await asyncio.gather(*(sequence(c) for c in (1, 2, 3, 4)))
@@ -327,7 +327,7 @@ def test_implicit_state_is_carried_per_sequence_and_reset_on_start(tmp_path):
         for corrid, values in ((1, [1, 2, 3]), (2, [10, 20])):
             for index, value in enumerate(values):
                 r = request(value, corrid, start=index == 0, end=index == len(values) - 1, batched=False)
-                result = await batcher.infer(r)
+                result = await batcher.enqueue(r)
                 assert [t.name for t in result.outputs] == ["OUTPUT"]  # the state output stays inside
                 sums.append(value_of(result))
         return sums

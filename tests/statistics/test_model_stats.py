@@ -36,11 +36,11 @@ def test_dynamic_batch_of_one_plus_eight_rows_counts_two_requests_nine_inference
         runner = SlowRunner()
         batcher = DynamicBatcher([runner], config, stats)
         first = InferRequest("m", "", "warm", [InferTensor("X", "FP32", [1, 2], np.zeros((1, 2), np.float32))])
-        warm = asyncio.ensure_future(batcher.infer(first))
+        warm = asyncio.ensure_future(batcher.enqueue(first))
         await asyncio.sleep(0.01)  # the instance is busy: the next two queue and go out together
         small = InferRequest("m", "", "a", [InferTensor("X", "FP32", [1, 2], np.zeros((1, 2), np.float32))])
         big = InferRequest("m", "", "b", [InferTensor("X", "FP32", [8, 2], np.zeros((8, 2), np.float32))])
-        await asyncio.gather(warm, batcher.infer(small), batcher.infer(big))
+        await asyncio.gather(warm, batcher.enqueue(small), batcher.enqueue(big))
         await batcher.stop()
         return stats, runner.batches
 

@@ -5,6 +5,7 @@ They are plain slotted classes: one request allocates a handful of these, nothin
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,7 @@ class InferRequest:
         "arrival_ns",
         "trace",
         "stream",
+        "validation_key",
     )
 
     def __init__(
@@ -85,6 +87,9 @@ class InferRequest:
         self.arrival_ns = 0
         self.trace = None  # a tracing.Trace when this request is sampled
         self.stream = None  # a streaming.ResponseStream for requests to decoupled models
+        # requests with the same key (not None) validate alike: a frontend gives one to requests it
+        # built from one decoded header, so a model version validates that header once
+        self.validation_key: Hashable | None = None
 
 
 SEQUENCE_START = 1

@@ -11,17 +11,21 @@ from typing import Any
 from tritonlite.core.classification import classify
 from tritonlite.core.errors import ErrorKind, TritonError
 from tritonlite.core.response_cache import request_key
-from tritonlite.core.streaming import ResponseStream, StreamItem
+from tritonlite.core.streaming import StreamItem
 from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.core.validation import TensorSpec, tensor_spec, validate_request
+from tritonlite.models.submission import Submission
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.repository.config import config_to_json
+from tritonlite.scheduling.base import Scheduler
 from tritonlite.statistics.model_stats import ModelStats
 
 READY = "READY"
 UNAVAILABLE = "UNAVAILABLE"
 LOADING = "LOADING"
 UNLOADING = "UNLOADING"
+
+VALID_KEYS_LIMIT = 512  # validation keys remembered per version; starts over when full
 
 
 class ModelVersion:
@@ -34,7 +38,7 @@ class ModelVersion:
         self.model_path = model_path
         self.state = LOADING
         self.reason = ""
-        self.scheduler = None
+        self.scheduler: Scheduler | None = None
         self.config = config
         self.config_json: dict = config_to_json(config) if config is not None else {}
         self.inputs: dict[str, TensorSpec] = {}
@@ -46,6 +50,7 @@ class ModelVersion:
         self.stats = ModelStats()
         self.cache = None  # core.response_cache.ResponseCache when response_cache is enabled
         self.limiter_keys: list[str] = []
+        self._valid_keys: set = set()  # validation keys of requests that passed validation
         self.decoupled = False  # model_transaction_policy { decoupled: true }: zero or more responses
         self.ensemble = False  # platform "ensemble": the scheduler runs member models
         if config is not None:
@@ -60,17 +65,24 @@ class ModelVersion:
                     self.labels[out.name] = _read_labels(model_path / out.label_filename)
 
     @property
-    def queues_requests(self) -> bool:
-        """Whether requests may wait in a queue before they run (where a client may give up)."""
-        return getattr(self.scheduler, "queues_requests", False)
-
-    @property
     def ready(self) -> bool:
         return self.state == READY
 
-    async def infer(self, request: InferRequest, validated: bool = False) -> InferResponse:
-        if not validated:
+    # -- one request, one response -------------------------------------------------------------
+
+    def submit(self, request: InferRequest) -> Submission:
+        """Validate ``request`` and hand it to the scheduler; the submission gives the response.
+
+        Raises TritonError for a request refused before it is queued (validation, a full queue).
+        Requests that carry the ``validation_key`` of one that passed are not validated again.
+        """
+        key = request.validation_key
+        if key is None or key not in self._valid_keys:
             validate_request(request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size)
+            if key is not None:
+                if len(self._valid_keys) >= VALID_KEYS_LIMIT:
+                    self._valid_keys.clear()
+                self._valid_keys.add(key)
         stats = self.stats
         start = request.arrival_ns = time.monotonic_ns()
         trace = request.trace
@@ -81,62 +93,47 @@ class ModelVersion:
             for tensor in request.inputs:
                 trace.tensor("TENSOR_QUEUE_INPUT", tensor.name, tensor.datatype, tensor.shape, tensor.data)
         cache = self.cache
-        key = None
+        cache_key = None
         lookup_ns = 0
         if cache is not None:
-            key = request_key(self.name, self.version_str, request)
-            cached = cache.lookup(key, request)
+            cache_key = request_key(self.name, self.version_str, request)
+            cached = cache.lookup(cache_key, request)
             lookup_ns = time.monotonic_ns() - start
             if cached is not None:
                 stats.record_cache_hit(lookup_ns)
                 stats.record_success(lookup_ns)
-                return cached
+                return Submission.answered(request, cached)
         stats.pending += 1
         try:
-            result = await self.scheduler.infer(request)
-        except TritonError as exc:  # refused by the scheduler: full queue, timeout
+            future = self.scheduler.enqueue(request)
+        except TritonError as exc:  # refused by the scheduler: full queue, stopping
+            stats.pending -= 1
             self._refused(request, exc)
             raise
-        except asyncio.CancelledError:
-            stats.record_failure(time.monotonic_ns() - start, "CANCELED")
-            raise
-        finally:
-            stats.pending -= 1
-        return self._finish(request, result, key, lookup_ns)
+        return Submission(request, future, lambda done: self._outcome(request, done, cache_key, lookup_ns))
 
-    # -- without a task: the HTTP fast lane's infer ------------------------------------------------
+    async def infer(self, request: InferRequest) -> InferResponse:
+        return await self.submit(request)
 
-    @property
-    def takes_submissions(self) -> bool:
-        """Whether ``submit``/``settle`` may stand in for ``infer``: the scheduler queues requests
-        behind a future of their own and there is no response cache to consult."""
-        return self.cache is None and hasattr(self.scheduler, "submit")
-
-    def submit(self, request: InferRequest) -> asyncio.Future:
-        """Queue a request that already passed validation (and is not traced); its future gives
-        the scheduler's result, for ``settle``. A refusal (full queue) comes as the future's error."""
-        request.arrival_ns = time.monotonic_ns()
-        self.stats.pending += 1
-        try:
-            return self.scheduler.submit(request)
-        except TritonError as exc:
-            refused = asyncio.get_running_loop().create_future()
-            refused.set_exception(exc)
-            return refused
-
-    def settle(self, request: InferRequest, future: asyncio.Future) -> InferResponse | None:
-        """``infer``'s answer to a request queued with ``submit``, now that ``future`` is done;
-        None when it was cancelled (the client went away). Raises TritonError as ``infer`` does."""
-        self.stats.pending -= 1
+    def _outcome(
+        self, request: InferRequest, future: asyncio.Future, cache_key: Any, lookup_ns: int
+    ) -> InferResponse | BaseException:
+        """What the scheduler's ``future`` means for the client, with statistics recorded once:
+        the response, or the exception the submission raises."""
+        stats = self.stats
+        stats.pending -= 1
         if future.cancelled():
-            self.stats.record_failure(time.monotonic_ns() - request.arrival_ns, "CANCELED")
-            return None
+            stats.record_failure(time.monotonic_ns() - request.arrival_ns, "CANCELED")
+            return asyncio.CancelledError()
         error = future.exception()
         if error is not None:
             if isinstance(error, TritonError):
                 self._refused(request, error)
-            raise error
-        return self._finish(request, future.result(), None, 0)
+            return error
+        try:
+            return self._finish(request, future.result(), cache_key, lookup_ns)
+        except TritonError as exc:
+            return exc
 
     def _refused(self, request: InferRequest, exc: TritonError) -> None:
         reason = "REJECTED" if exc.kind == ErrorKind.UNAVAILABLE else "OTHER"
@@ -166,6 +163,8 @@ class ModelVersion:
             trace.stamp("REQUEST_END", end)
         return result
 
+    # -- one request, zero or more responses ---------------------------------------------------
+
     async def infer_stream(self, request: InferRequest) -> AsyncIterator[StreamItem]:
         """The request's responses as ``(response, final)`` items, for any model.
 
@@ -174,28 +173,22 @@ class ModelVersion:
         not decoupled gives exactly one final item.
         """
         validate_request(request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size)
-        check = getattr(self.scheduler, "check", None)
-        if check is not None:
-            check(request)
+        self.scheduler.check(request)
         if not self.decoupled:
             try:
-                response = await self.infer(request, validated=True)
+                response = await self.infer(request)
             except TritonError as exc:
                 yield exc, True
                 return
             yield response, True
             return
-        if self.ensemble:
-            source = self.scheduler.infer_stream(request)
-        else:
-            source = self._decoupled_responses(request)
         stats = self.stats
         start = request.arrival_ns = time.monotonic_ns()
         stats.pending += 1
         failed = False
         first = True
         try:
-            async for response, final in source:
+            async for response, final in self.scheduler.responses(request):
                 if isinstance(response, TritonError):
                     failed = True
                     stats.record_failure(time.monotonic_ns() - start, "BACKEND")
@@ -212,29 +205,6 @@ class ModelVersion:
             stats.pending -= 1
         if not failed:
             stats.record_success(time.monotonic_ns() - start)
-
-    async def _decoupled_responses(self, request: InferRequest) -> AsyncIterator[StreamItem]:
-        """Run a request of a decoupled model; its responses arrive through ``request.stream``."""
-        stream = request.stream = ResponseStream()
-        task = asyncio.get_running_loop().create_task(self.scheduler.infer(request))
-
-        def settled(done: asyncio.Task) -> None:
-            if done.cancelled():
-                stream.put(TritonError(ErrorKind.CANCELLED, "request cancelled"), True)
-                return
-            exc = done.exception()
-            result = exc if exc is not None else done.result()
-            if isinstance(result, TritonError):
-                stream.put(result, True)
-            elif isinstance(result, BaseException):
-                stream.put(TritonError(ErrorKind.INTERNAL, f"{type(result).__name__}: {result}"), True)
-
-        task.add_done_callback(settled)
-        while True:
-            item = await stream.get()
-            yield item
-            if item[1]:
-                return
 
     def _classify(self, request: InferRequest, response: InferResponse) -> None:
         for requested in request.outputs:

@@ -255,7 +255,7 @@ async def _through_scheduler(model: Any, requests: list[InferRequest]) -> list[I
     async def one(request: InferRequest) -> InferResponse | TritonError:
         start = time.monotonic_ns()
         try:
-            result = await model.scheduler.infer(request)
+            result = await model.scheduler.enqueue(request)
         except TritonError as exc:
             result = exc
         if stats is not None:

@@ -6,13 +6,14 @@ import time
 
 from tritonlite.core.errors import TritonError
 from tritonlite.core.types import InferRequest, InferResponse
+from tritonlite.scheduling.base import TaskScheduler
 from tritonlite.scheduling.instance_pool import InstancePool
 from tritonlite.scheduling.instance_runner import InstanceRunner
 from tritonlite.statistics.model_stats import ModelStats
 from tritonlite.tracing.tracer import stamp_compute
 
 
-class DirectScheduler:
+class DirectScheduler(TaskScheduler):
     """N instances serve N requests at once; others wait in arrival order."""
 
     def __init__(
@@ -27,7 +28,7 @@ class DirectScheduler:
         self.batched = batched
         self.pool = pool if pool is not None else InstancePool(runners)
 
-    async def infer(self, request: InferRequest) -> InferResponse | TritonError:
+    async def run(self, request: InferRequest) -> InferResponse | TritonError:
         runner = await self.pool.take()
         stats = self.stats
         stats.record_queue(time.monotonic_ns() - request.arrival_ns)

@@ -24,9 +24,10 @@ import collections
 import time
 from dataclasses import dataclass
 
-from tritonlite.core.errors import TritonError, internal, unavailable
-from tritonlite.core.types import InferRequest, InferResponse
+from tritonlite.core.errors import internal, unavailable
+from tritonlite.core.types import InferRequest
 from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.scheduling.base import Scheduler, SchedulerResult
 from tritonlite.scheduling.instance_pool import InstancePool
 from tritonlite.scheduling.instance_runner import InstanceRunner
 from tritonlite.statistics.model_stats import ModelStats
@@ -83,10 +84,8 @@ def _batch_size(request: InferRequest) -> int:
     return 1
 
 
-class DynamicBatcher:
+class DynamicBatcher(Scheduler):
     """Queues requests per priority level and feeds batches to idle instances."""
-
-    queues_requests = True
 
     def __init__(
         self,
@@ -128,18 +127,10 @@ class DynamicBatcher:
 
     # --- admission -------------------------------------------------------------------------------
 
-    async def infer(self, request: InferRequest) -> InferResponse | TritonError:
-        future = self.submit(request)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            future.cancel()  # the client went away: its slot is skipped when batches form
-            raise
-
-    def submit(self, request: InferRequest) -> asyncio.Future:
+    def enqueue(self, request: InferRequest) -> asyncio.Future[SchedulerResult]:
         """Queue ``request``; its future gets the result (a TritonError result is the backend's
-        error). Cancelling the future takes the request out of the queue if it has not run yet.
-        Raises TritonError when the queue is full."""
+        error). Cancelling the future takes the request out of the queue if it has not run yet
+        (its slot is skipped when batches form). Raises TritonError when the queue is full."""
         if self._task is None:
             self._loop = asyncio.get_running_loop()
             self._task = self._loop.create_task(self._run())

@@ -24,6 +24,7 @@ from tritonlite.core.errors import TritonError, invalid_arg
 from tritonlite.core.streaming import StreamItem
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
 from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.scheduling.base import TaskScheduler
 from tritonlite.statistics.model_stats import ModelStats
 
 ENSEMBLE_PLATFORM = "ensemble"
@@ -312,14 +313,12 @@ class _Step:
     requested: tuple[str, ...]
 
 
-class EnsembleScheduler:
+class EnsembleScheduler(TaskScheduler):
     """Runs one ensemble request through the member models.
 
     ``lookup(name, version)`` returns the ready member version (or raises Triton's error); it is
     asked at every step, so a member reloaded in between serves the next request.
     """
-
-    runners: list = []
 
     def __init__(
         self,
@@ -347,7 +346,7 @@ class EnsembleScheduler:
 
     # --- one response -------------------------------------------------------------------------------
 
-    async def infer(self, request: InferRequest) -> InferResponse | TritonError:
+    async def run(self, request: InferRequest) -> InferResponse | TritonError:
         started = time.monotonic_ns()
         self.stats.record_queue(started - request.arrival_ns)
         env: dict[str, InferTensor] = {t.name: t for t in request.inputs}
@@ -431,7 +430,7 @@ class EnsembleScheduler:
 
     # --- a stream of responses (an ensemble with a decoupled member) -----------------------------------
 
-    async def infer_stream(self, request: InferRequest) -> AsyncIterator[StreamItem]:
+    async def responses(self, request: InferRequest) -> AsyncIterator[StreamItem]:
         """Each response of a decoupled member carries its flow on through the following steps."""
         started = time.monotonic_ns()
         self.stats.record_queue(started - request.arrival_ns)
@@ -491,7 +490,7 @@ class EnsembleScheduler:
         try:
             member = self.lookup(step.model_name, step.version)
             sub = self._member_request(step, request, env)
-            if not getattr(member, "decoupled", False):
+            if not member.decoupled:
                 self._store(step, await member.infer(sub), env)
                 events.put_nowait(("env", env, launched))
                 return

@@ -39,6 +39,7 @@ from tritonlite.core.datatypes import CONFIG_TO_DATATYPE, numpy_dtype
 from tritonlite.core.errors import TritonError, internal, invalid_arg, unavailable
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
 from tritonlite.protocol import model_config_pb2 as mc
+from tritonlite.scheduling.base import TaskScheduler
 from tritonlite.scheduling.instance_runner import InstanceRunner
 from tritonlite.statistics.model_stats import ModelStats
 from tritonlite.tracing.tracer import stamp_compute
@@ -322,7 +323,7 @@ def _batch_size(request: InferRequest) -> int:
     return 1
 
 
-class SequenceBatcher:
+class SequenceBatcher(TaskScheduler):
     """Routes each sequence to a slot of an instance and feeds the instances batches of slots."""
 
     def __init__(
@@ -376,7 +377,7 @@ class SequenceBatcher:
                 "flag on the first request of the sequence"
             )
 
-    async def infer(self, request: InferRequest) -> InferResponse | TritonError:
+    async def run(self, request: InferRequest) -> InferResponse | TritonError:
         self.check(request)
         if self._stopping and request.flags & START_FLAG:
             raise unavailable("Server is stopping, scheduler for model has stopped accepting new inference requests")
