@@ -11,7 +11,6 @@ from google.protobuf import text_format
 from tritonlite.core.errors import ErrorKind, TritonError
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.repository.config import (
-    DEFAULT_MODEL_FILENAMES,
     backend_of,
     complete_config,
     config_to_json,
@@ -157,11 +156,6 @@ def test_default_kind_can_be_chosen():
 )
 def test_default_model_filename_per_backend(fields, filename):
     assert completed(fields).default_model_filename == filename
-
-
-def test_default_model_filenames_table():
-    assert DEFAULT_MODEL_FILENAMES["python"] == "model.py"
-    assert DEFAULT_MODEL_FILENAMES["pytorch"] == "model.pt"
 
 
 def test_explicit_default_model_filename_is_kept():

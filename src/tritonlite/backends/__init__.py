@@ -1,39 +1,25 @@
-"""Backends: what runs a model. Each backend creates instances behind one small interface."""
+"""Backends: what runs a model. Each backend creates instances behind one small interface.
+
+Which backends exist, and where their code lives, is ``registry.py``; this module creates
+instances and auto-completes configs through it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tritonlite.backends.base import BackendInstance, InstanceSpec
+from tritonlite.backends.registry import BACKENDS, BackendSettings, backend_of, by_name
 from tritonlite.core.errors import unavailable
 from tritonlite.protocol import model_config_pb2 as mc
-
-# --backend-config=<backend>,<key>=<value>: settings per backend name
-BackendSettings = dict[str, dict[str, str]]
 
 
 def create_instance(backend: str, spec: InstanceSpec) -> BackendInstance:
     """Create (and initialize) one instance of a model with the named backend."""
-    if backend == "python":
-        from tritonlite.backends.python.backend import PythonInstance
-        from tritonlite.backends.python.process_instance import PROCESS, PythonProcessInstance, instance_mode
-
-        if instance_mode(spec) == PROCESS:  # TRITONLITE_INSTANCE_MODE: "thread" (default) or "process"
-            return PythonProcessInstance(spec)
-        return PythonInstance(spec)
-    if backend == "onnxruntime":
-        from tritonlite.backends.onnxruntime.backend import OnnxRuntimeInstance
-
-        return OnnxRuntimeInstance(spec)
-    if backend == "pytorch":
-        from tritonlite.backends.pytorch.backend import PyTorchInstance
-
-        return PyTorchInstance(spec)
-    if backend == "tensorrt":
-        from tritonlite.backends.tensorrt.backend import TensorRTInstance
-
-        return TensorRTInstance(spec)
-    raise unavailable(f"unable to find backend library for backend '{backend}'")
+    found = by_name(backend)
+    if found is None or not found.instance:
+        raise unavailable(f"unable to find backend library for backend '{backend}'")
+    return found.code(found.instance)(spec)
 
 
 def auto_complete(
@@ -48,31 +34,11 @@ def auto_complete(
     None when there is none). ``config.backend``/``platform`` may still be empty: a backend
     may recognise its model file and claim the model. Returns the (possibly new) config.
     """
-    from tritonlite.repository.config import backend_of
-
     config = complete_backend_fields(config, version_path)
-    backend = backend_of(config)
-    if backend == "python" and version_path is not None:
-        from tritonlite.backends.python.backend import complete_python_config
-
-        return complete_python_config(config, model_path, version_path)
-    if backend == "onnxruntime":
-        from tritonlite.backends.onnxruntime.backend import complete_onnx_config
-
-        return complete_onnx_config(config, model_path, version_path, settings)
-    if backend == "tensorrt":
-        from tritonlite.backends.tensorrt.backend import complete_tensorrt_config
-
-        return complete_tensorrt_config(config, model_path, version_path, settings)
-    return config  # pytorch: TorchScript does not describe its inputs and outputs (as in Triton)
-
-
-# Triton's framework backends in the order its core tries them: backend, platform, model file
-_FRAMEWORKS = (
-    ("tensorrt", "tensorrt_plan", "model.plan"),
-    ("onnxruntime", "onnxruntime_onnx", "model.onnx"),
-    ("pytorch", "pytorch_libtorch", "model.pt"),
-)
+    backend = by_name(backend_of(config))
+    if backend is None or not backend.complete:
+        return config
+    return backend.code(backend.complete)(config, model_path, version_path, settings)
 
 
 def complete_backend_fields(config: mc.ModelConfig, version_path: Path | None) -> mc.ModelConfig:
@@ -82,18 +48,21 @@ def complete_backend_fields(config: mc.ModelConfig, version_path: Path | None) -
     (with neither) the model file in the version folder (model.plan, model.onnx, model.pt);
     a framework backend without a platform gets its platform.
     """
-    for backend, platform, filename in _FRAMEWORKS:
+    for backend in BACKENDS:
+        if not backend.framework:
+            continue
+        platform, filename = backend.platforms[0], backend.model_filename
         if not config.backend:
             if config.platform == platform or config.default_model_filename == filename:
-                config = _copy_with(config, backend=backend)
+                config = _copy_with(config, backend=backend.name)
             elif (
                 not config.platform
                 and not config.default_model_filename
                 and version_path is not None
                 and (version_path / filename).is_file()
             ):
-                config = _copy_with(config, backend=backend)
-        if config.backend == backend:
+                config = _copy_with(config, backend=backend.name)
+        if config.backend == backend.name:
             changes = {}
             if not config.platform:
                 changes["platform"] = platform

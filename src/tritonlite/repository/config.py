@@ -7,32 +7,13 @@ from typing import Any
 
 from google.protobuf import descriptor, json_format, text_format
 
+from tritonlite.backends.registry import backend_of, by_name, known_platform
 from tritonlite.core.errors import invalid_arg
 from tritonlite.protocol import model_config_pb2 as mc
 
 ModelConfig = mc.ModelConfig
 
 CONFIG_FILENAME = "config.pbtxt"
-
-# backend name -> the model file Triton looks for when default_model_filename is empty
-DEFAULT_MODEL_FILENAMES = {
-    "python": "model.py",
-    "onnxruntime": "model.onnx",
-    "pytorch": "model.pt",
-    "tensorrt": "model.plan",
-    "openvino": "model.xml",
-    "tensorflow": "model.savedmodel",
-}
-
-# platform -> backend that serves it
-PLATFORM_BACKENDS = {
-    "onnxruntime_onnx": "onnxruntime",
-    "pytorch_libtorch": "pytorch",
-    "tensorrt_plan": "tensorrt",
-    "tensorflow_savedmodel": "tensorflow",
-    "tensorflow_graphdef": "tensorflow",
-    "ensemble": "",
-}
 
 
 def read_config(model_path: Path, strict: bool) -> ModelConfig:
@@ -61,12 +42,6 @@ def _describe_parse_error(exc: text_format.ParseError) -> str:
     return f"line {line}, column {column}: {message}"
 
 
-def backend_of(config: ModelConfig) -> str:
-    if config.backend:
-        return config.backend
-    return PLATFORM_BACKENDS.get(config.platform, "")
-
-
 def complete_config(config: ModelConfig, model_name: str, default_kind: str = "KIND_CPU") -> None:
     """Fill the fields Triton fills when it loads a model (in place)."""
     if not config.name:
@@ -74,8 +49,9 @@ def complete_config(config: ModelConfig, model_name: str, default_kind: str = "K
     if not config.HasField("version_policy"):
         config.version_policy.latest.num_versions = 1
     backend = backend_of(config)
-    if not config.default_model_filename and backend in DEFAULT_MODEL_FILENAMES:
-        config.default_model_filename = DEFAULT_MODEL_FILENAMES[backend]
+    known = by_name(backend)
+    if not config.default_model_filename and known is not None:
+        config.default_model_filename = known.model_filename
     if config.HasField("dynamic_batching") and not config.dynamic_batching.preferred_batch_size:
         if config.max_batch_size > 0:
             config.dynamic_batching.preferred_batch_size.append(config.max_batch_size)
@@ -110,7 +86,7 @@ def validate_config(config: ModelConfig, model_name: str) -> None:
         raise invalid_arg(
             f"unexpected platform type '' for {model_name}: model configuration must specify 'platform' or 'backend'"
         )
-    if config.platform and config.platform not in PLATFORM_BACKENDS:
+    if config.platform and not known_platform(config.platform):
         raise invalid_arg(f"unexpected platform type '{config.platform}' for {model_name}")
     if config.max_batch_size < 0:
         raise invalid_arg(f"'max_batch_size' must be non-negative value for {model_name}")
