@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-import orjson
 from google.protobuf import json_format
 
 from tritonlite import TRITON_COMPATIBLE_VERSION, heap, logging_setup
-from tritonlite.backends.python import triton_python_backend_utils as pb_utils
-from tritonlite.core.datatypes import datatype_of
-from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError, invalid_arg, unavailable, unsupported
+from tritonlite.backends.python.bls import Bls
+from tritonlite.core.errors import DecoupledModelError, TritonError, invalid_arg, unavailable, unsupported
 from tritonlite.core.response_cache import ResponseCache
 from tritonlite.core.streaming import StreamItem
-from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
+from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.metrics.config import MetricsConfig
 from tritonlite.models.manager import ModelManager
 from tritonlite.models.model import ModelVersion
@@ -107,7 +103,7 @@ class Engine:
     async def start(self) -> None:
         self.live = True
         self._loop = asyncio.get_running_loop()
-        pb_utils._bls_executor = self._run_bls
+        Bls(self.infer, self.infer_stream, self._loop).install()
         if self.options.model_control_mode == "explicit":
             await self.models.load_all(only=self.options.load_models)
         else:
@@ -368,74 +364,5 @@ class Engine:
         async for item in model.infer_stream(request):
             yield item
 
-    def _run_bls(self, pb_request: pb_utils.InferenceRequest, decoupled: bool) -> pb_utils.InferenceResponse:
-        """A model's BLS call (``InferenceRequest.exec``), run from its instance thread.
-
-        With ``decoupled`` the answer is an iterator of responses (the last one, flagged final by
-        the model, may be empty), as in Triton's python backend.
-        """
-        inputs = []
-        for tensor in pb_request.inputs():
-            array = tensor.as_numpy()
-            inputs.append(InferTensor(tensor.name(), tensor._wire or datatype_of(array), list(array.shape), array))
-        names = pb_request.requested_output_names()
-        version = pb_request._model_version
-        request = InferRequest(
-            pb_request.model_name(),
-            str(version) if version and version > 0 else "",
-            pb_request.request_id(),
-            inputs,
-            [RequestedOutput(name) for name in names] or None,
-            orjson.loads(pb_request.parameters() or "{}"),
-        )
-        request.correlation_id = pb_request.correlation_id()
-        request.flags = pb_request.flags()
-        request.timeout_us = pb_request.timeout()
-        if decoupled:
-            return self._bls_stream(request)
-        future = asyncio.run_coroutine_threadsafe(self.infer(request), self._loop)
-        try:
-            response = future.result()
-        except TritonError as exc:
-            return pb_utils.InferenceResponse(error=pb_utils.TritonError(exc.message))
-        return _pb_response(response)
-
-    def _bls_stream(self, request: InferRequest):
-        """The responses of a decoupled BLS call, handed to the model's thread one by one."""
-        items: queue.Queue = queue.Queue()
-
-        async def pump() -> None:
-            try:
-                async for response, final in self.infer_stream(request):
-                    items.put((response, final))
-                    if final:
-                        return
-            except TritonError as exc:
-                items.put((exc, True))
-            except Exception as exc:  # never leave the model waiting
-                items.put((TritonError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}"), True))
-
-        asyncio.run_coroutine_threadsafe(pump(), self._loop)
-
-        def responses():
-            while True:
-                response, final = items.get()
-                if isinstance(response, TritonError):
-                    yield pb_utils.InferenceResponse(error=pb_utils.TritonError(response.message))
-                elif response is not None:
-                    yield _pb_response(response)
-                elif final:
-                    yield pb_utils.InferenceResponse([])  # the final flag alone: an empty response
-                if final:
-                    return
-
-        return responses()
-
     def not_supported(self, what: str) -> TritonError:
         return unsupported(f"{what} is not supported by tritonlite yet")
-
-
-def _pb_response(response: InferResponse) -> pb_utils.InferenceResponse:
-    return pb_utils.InferenceResponse(
-        [pb_utils.Tensor(t.name, np.asarray(t.data), t.datatype) for t in response.outputs]
-    )

@@ -351,7 +351,8 @@ class InferenceRequest:
         return await asyncio.get_running_loop().run_in_executor(None, self.exec, decoupled)
 
 
-# Set by the python backend: runs a BLS request through the server core.
+# Runs a BLS request through the server core: set by the server (``bls.Bls.install``), or in a
+# stub process by ``stub.py`` (through its channel to the server).
 _bls_executor: Callable[[InferenceRequest, bool], Any] | None = None
 
 
