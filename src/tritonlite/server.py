@@ -16,8 +16,9 @@ import uvicorn
 from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
 from tritonlite.core.errors import TritonError
 from tritonlite.engine import Engine, EngineOptions
-from tritonlite.frontends.http import cycle, read_buffer
-from tritonlite.frontends.http.app import DEFAULT_MAX_INPUT_SIZE, HttpFrontend
+from tritonlite.frontends.http.exchange import DEFAULT_MAX_INPUT_SIZE, InferEndpoint
+from tritonlite.frontends.http.protocol import HttpConfig
+from tritonlite.frontends.http.routes import build_api
 from tritonlite.logging_setup import table
 from tritonlite.metrics.config import MetricsConfig
 from tritonlite.tracing.settings import TraceSettings
@@ -86,22 +87,22 @@ class StartupError(RuntimeError):
     pass
 
 
-async def _start_uvicorn(app, host: str, port: int, what: str) -> tuple[_UvicornServer, asyncio.Task]:
-    read_buffer.install()
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http=cycle.protocol_class(),  # uvicorn's httptools protocol, lean for infer
-        loop="none",
-        lifespan="off",
-        access_log=False,
-        proxy_headers=False,  # Triton reads no X-Forwarded-* headers; one middleware layer less per request
-        log_level="warning",
-        timeout_keep_alive=75,
-        server_header=False,  # Triton's responses carry neither Server nor Date
-        date_header=False,
-    )
+def _uvicorn_options(host: str, port: int) -> dict:
+    return {
+        "host": host,
+        "port": port,
+        "loop": "none",
+        "lifespan": "off",
+        "access_log": False,
+        "proxy_headers": False,  # Triton reads no X-Forwarded-* headers; one middleware layer less per request
+        "log_level": "warning",
+        "timeout_keep_alive": 75,
+        "server_header": False,  # Triton's responses carry neither Server nor Date
+        "date_header": False,
+    }
+
+
+async def _start_uvicorn(config: uvicorn.Config, what: str) -> tuple[_UvicornServer, asyncio.Task]:
     server = _UvicornServer(config)
 
     async def serve_until_done() -> None:
@@ -113,7 +114,7 @@ async def _start_uvicorn(app, host: str, port: int, what: str) -> tuple[_Uvicorn
     task = asyncio.ensure_future(serve_until_done())
     while not server.started:
         if task.done():
-            raise StartupError(f"failed to start {what} at {host}:{port} (is the port in use?)")
+            raise StartupError(f"failed to start {what} at {config.host}:{config.port} (is the port in use?)")
         await asyncio.sleep(0.01)
     return server, task
 
@@ -225,8 +226,12 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
             await grpc_server.start()
             log.info("Started GRPCInferenceService at %s", address)
         if options.allow_http:
-            app = HttpFrontend(engine, options.http_max_input_size)
-            servers.append(await _start_uvicorn(app, options.http_address, options.http_port, "HTTPService"))
+            config = HttpConfig(
+                build_api(engine),
+                InferEndpoint(engine, options.http_max_input_size),
+                **_uvicorn_options(options.http_address, options.http_port),
+            )
+            servers.append(await _start_uvicorn(config, "HTTPService"))
             log.info("Started HTTPService at %s:%d", options.http_address, options.http_port)
         if options.allow_metrics:
             from tritonlite.metrics.families import build_metrics_app
@@ -234,9 +239,8 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
             metrics = build_metrics_app(
                 engine, options.allow_cpu_metrics, options.allow_gpu_metrics, options.metrics_config
             )
-            servers.append(
-                await _start_uvicorn(metrics, options.metrics_address, options.metrics_port, "Metrics Service")
-            )
+            config = uvicorn.Config(metrics, **_uvicorn_options(options.metrics_address, options.metrics_port))
+            servers.append(await _start_uvicorn(config, "Metrics Service"))
             poll = asyncio.ensure_future(metrics.system.run())
             servers.append((_Poller(poll), poll))
             log.info("Started Metrics Service at %s:%d", options.metrics_address, options.metrics_port)

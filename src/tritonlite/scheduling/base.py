@@ -38,14 +38,14 @@ class Scheduler(ABC):
         stream = request.stream = ResponseStream()
         future = self.enqueue(request)
         future.add_done_callback(lambda done: _end_stream(stream, done))
+        final = False
         try:
-            while True:
+            while not final:
                 item = await stream.get()
+                final = item[1]
                 yield item
-                if item[1]:
-                    return
         finally:
-            if not future.done():
+            if not final:  # the reader went away: withdraw the request (its run ends on its own otherwise)
                 future.cancel()
 
     @abstractmethod

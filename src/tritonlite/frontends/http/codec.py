@@ -7,7 +7,7 @@ viewed in place with ``numpy.frombuffer`` (no copy).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -15,6 +15,8 @@ import orjson
 from tritonlite.core.datatypes import (
     ELEMENT_SIZE,
     bytes_array,
+    deserialize_bytes,
+    element_count,
     numpy_dtype,
     tensor_buffer,
     tensor_bytes,
@@ -28,6 +30,10 @@ from tritonlite.core.types import (
     RequestedOutput,
     apply_sequence_parameter,
 )
+from tritonlite.core.validation import RAW_INPUT_NAME, request_prefix
+
+if TYPE_CHECKING:
+    from tritonlite.models.model import ModelVersion
 
 # request parameters the server consumes itself (the rest reach the model)
 _RESERVED_PARAMETERS = frozenset(
@@ -336,3 +342,30 @@ def _json_values(tensor: InferTensor) -> Any:
         # Triton writes float values as doubles: 0.2f is 0.20000000298023224 on the wire
         return np.asarray(data, dtype=np.float64).reshape(-1)
     return np.ascontiguousarray(data).reshape(-1)
+
+
+def raw_request(model: ModelVersion, model_name: str, model_version: str, body: bytes) -> InferRequest:
+    """Triton's raw binary request: the whole body is the data of the model's only input."""
+
+    request = InferRequest(model_name, model_version)
+    if len(model.inputs) != 1:
+        raise invalid_arg(
+            f"{request_prefix(request)}Raw request must only have 1 input (found 1) to be deduced but got "
+            f"{len(model.inputs)} inputs in '{model_name}' model configuration"
+        )
+    spec = next(iter(model.inputs.values()))
+    batch = [1] if model.max_batch_size > 0 else []
+    if spec.datatype == "BYTES":
+        items = deserialize_bytes(body)
+        shape = batch + [len(items)]
+        data = bytes_array(items, shape)
+    else:
+        if -1 in spec.dims:  # one variable dimension takes whatever the body holds
+            known = element_count([d for d in spec.dims if d != -1])
+            rest = len(body) // (ELEMENT_SIZE[spec.datatype] * known) if known else 0
+            shape = batch + [rest if d == -1 else d for d in spec.dims]
+        else:
+            shape = batch + list(spec.dims)
+        data = tensor_from_bytes(body, spec.datatype, shape, element_count(shape))
+    request.inputs.append(InferTensor(RAW_INPUT_NAME, spec.datatype, shape, data))
+    return request

@@ -7,6 +7,7 @@ is a flat JSON object of the outputs (one-element outputs as scalars) plus ``mod
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import orjson
 from tritonlite.core.datatypes import bytes_array, numpy_dtype
 from tritonlite.core.errors import TritonError, invalid_arg
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor
+from tritonlite.engine import Engine
 
 ONE_RESPONSE_ONLY = (
     "generate expects model to produce exactly 1 response, use generate stream for model that generates "
@@ -22,10 +24,10 @@ ONE_RESPONSE_ONLY = (
 )
 
 
-def generate_request(engine, model_name: str, model_version: str, document: Any) -> InferRequest:
+def generate_request(engine: Engine, model_name: str, model_version: str, document: Any) -> InferRequest:
     if not isinstance(document, dict):
         raise invalid_arg("failed to parse the request JSON buffer: expected an object")
-    model = engine.models.get(model_name, model_version)
+    model = engine.ready_model(model_name, model_version)
     request = InferRequest(model_name, model_version, str(document.get("id", "")))
     parameters = document.get("parameters")
     if isinstance(parameters, dict):
@@ -64,7 +66,7 @@ def response_json(response: InferResponse) -> bytes:
     return orjson.dumps(document)
 
 
-async def generate(engine, request: InferRequest) -> bytes:
+async def generate(engine: Engine, request: InferRequest) -> bytes:
     answers: list[InferResponse] = []
     async for item, _final in engine.infer_stream(request):
         if isinstance(item, TritonError):
@@ -76,7 +78,7 @@ async def generate(engine, request: InferRequest) -> bytes:
     return response_json(answers[0])
 
 
-async def generate_stream(engine, request: InferRequest):
+async def generate_stream(engine: Engine, request: InferRequest) -> AsyncIterator[bytes]:
     """Server-sent events, one per response (a final flag without a response sends nothing)."""
     try:
         async for item, _final in engine.infer_stream(request):

@@ -4,9 +4,9 @@ A client that sends tensors as binary data sends the same JSON header again and 
 datatypes, shapes, sizes); only the bytes after it change. perf_analyzer does, and so does any
 client in a loop over same-shaped inputs. The cache keeps what such a header decodes to, keyed by
 the model and the header's bytes, and builds the next request from it and the new binary part:
-no JSON parsing, no field checks. Once a request built from an entry has passed the model's
-validation, later ones sent to the same loaded model skip it too (the outcome depends only on the
-header and the model's config, both unchanged).
+no JSON parsing, no field checks. Requests built from an entry carry it as their
+``validation_key``, so a loaded model version validates a header once (the outcome depends only
+on the header and the model's config, both unchanged).
 
 The answers to such requests repeat too: when every output goes back as binary data of a
 fixed-size type, the answer's JSON header is the same as long as the outputs' names, types and
@@ -18,8 +18,7 @@ Only plain headers are kept: binary inputs of fixed-size types, no request id, n
 
 from __future__ import annotations
 
-import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 from tritonlite.core.datatypes import tensor_buffer, tensor_from_bytes
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
@@ -28,26 +27,58 @@ from tritonlite.frontends.http.codec import binary_headers, decode_request, enco
 DEFAULT_LIMIT = 512  # entries; the cache starts over when full (a client with ever-new headers)
 
 
+class InputLayout(NamedTuple):
+    """One binary input of a header, in request order."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    count: int  # elements
+    size: int  # bytes
+
+
+class OutputRequest(NamedTuple):
+    """One output a header names."""
+
+    name: str
+    class_count: int
+    binary: bool
+
+
+class OutputLayout(NamedTuple):
+    """One output of an answer, as its JSON header describes it."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    size: int  # bytes
+
+
+class CachedAnswer(NamedTuple):
+    """The last answer's JSON header, reused while the outputs keep their layout."""
+
+    model_name: str
+    model_version: str
+    outputs: list[OutputLayout]
+    json_header: bytes
+    http_headers: list[tuple[bytes, bytes]]
+
+
 class DecodedHeader:
     """What one plain JSON header decodes to, without the binary data."""
 
-    __slots__ = ("inputs", "outputs", "binary_default", "binary_size", "validated_for", "_binary", "_answer")
+    __slots__ = ("inputs", "outputs", "binary_default", "binary_size", "_binary", "_answer")
 
     def __init__(
-        self,
-        inputs: tuple[tuple[str, str, tuple[int, ...], int, int], ...],
-        outputs: tuple[tuple[str, int, bool], ...] | None,
-        binary_default: bool,
+        self, inputs: tuple[InputLayout, ...], outputs: tuple[OutputRequest, ...] | None, binary_default: bool
     ) -> None:
-        self.inputs = inputs  # (name, datatype, shape, element count, byte size) in request order
-        self.outputs = outputs  # (name, class count, binary) or None when no outputs were named
+        self.inputs = inputs
+        self.outputs = outputs  # None when the header names no outputs
         self.binary_default = binary_default
-        self.binary_size = sum(size for *_, size in inputs)
-        self.validated_for: weakref.ref | None = None  # the model a request of this header passed
+        self.binary_size = sum(layout.size for layout in inputs)
         # whether an output goes back as binary data, by name (outputs not named: binary_default)
-        self._binary = {name: binary for name, _, binary in outputs or ()}
-        # the last answer's (model, version, [(name, datatype, shape, bytes)], JSON header, HTTP headers)
-        self._answer: tuple | None = None
+        self._binary = {output.name: output.binary for output in outputs or ()}
+        self._answer: CachedAnswer | None = None
 
     @classmethod
     def of(cls, header: bytes, request: InferRequest, binary_default: bool) -> DecodedHeader | None:
@@ -66,7 +97,7 @@ class DecodedHeader:
             count = 1
             for dim in shape:
                 count *= dim
-            inputs.append((tensor.name, tensor.datatype, shape, count, tensor.data.nbytes))
+            inputs.append(InputLayout(tensor.name, tensor.datatype, shape, count, tensor.data.nbytes))
         outputs = None
         if request.outputs is not None:
             outputs = []
@@ -74,7 +105,7 @@ class DecodedHeader:
                 parameters = requested.parameters or {}
                 if set(parameters) != {"binary_data"}:
                     return None
-                outputs.append((requested.name, requested.class_count, bool(parameters["binary_data"])))
+                outputs.append(OutputRequest(requested.name, requested.class_count, bool(parameters["binary_data"])))
             outputs = tuple(outputs)
         return cls(tuple(inputs), outputs, binary_default)
 
@@ -83,6 +114,7 @@ class DecodedHeader:
         if len(binary) != self.binary_size:
             return None  # decoded afresh, for the error
         request = InferRequest(model_name, model_version)
+        request.validation_key = self
         tensors = request.inputs
         offset = 0
         for name, datatype, shape, count, size in self.inputs:
@@ -110,13 +142,13 @@ class DecodedHeader:
             answer is not None
             and not response.id
             and not response.parameters
-            and response.model_name == answer[0]
-            and response.model_version == answer[1]
-            and len(outputs) == len(answer[2])
+            and response.model_name == answer.model_name
+            and response.model_version == answer.model_version
+            and len(outputs) == len(answer.outputs)
         ):
-            header = answer[3]
+            header = answer.json_header
             parts = [header]
-            for tensor, (name, datatype, shape, size) in zip(outputs, answer[2], strict=True):
+            for tensor, (name, datatype, shape, size) in zip(outputs, answer.outputs, strict=True):
                 if tensor.name != name or tensor.datatype != datatype or tensor.shape != shape:
                     break
                 raw = tensor_buffer(datatype, tensor.data)
@@ -124,18 +156,19 @@ class DecodedHeader:
                     break
                 parts.append(raw)
             else:
-                return b"".join(parts), len(header), answer[4]
+                return b"".join(parts), len(header), answer.http_headers
         payload, json_length = encode_response(response, request, self.binary_default)
         headers = None
         if json_length is not None:
             headers = binary_headers(json_length)
             if self._all_binary(response):
-                signature = [
-                    (t.name, t.datatype, type(t.shape)(t.shape), _size(tensor_buffer(t.datatype, t.data)))
+                layouts = [
+                    OutputLayout(t.name, t.datatype, type(t.shape)(t.shape), _size(tensor_buffer(t.datatype, t.data)))
                     for t in outputs
                 ]
-                header = payload[:json_length]
-                self._answer = (response.model_name, response.model_version, signature, header, headers)
+                self._answer = CachedAnswer(
+                    response.model_name, response.model_version, layouts, payload[:json_length], headers
+                )
         return payload, json_length, headers
 
     def _all_binary(self, response: InferResponse) -> bool:
@@ -147,15 +180,6 @@ class DecodedHeader:
             if tensor.datatype == "BYTES" or not binary.get(tensor.name, default):
                 return False
         return True
-
-    def validated(self, model: Any) -> bool:
-        """Whether a request of this header passed ``model``'s validation before."""
-        ref = self.validated_for
-        return ref is not None and ref() is model
-
-    def passed(self, model: Any) -> None:
-        """Note that a request of this header passed ``model``'s validation."""
-        self.validated_for = weakref.ref(model)
 
 
 def _size(raw: Any) -> int:

@@ -11,8 +11,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
-from tritonlite import logging_setup
 from tritonlite.core.errors import TritonError, invalid_arg
 from tritonlite.engine import Engine
 from tritonlite.frontends.http.errors import error_answer, error_body
@@ -62,13 +62,13 @@ def build_api(engine: Engine) -> FastAPI:
 
     @api.get("/v2/models/{name}/ready")
     async def model_ready(name: str) -> Response:
-        if engine.models.is_ready(name):
+        if engine.model_ready(name):
             return Response(status_code=200)
         return json_response({"error": "Model version not ready"}, 400)
 
     @api.get("/v2/models/{name}/versions/{version:int}/ready")
     async def model_version_ready(name: str, version: int) -> Response:
-        if engine.models.is_ready(name, str(version)):
+        if engine.model_ready(name, str(version)):
             return Response(status_code=200)
         return json_response({"error": "Model version not ready"}, 400)
 
@@ -82,11 +82,11 @@ def build_api(engine: Engine) -> FastAPI:
 
     @api.get("/v2/systemsharedmemory/status")
     async def system_shm_status() -> Response:
-        return json_response(engine.shared_memory.system.status())
+        return json_response(engine.system_shm_status())
 
     @api.get("/v2/systemsharedmemory/region/{name}/status")
     async def system_shm_region_status(name: str) -> Response:
-        return json_response(engine.shared_memory.system.status(name))
+        return json_response(engine.system_shm_status(name))
 
     @api.post("/v2/systemsharedmemory/region/{name}/register")
     async def system_shm_register(name: str, request: Request) -> Response:
@@ -96,26 +96,26 @@ def build_api(engine: Engine) -> FastAPI:
         key, offset, size = body["key"], body.get("offset", 0), body.get("byte_size", 0)
         if not isinstance(key, str) or not all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, size)):
             raise invalid_arg("Shared memory register request has an invalid 'key', 'offset' or 'byte_size'")
-        engine.shared_memory.system.register(name, key, offset, size)
+        engine.system_shm_register(name, key, offset, size)
         return Response(status_code=200)
 
     @api.post("/v2/systemsharedmemory/region/{name}/unregister")
     async def system_shm_unregister(name: str) -> Response:
-        engine.shared_memory.system.unregister(name)
+        engine.system_shm_unregister(name)
         return Response(status_code=200)
 
     @api.post("/v2/systemsharedmemory/unregister")
     async def system_shm_unregister_all() -> Response:
-        engine.shared_memory.system.unregister()
+        engine.system_shm_unregister()
         return Response(status_code=200)
 
     @api.get("/v2/cudasharedmemory/status")
     async def cuda_shm_status() -> Response:
-        return json_response(engine.shared_memory.cuda.status())
+        return json_response(engine.cuda_shm_status())
 
     @api.get("/v2/cudasharedmemory/region/{name}/status")
     async def cuda_shm_region_status(name: str) -> Response:
-        return json_response(engine.shared_memory.cuda.status(name))
+        return json_response(engine.cuda_shm_status(name))
 
     @api.post("/v2/cudasharedmemory/region/{name}/register")
     async def cuda_shm_register(name: str, request: Request) -> Response:
@@ -127,17 +127,17 @@ def build_api(engine: Engine) -> FastAPI:
             raw = base64.b64decode(handle["b64"], validate=True)
         except (binascii.Error, ValueError):
             raise invalid_arg("Shared memory register request has an invalid 'raw_handle'") from None
-        engine.shared_memory.cuda.register(name, raw, int(body.get("device_id", 0)), int(body.get("byte_size", 0)))
+        engine.cuda_shm_register(name, raw, int(body.get("device_id", 0)), int(body.get("byte_size", 0)))
         return Response(status_code=200)
 
     @api.post("/v2/cudasharedmemory/region/{name}/unregister")
     async def cuda_shm_unregister(name: str) -> Response:
-        engine.shared_memory.cuda.unregister(name)
+        engine.cuda_shm_unregister(name)
         return Response(status_code=200)
 
     @api.post("/v2/cudasharedmemory/unregister")
     async def cuda_shm_unregister_all() -> Response:
-        engine.shared_memory.cuda.unregister()
+        engine.cuda_shm_unregister()
         return Response(status_code=200)
 
     async def _json_body(request: Request) -> dict:
@@ -215,11 +215,11 @@ def build_api(engine: Engine) -> FastAPI:
 
     @api.get("/v2/logging")
     async def log_settings() -> Response:
-        return json_response(logging_setup.current.as_json())
+        return json_response(engine.log_settings())
 
     @api.post("/v2/logging")
     async def update_log_settings(request: Request) -> Response:
-        return json_response(logging_setup.update(await _json_body(request)))
+        return json_response(engine.update_log_settings(await _json_body(request)))
 
     @api.get("/v2/models/stats")
     async def all_statistics() -> Response:
@@ -247,6 +247,14 @@ def build_api(engine: Engine) -> FastAPI:
             except orjson.JSONDecodeError as exc:
                 raise invalid_arg(f"failed to parse the request JSON buffer: {exc.msg}") from None
             ready_only = bool(isinstance(document, dict) and document.get("ready", False))
-        return json_response(engine.models.index(ready_only))
+        return json_response(engine.repository_index(ready_only))
+
+    # POST .../infer never gets here: the connection serves it (protocol.py). These routes give the
+    # other methods Triton's 405.
+    async def infer_served_by_the_connection(request: Request) -> Response:
+        raise StarletteHTTPException(404)
+
+    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version:int}/infer"):
+        api.router.routes.append(Route(path, infer_served_by_the_connection, methods=["POST"]))
 
     return api
