@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import grpc
 from google.protobuf import json_format, message_factory
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
-from tritonlite import logging_setup
-from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError, invalid_arg
+from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError, internal, invalid_arg
 from tritonlite.engine import Engine
 from tritonlite.frontends.grpc.codec import decode_request, encode_response, encode_response_parts
 from tritonlite.frontends.grpc.wire import join_response, split_request
@@ -18,6 +21,8 @@ from tritonlite.protocol import grpc_service_pb2 as pb
 from tritonlite.protocol import grpc_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext
 
 CODE_BY_KIND = {
     ErrorKind.UNKNOWN: grpc.StatusCode.UNKNOWN,
@@ -36,121 +41,183 @@ MAX_MESSAGE_BYTES = 2**31 - 1
 # Triton's answer to ModelInfer on a decoupled model (its HTTP text differs)
 DECOUPLED_MESSAGE = "ModelInfer RPC doesn't support models with decoupled transaction policy"
 
+# Each log setting's SettingValue field and Triton's word for its type, in the order Triton checks them
+LOG_SETTING_FIELDS = {
+    "log_file": ("string_param", "string"),
+    "log_info": ("bool_param", "boolean"),
+    "log_warning": ("bool_param", "boolean"),
+    "log_error": ("bool_param", "boolean"),
+    "log_verbose_level": ("uint32_param", "int32"),
+    "log_format": ("string_param", "string"),
+}
 
-async def _abort(context: grpc.aio.ServicerContext, exc: TritonError):
-    message = DECOUPLED_MESSAGE if isinstance(exc, DecoupledModelError) else exc.message
-    await context.abort(CODE_BY_KIND[exc.kind], message)
+
+def error_status(exc: Exception, rpc_name: str) -> tuple[grpc.StatusCode, str]:
+    """The status code and message that end an RPC which raised ``exc``: Triton's for a core error;
+    any other exception is a bug, logged and answered INTERNAL."""
+    if isinstance(exc, TritonError):
+        message = DECOUPLED_MESSAGE if isinstance(exc, DecoupledModelError) else exc.message
+        return CODE_BY_KIND[exc.kind], message
+    log.error("gRPC %s failed", rpc_name, exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+
+
+def answering_errors(rpc: Callable) -> Callable:
+    """The RPC handler ``rpc`` (unary or streaming), ending the call with ``error_status`` when it raises,
+    so that handlers are written for the happy path only."""
+    if inspect.isasyncgenfunction(rpc):
+
+        @functools.wraps(rpc)
+        async def streaming(requests: AsyncIterator[Message], context: Context) -> AsyncIterator[Message]:
+            try:
+                async for response in rpc(requests, context):
+                    yield response
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await context.abort(*error_status(exc, rpc.__name__))
+
+        return streaming
+
+    @functools.wraps(rpc)
+    async def unary(request: Any, context: Context) -> Any:
+        try:
+            return await rpc(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await context.abort(*error_status(exc, rpc.__name__))
+
+    return unary
+
+
+def parameter_value(parameter: Message) -> bool | int | str | bytes | None:
+    """The value a parameter message holds in its ``parameter_choice`` oneof, None when unset."""
+    field = parameter.WhichOneof("parameter_choice")
+    return getattr(parameter, field) if field else None
+
+
+def log_settings_update(settings: Mapping[str, pb.LogSettingsRequest.SettingValue], formats: tuple[str, ...]) -> dict:
+    """The update a LogSettings request asks for; Triton's gRPC errors for a value of the wrong type
+    or an unknown log format. Settings it does not know are ignored, as in Triton."""
+    update: dict = {}
+    for key, (field, type_name) in LOG_SETTING_FIELDS.items():
+        if key in settings:
+            if settings[key].WhichOneof("parameter_choice") != field:
+                raise invalid_arg(f"expect {type_name} for '{key}'")
+            update[key] = parameter_value(settings[key])
+    if update.get("log_format", formats[0]) not in formats:
+        raise invalid_arg(f"invalid argument for log_format, got: {update['log_format']}")
+    return update
+
+
+def parse_infer_request(data: bytes) -> tuple[pb.ModelInferRequest, list[memoryview]]:
+    """``split_request``, with Triton's error for bytes that are no ModelInferRequest."""
+    try:
+        return split_request(data)
+    except DecodeError:
+        raise internal("Exception deserializing request!") from None
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    """Every RPC of GRPCInferenceService, translated to engine calls."""
+    """Every RPC of GRPCInferenceService, translated to engine calls.
+
+    The handlers raise core errors; ``service_handlers`` wraps each in ``answering_errors``.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    async def ServerLive(self, request, context):
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: Context) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=self.engine.is_live())
 
-    async def ServerReady(self, request, context):
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: Context) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.engine.is_ready())
 
-    async def ModelReady(self, request, context):
-        return pb.ModelReadyResponse(ready=self.engine.models.is_ready(request.name, request.version))
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: Context) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(ready=self.engine.model_ready(request.name, request.version))
 
-    async def ServerMetadata(self, request, context):
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Context) -> pb.ServerMetadataResponse:
         meta = self.engine.server_metadata()
         return pb.ServerMetadataResponse(name=meta["name"], version=meta["version"], extensions=meta["extensions"])
 
-    async def ModelMetadata(self, request, context):
-        try:
-            meta = self.engine.model_metadata(request.name, request.version)
-        except TritonError as exc:
-            await _abort(context, exc)
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Context) -> pb.ModelMetadataResponse:
+        meta = self.engine.model_metadata(request.name, request.version)
         response = pb.ModelMetadataResponse(name=meta["name"], versions=meta["versions"], platform=meta["platform"])
         for kind, target in (("inputs", response.inputs), ("outputs", response.outputs)):
             for tensor in meta[kind]:
                 target.add(name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"])
         return response
 
-    async def ModelConfig(self, request, context):
-        try:
-            model = self.engine.ready_model(request.name, request.version)
-        except TritonError as exc:
-            await _abort(context, exc)
+    async def ModelConfig(self, request: pb.ModelConfigRequest, context: Context) -> pb.ModelConfigResponse:
+        model = self.engine.ready_model(request.name, request.version)
         return pb.ModelConfigResponse(config=model.config)
 
-    async def ModelInfer(self, data: bytes, context) -> bytes:
+    async def ModelInfer(self, data: bytes, context: Context) -> bytes:
         """Takes and returns the message's bytes: tensors stay views of the wire buffers (see wire.py)."""
-        try:
-            request, raw = split_request(data)
-        except DecodeError:
-            await context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+        request, raw = parse_infer_request(data)
         tracer = self.engine.tracer
         trace = tracer.start(request.model_name) if tracer.active else None
         shm = self.engine.shared_memory
-        try:
-            core_request = decode_request(request, shm, raw)
-            if trace is None:
-                return join_response(*encode_response_parts(await self.engine.infer(core_request), core_request, shm))
-            trace.stamp("GRPC_WAITREAD_START", core_request.arrival_ns or None)
-            trace.stamp("GRPC_WAITREAD_END")
-            core_request.trace = trace
-            response = await self.engine.infer(core_request)
-            trace.stamp("INFER_RESPONSE_COMPLETE")
-            trace.stamp("GRPC_SEND_START")
-            message = join_response(*encode_response_parts(response, core_request, shm))
-            trace.stamp("GRPC_SEND_END")
-            tracer.finish(trace, request.model_name)
-            return message
-        except TritonError as exc:
-            await _abort(context, exc)
-        except Exception as exc:
-            log.exception("gRPC infer on '%s' failed", request.model_name)
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+        core_request = decode_request(request, shm, raw)
+        if trace is None:
+            return join_response(*encode_response_parts(await self.engine.infer(core_request), core_request, shm))
+        trace.stamp("GRPC_WAITREAD_START", core_request.arrival_ns or None)
+        trace.stamp("GRPC_WAITREAD_END")
+        core_request.trace = trace
+        response = await self.engine.infer(core_request)
+        trace.stamp("INFER_RESPONSE_COMPLETE")
+        trace.stamp("GRPC_SEND_START")
+        message = join_response(*encode_response_parts(response, core_request, shm))
+        trace.stamp("GRPC_SEND_END")
+        tracer.finish(trace, request.model_name)
+        return message
 
-    async def ModelStreamInfer(self, request_iterator, context):
+    async def ModelStreamInfer(
+        self, requests: AsyncIterator[pb.ModelInferRequest], context: Context
+    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
         """Bidirectional stream: every response of every request, in the order they come.
 
         As Triton: each response carries the ``triton_final_response`` parameter; a final flag
         without a response is sent only to requests with ``triton_enable_empty_final_response``;
         an error is sent in the stream (``error_message``) and the stream goes on.
         """
-        queue: asyncio.Queue = asyncio.Queue()
-        pending: set[asyncio.Task] = set()
+        outbox: asyncio.Queue = asyncio.Queue()
+        answering: set[asyncio.Task] = set()
 
-        async def run(message: pb.ModelInferRequest) -> None:
+        async def answer(message: pb.ModelInferRequest) -> None:
             try:
-                await _stream_one(self.engine, message, queue.put_nowait)
+                await _answer_stream_request(self.engine, message, outbox.put_nowait)
             except Exception as exc:
                 log.exception("stream infer failed")
-                queue.put_nowait(
+                outbox.put_nowait(
                     pb.ModelStreamInferResponse(
                         error_message=f"internal error: {type(exc).__name__}: {exc}",
                         infer_response=pb.ModelInferResponse(id=message.id),
                     )
                 )
 
-        async def read() -> None:
-            async for message in request_iterator:
-                task = asyncio.ensure_future(run(message))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-            queue.put_nowait(None)
+        async def read_requests() -> None:
+            async for message in requests:
+                task = asyncio.ensure_future(answer(message))
+                answering.add(task)
+                task.add_done_callback(answering.discard)
+            outbox.put_nowait(_CLIENT_DONE)
 
-        async def finish() -> None:  # the client closed its side: end once every request answered
-            if pending:
-                await asyncio.gather(*list(pending), return_exceptions=True)
-            queue.put_nowait(_STREAM_DONE)
+        async def end_when_answered() -> None:  # the client closed its side: end once every request answered
+            if answering:
+                await asyncio.gather(*list(answering), return_exceptions=True)
+            outbox.put_nowait(_STREAM_DONE)
 
-        reader = asyncio.ensure_future(read())
+        reader = asyncio.ensure_future(read_requests())
         reading = True
-        closer = None
+        closing = None
         try:
             while True:
-                item = await queue.get()
-                if item is None:
+                item = await outbox.get()
+                if item is _CLIENT_DONE:
                     reading = False
-                    closer = asyncio.ensure_future(finish())
+                    closing = asyncio.ensure_future(end_when_answered())
                     continue
                 if item is _STREAM_DONE:
                     return
@@ -158,21 +225,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         finally:
             if reading:
                 reader.cancel()
-            if closer is not None:
-                closer.cancel()
-            for task in list(pending):
+            if closing is not None:
+                closing.cancel()
+            for task in list(answering):
                 task.cancel()
 
-    async def ModelStatistics(self, request, context):
-        try:
-            stats = self.engine.statistics(request.name, request.version)
-        except TritonError as exc:
-            await _abort(context, exc)
+    async def ModelStatistics(self, request: pb.ModelStatisticsRequest, context: Context) -> pb.ModelStatisticsResponse:
+        stats = self.engine.statistics(request.name, request.version)
         return json_format.ParseDict(stats, pb.ModelStatisticsResponse())
 
-    async def RepositoryIndex(self, request, context):
+    async def RepositoryIndex(self, request: pb.RepositoryIndexRequest, context: Context) -> pb.RepositoryIndexResponse:
         response = pb.RepositoryIndexResponse()
-        for row in self.engine.models.index(request.ready):
+        for row in self.engine.repository_index(request.ready):
             response.models.add(
                 name=row["name"],
                 version=row.get("version", ""),
@@ -181,75 +245,66 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             )
         return response
 
-    async def RepositoryModelLoad(self, request, context):
-        parameters = {}
-        for key, value in request.parameters.items():
-            which = value.WhichOneof("parameter_choice")
-            parameters[key] = getattr(value, which) if which else None
-        try:
-            await self.engine.load_model(request.model_name, parameters)
-        except TritonError as exc:
-            await _abort(context, exc)
+    async def RepositoryModelLoad(
+        self, request: pb.RepositoryModelLoadRequest, context: Context
+    ) -> pb.RepositoryModelLoadResponse:
+        parameters = {key: parameter_value(value) for key, value in request.parameters.items()}
+        await self.engine.load_model(request.model_name, parameters)
         return pb.RepositoryModelLoadResponse()
 
-    async def RepositoryModelUnload(self, request, context):
+    async def RepositoryModelUnload(
+        self, request: pb.RepositoryModelUnloadRequest, context: Context
+    ) -> pb.RepositoryModelUnloadResponse:
         dependents = False
         if "unload_dependents" in request.parameters:
             dependents = request.parameters["unload_dependents"].bool_param
-        try:
-            await self.engine.unload_model(request.model_name, dependents)
-        except TritonError as exc:
-            await _abort(context, exc)
+        await self.engine.unload_model(request.model_name, dependents)
         return pb.RepositoryModelUnloadResponse()
 
-    async def SystemSharedMemoryStatus(self, request, context):
-        try:
-            regions = self.engine.shared_memory.system.status(request.name)
-        except TritonError as exc:
-            await _abort(context, exc)
+    async def SystemSharedMemoryStatus(
+        self, request: pb.SystemSharedMemoryStatusRequest, context: Context
+    ) -> pb.SystemSharedMemoryStatusResponse:
         response = pb.SystemSharedMemoryStatusResponse()
-        for region in regions:
+        for region in self.engine.system_shm_status(request.name):
             entry = response.regions[region["name"]]
             entry.name, entry.key = region["name"], region["key"]
             entry.offset, entry.byte_size = region["offset"], region["byte_size"]
         return response
 
-    async def SystemSharedMemoryRegister(self, request, context):
-        try:
-            self.engine.shared_memory.system.register(request.name, request.key, request.offset, request.byte_size)
-        except TritonError as exc:
-            await _abort(context, exc)
+    async def SystemSharedMemoryRegister(
+        self, request: pb.SystemSharedMemoryRegisterRequest, context: Context
+    ) -> pb.SystemSharedMemoryRegisterResponse:
+        self.engine.system_shm_register(request.name, request.key, request.offset, request.byte_size)
         return pb.SystemSharedMemoryRegisterResponse()
 
-    async def SystemSharedMemoryUnregister(self, request, context):
-        self.engine.shared_memory.system.unregister(request.name)
+    async def SystemSharedMemoryUnregister(
+        self, request: pb.SystemSharedMemoryUnregisterRequest, context: Context
+    ) -> pb.SystemSharedMemoryUnregisterResponse:
+        self.engine.system_shm_unregister(request.name)
         return pb.SystemSharedMemoryUnregisterResponse()
 
-    async def CudaSharedMemoryStatus(self, request, context):
-        try:
-            regions = self.engine.shared_memory.cuda.status(request.name)
-        except TritonError as exc:
-            await _abort(context, exc)
+    async def CudaSharedMemoryStatus(
+        self, request: pb.CudaSharedMemoryStatusRequest, context: Context
+    ) -> pb.CudaSharedMemoryStatusResponse:
         response = pb.CudaSharedMemoryStatusResponse()
-        for region in regions:
+        for region in self.engine.cuda_shm_status(request.name):
             entry = response.regions[region["name"]]
             entry.name, entry.device_id, entry.byte_size = region["name"], region["device_id"], region["byte_size"]
         return response
 
-    async def CudaSharedMemoryRegister(self, request, context):
-        try:
-            self.engine.shared_memory.cuda.register(
-                request.name, request.raw_handle, request.device_id, request.byte_size
-            )
-        except TritonError as exc:
-            await _abort(context, exc)
+    async def CudaSharedMemoryRegister(
+        self, request: pb.CudaSharedMemoryRegisterRequest, context: Context
+    ) -> pb.CudaSharedMemoryRegisterResponse:
+        self.engine.cuda_shm_register(request.name, request.raw_handle, request.device_id, request.byte_size)
         return pb.CudaSharedMemoryRegisterResponse()
 
-    async def CudaSharedMemoryUnregister(self, request, context):
-        self.engine.shared_memory.cuda.unregister(request.name)
+    async def CudaSharedMemoryUnregister(
+        self, request: pb.CudaSharedMemoryUnregisterRequest, context: Context
+    ) -> pb.CudaSharedMemoryUnregisterResponse:
+        self.engine.cuda_shm_unregister(request.name)
         return pb.CudaSharedMemoryUnregisterResponse()
 
-    async def TraceSetting(self, request, context):
+    async def TraceSetting(self, request: pb.TraceSettingRequest, context: Context) -> pb.TraceSettingResponse:
         update: dict = {}
         for key, value in request.settings.items():
             values = list(value.value)
@@ -257,31 +312,18 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 update[key] = values or None
             else:
                 update[key] = values[0] if values else None
-        try:
-            if update:
-                settings = self.engine.update_trace_settings(update, request.model_name)
-            else:
-                settings = self.engine.trace_settings(request.model_name)
-        except TritonError as exc:
-            await _abort(context, exc)
+        if update:
+            settings = self.engine.update_trace_settings(update, request.model_name)
+        else:
+            settings = self.engine.trace_settings(request.model_name)
         response = pb.TraceSettingResponse()
         for key, value in settings.items():
             response.settings[key].value.extend(value if isinstance(value, list) else [value])
         return response
 
-    async def LogSettings(self, request, context):
-        update = {}
-        for key, value in request.settings.items():
-            which = value.WhichOneof("parameter_choice")
-            update[key] = getattr(value, which) if which else None
-        try:
-            settings = logging_setup.update(update) if update else logging_setup.current.as_json()
-        except TritonError:
-            if update.get("log_format") not in (None, *logging_setup.LOG_FORMATS):
-                exc = TritonError(
-                    ErrorKind.INVALID_ARG, f"invalid argument for log_format, got: {update['log_format']}"
-                )
-            await _abort(context, exc)
+    async def LogSettings(self, request: pb.LogSettingsRequest, context: Context) -> pb.LogSettingsResponse:
+        update = log_settings_update(request.settings, self.engine.log_formats())
+        settings = self.engine.update_log_settings(update) if update else self.engine.log_settings()
         response = pb.LogSettingsResponse()
         for key, value in settings.items():
             if isinstance(value, bool):
@@ -293,13 +335,16 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return response
 
 
-_STREAM_DONE = object()
+_CLIENT_DONE = object()  # the client closed its side of a stream
+_STREAM_DONE = object()  # every request of a stream is answered
 EMPTY_FINAL_PARAMETER = "triton_enable_empty_final_response"
 FINAL_PARAMETER = "triton_final_response"
 
 
-async def _stream_one(engine: Engine, message: pb.ModelInferRequest, emit) -> None:
-    """Run one request of a stream, emitting a ModelStreamInferResponse per response (Triton's shapes)."""
+async def _answer_stream_request(
+    engine: Engine, message: pb.ModelInferRequest, send: Callable[[pb.ModelStreamInferResponse], None]
+) -> None:
+    """Run one request of a stream, sending a ModelStreamInferResponse per response (Triton's shapes)."""
     empty_final = False
     try:
         request = decode_request(message)
@@ -309,20 +354,20 @@ async def _stream_one(engine: Engine, message: pb.ModelInferRequest, emit) -> No
             if isinstance(response, TritonError):  # failed while running: names the model
                 reply = pb.ModelInferResponse(model_name=message.model_name, id=message.id)
                 reply.parameters[FINAL_PARAMETER].bool_param = True
-                emit(pb.ModelStreamInferResponse(error_message=response.message, infer_response=reply))
+                send(pb.ModelStreamInferResponse(error_message=response.message, infer_response=reply))
             elif response is not None:
                 reply = encode_response(response)
                 reply.parameters[FINAL_PARAMETER].bool_param = final
-                emit(pb.ModelStreamInferResponse(infer_response=reply))
+                send(pb.ModelStreamInferResponse(infer_response=reply))
             elif final and empty_final:
                 reply = pb.ModelInferResponse(model_name=message.model_name, id=message.id)
                 reply.parameters[FINAL_PARAMETER].bool_param = True
-                emit(pb.ModelStreamInferResponse(infer_response=reply))
+                send(pb.ModelStreamInferResponse(infer_response=reply))
             if final:
                 return
     except TritonError as exc:  # refused before it ran: Triton answers with the request id alone
         reply = pb.ModelInferResponse(id=message.id)
-        emit(pb.ModelStreamInferResponse(error_message=exc.message, infer_response=reply))
+        send(pb.ModelStreamInferResponse(error_message=exc.message, infer_response=reply))
 
 
 SERVICE = "inference.GRPCInferenceService"
@@ -331,15 +376,19 @@ RAW_METHODS = frozenset({"ModelInfer"})
 
 
 def service_handlers(servicer: InferenceServicer) -> dict[str, grpc.RpcMethodHandler]:
-    """A handler per method of the service, from its descriptor; RAW_METHODS skip protobuf (de)serialization."""
+    """A handler per method of the service, from its descriptor, each answering core errors with their
+    status (``answering_errors``); RAW_METHODS skip protobuf (de)serialization."""
     handlers = {}
     for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
         request_type = message_factory.GetMessageClass(method.input_type)
         response_type = message_factory.GetMessageClass(method.output_type)
         raw = method.name in RAW_METHODS
-        make = grpc.stream_stream_rpc_method_handler if method.client_streaming else grpc.unary_unary_rpc_method_handler
-        handlers[method.name] = make(
-            getattr(servicer, method.name),
+        if method.client_streaming:
+            handler_for = grpc.stream_stream_rpc_method_handler
+        else:
+            handler_for = grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = handler_for(
+            answering_errors(getattr(servicer, method.name)),
             request_deserializer=None if raw else request_type.FromString,
             response_serializer=None if raw else response_type.SerializeToString,
         )
@@ -349,8 +398,8 @@ def service_handlers(servicer: InferenceServicer) -> dict[str, grpc.RpcMethodHan
 class _UnknownMethod(grpc.GenericRpcHandler):
     """Answers RPCs the service does not have as Triton does: UNIMPLEMENTED with no message."""
 
-    def service(self, handler_call_details):
-        async def reject(request, context):
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        async def reject(request: bytes, context: Context) -> None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "")
 
         return grpc.unary_unary_rpc_method_handler(reject)
