@@ -1,4 +1,9 @@
-"""The model manager: loads every model of the repositories and answers "which model serves this"."""
+"""The model manager: the table of models (name -> entry, the versions that serve) and when they
+load, reload and unload; it answers "which model serves this".
+
+Loading one version is ``loader.py``; the order ensembles and their members need is
+``dependencies.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,58 +13,29 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tritonlite.backends import BackendSettings, InstanceSpec, auto_complete
+from tritonlite.backends import BackendSettings
 from tritonlite.core.errors import TritonError, internal, invalid_arg, not_found, unavailable
 from tritonlite.core.response_cache import ResponseCache
+from tritonlite.models import dependencies
+from tritonlite.models.loader import (
+    LoadSettings,
+    load_ensemble_version,
+    load_version,
+    new_version,
+    prepare_config,
+    stop_version,
+)
 from tritonlite.models.model import LOADING, READY, UNAVAILABLE, UNLOADING, ModelVersion
-from tritonlite.models.warmup import run_warmup
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.repository.agents import run_agents
-from tritonlite.repository.config import (
-    backend_of,
-    complete_config,
-    read_config,
-    validate_config,
-)
 from tritonlite.repository.remote import Repositories
 from tritonlite.repository.scan import ModelSource, find_models, fingerprint, select_versions, version_folders
-from tritonlite.scheduling.direct import DirectScheduler
-from tritonlite.scheduling.dynamic_batcher import DynamicBatcher
-from tritonlite.scheduling.ensemble import (
-    EnsembleScheduler,
-    Member,
-    is_ensemble,
-    member_names,
-    validate_ensemble_config,
-    validate_ensemble_members,
-)
-from tritonlite.scheduling.instance_pool import InstancePool
-from tritonlite.scheduling.instance_runner import INLINE_MODES, InstanceRunner
-from tritonlite.scheduling.rate_limiter import RateLimiter, instance_rate_limit
-from tritonlite.scheduling.sequence_batcher import SequenceBatcher
-from tritonlite.statistics.histogram import Histogram, histogram_buckets
-from tritonlite.statistics.summary import LatencySummaries
+from tritonlite.scheduling.ensemble import Member, is_ensemble, member_names, validate_ensemble_members
+from tritonlite.scheduling.rate_limiter import RateLimiter
 
 log = logging.getLogger(__name__)
 
 UNLOADED = "UNLOADED"  # a model taken out of service on request (its versions show UNAVAILABLE "unloaded")
-
-_KIND_NAMES = {
-    mc.ModelInstanceGroup.KIND_CPU: "CPU",
-    mc.ModelInstanceGroup.KIND_GPU: "GPU",
-    mc.ModelInstanceGroup.KIND_MODEL: "MODEL",
-    mc.ModelInstanceGroup.KIND_AUTO: "CPU",
-}
-
-
-# config parameter: may a fast model's execute run on the event loop (auto), never, or always
-INLINE_PARAMETER = "TRITONLITE_EXECUTE_INLINE"
-
-
-def _string_parameter(config: mc.ModelConfig, key: str, default: str) -> str:
-    if key in config.parameters:
-        return config.parameters[key].string_value.strip().lower()
-    return default
 
 
 def parse_version(version: str) -> int:
@@ -202,38 +178,12 @@ class ModelManager:
                     name, None, reason="model not found in any model repository", state=UNAVAILABLE
                 )
             wanted = [sources[name] for name in only if name in sources]
-            for source in wanted:  # grows: an ensemble brings its members (and theirs), as in Triton
-                for member in self._members_of_source(source):
-                    if member in sources and sources[member] not in wanted:
-                        await self._sync([member])
-                        wanted.append(sources[member])
-        ensembles = [source for source in wanted if self._is_ensemble_source(source)]
-        plain = [source for source in wanted if source not in ensembles]
-        entries = await asyncio.gather(*(self._build(source) for source in plain))
-        for entry in entries:
-            self._install(entry)
-        # ensembles after the models they run, ensembles of ensembles after those
-        while ensembles:
-            names = {source.name for source in ensembles}
-            wave = [s for s in ensembles if not names & set(self._members_of_source(s))] or ensembles
+            # an ensemble brings its members (and theirs), as in Triton
+            wanted = await dependencies.with_members(wanted, sources, self.strict_config, self._sync)
+        for wave in dependencies.load_waves(wanted, self.strict_config):
             entries = await asyncio.gather(*(self._build(source) for source in wave))
             for entry in entries:
                 self._install(entry)
-            ensembles = [source for source in ensembles if source not in wave]
-
-    def _peek_config(self, source: ModelSource) -> mc.ModelConfig | None:
-        try:
-            return read_config(source.path, self.strict_config)
-        except TritonError:
-            return None
-
-    def _is_ensemble_source(self, source: ModelSource) -> bool:
-        config = self._peek_config(source)
-        return config is not None and is_ensemble(config)
-
-    def _members_of_source(self, source: ModelSource) -> list[str]:
-        config = self._peek_config(source)
-        return member_names(config) if config is not None else []
 
     def _scan(self) -> tuple[dict[str, ModelSource], dict[str, str]]:
         return find_models(self.repositories)
@@ -255,10 +205,8 @@ class ModelManager:
         async with self._load_slots:
             started = time.monotonic()  # a version's load time runs from here to its READY
             try:
-                if config_override is None:
-                    config = await asyncio.to_thread(self._prepare_config, source)
-                else:
-                    config = await asyncio.to_thread(self._prepare_override, source, config_override)
+                settings = self._load_settings()
+                config = await asyncio.to_thread(prepare_config, source, settings, config_override)
                 versions = select_versions(version_folders(source.path), config.version_policy)
                 if not versions:
                     raise invalid_arg(
@@ -272,11 +220,14 @@ class ModelManager:
             entry.config = config
             if not is_ensemble(config):
                 self._generation += 1
+                generation = self._generation
+                for version in versions:
+                    entry.versions[version] = new_version(source, version, config, settings)
                 await asyncio.gather(
-                    *(self._load_version(entry, config, v, self._generation, started) for v in versions)
+                    *(load_version(model, settings, generation, started) for model in entry.versions.values())
                 )
         if is_ensemble(config):
-            self._load_ensemble(entry, config, versions, started)
+            self._load_ensemble(entry, config, versions, settings, started)
         if entry.member_error:
             return entry
         entry.state = READY if entry.versions and all(v.ready for v in entry.versions.values()) else UNAVAILABLE
@@ -284,7 +235,9 @@ class ModelManager:
             log.info("successfully loaded '%s'", source.name)
         return entry
 
-    def _load_ensemble(self, entry: ModelEntry, config: mc.ModelConfig, versions: list[int], started: float) -> None:
+    def _load_ensemble(
+        self, entry: ModelEntry, config: mc.ModelConfig, versions: list[int], settings: LoadSettings, started: float
+    ) -> None:
         """Validate an ensemble against its members as they serve now; READY when it is valid."""
         assert entry.source is not None
         members: dict[str, Member | None] = {}
@@ -301,19 +254,22 @@ class ModelManager:
             return
         config.model_transaction_policy.decoupled = decoupled
         for version in versions:
-            model = self._new_version(entry, version, config)
-            model.scheduler = EnsembleScheduler(config, model.version_str, self.get, model.stats)
-            model.state = READY
-            model.load_seconds = time.monotonic() - started
-            entry.versions[version] = model
+            entry.versions[version] = load_ensemble_version(entry.source, version, config, settings, self.get, started)
+
+    def _load_settings(self) -> LoadSettings:
+        """The settings every version loaded from now on gets (the engine sets some after __init__)."""
+        return LoadSettings(
+            limiter=self.limiter,
+            strict_config=self.strict_config,
+            backend_settings=self.backend_settings,
+            response_cache=self.response_cache,
+            summary_quantiles=self.summary_quantiles,
+            first_response_histograms=self.first_response_histograms,
+        )
 
     def dependents(self, name: str) -> list[str]:
         """The ensembles that run ``name`` as a step."""
-        return [
-            entry.name
-            for entry in self.models.values()
-            if entry.config is not None and is_ensemble(entry.config) and name in member_names(entry.config)
-        ]
+        return dependencies.dependents(name, {entry.name: entry.config for entry in self.models.values()})
 
     def _install(self, entry: ModelEntry) -> None:
         """Serve ``entry`` from now on; versions it replaces finish their requests, then stop."""
@@ -336,12 +292,7 @@ class ModelManager:
                 model.state = UNLOADING
             while model.stats.pending > 0 and time.monotonic() < deadline:
                 await asyncio.sleep(0.005)
-            if model.scheduler is not None:
-                await model.scheduler.stop()
-                model.scheduler = None
-            for key in model.limiter_keys:
-                self.limiter.unregister(key)
-            model.limiter_keys = []
+            await stop_version(model, self.limiter)
             if reason:
                 model.state, model.reason = UNAVAILABLE, reason
 
@@ -392,7 +343,9 @@ class ModelManager:
             source = sources.get(name)
             if source is None or name in duplicates:
                 raise internal(f"failed to load '{name}', failed to poll from model repository")
-        peeked = config_override if config_override is not None else self._peek_config(source)
+        peeked = config_override
+        if peeked is None:
+            peeked = dependencies.peek_config(source, self.strict_config)
         if peeked is not None and is_ensemble(peeked):
             for member in member_names(peeked):
                 if member in _loading or member == name or self.is_ready(member):
@@ -484,124 +437,6 @@ class ModelManager:
         if self._retiring:
             await asyncio.gather(*list(self._retiring), return_exceptions=True)
 
-    def _prepare_override(self, source: ModelSource, override: mc.ModelConfig) -> mc.ModelConfig:
-        config = mc.ModelConfig()
-        config.CopyFrom(override)
-        complete_config(config, source.name)
-        validate_config(config, source.name)
-        validate_ensemble_config(config)
-        return config
-
-    def _prepare_config(self, source: ModelSource) -> mc.ModelConfig:
-        config = read_config(source.path, self.strict_config)
-        if not self.strict_config:
-            versions = version_folders(source.path)
-            newest = source.path / str(versions[-1]) if versions else None
-            config = auto_complete(config, source.path, newest, self.backend_settings)
-        complete_config(config, source.name)
-        validate_config(config, source.name)
-        validate_ensemble_config(config)
-        return config
-
-    def _new_version(self, entry: ModelEntry, version: int, config: mc.ModelConfig) -> ModelVersion:
-        assert entry.source is not None
-        model = ModelVersion(entry.name, version, config, entry.source.path)
-        if self.summary_quantiles is not None:
-            model.stats.summaries = LatencySummaries(self.summary_quantiles, config.response_cache.enable)
-        if self.first_response_histograms and config.model_transaction_policy.decoupled:
-            model.stats.first_response = Histogram(histogram_buckets(config))
-        return model
-
-    async def _load_version(
-        self,
-        entry: ModelEntry,
-        config: mc.ModelConfig,
-        version: int,
-        generation: int = 0,
-        started: float | None = None,
-    ) -> None:
-        assert entry.source is not None
-        model = self._new_version(entry, version, config)
-        entry.versions[version] = model
-        started = time.monotonic() if started is None else started
-        version_path = entry.source.path / str(version)
-        runners: list[InstanceRunner] = []
-        keys: list[str] = []
-        try:
-            backend = backend_of(config)
-            if not (version_path / config.default_model_filename).exists() and backend == "python":
-                raise unavailable(
-                    f"unable to find '{version_path / config.default_model_filename}' for model '{entry.name}'"
-                )
-            if backend == "python" and config.model_transaction_policy.decoupled:
-                mode = _string_parameter(config, "TRITONLITE_INSTANCE_MODE", "thread")
-                if mode == "process":
-                    raise invalid_arg(
-                        f"model '{entry.name}': decoupled python models run in thread mode only "
-                        "(TRITONLITE_INSTANCE_MODE 'process' is not supported for them yet)"
-                    )
-            inline_mode = _string_parameter(config, INLINE_PARAMETER, "auto")
-            if inline_mode not in INLINE_MODES:
-                raise invalid_arg(
-                    f"parameter {INLINE_PARAMETER} of model '{entry.name}' must be one of "
-                    f"{', '.join(INLINE_MODES)}, got '{inline_mode}'"
-                )
-            for group in config.instance_group:
-                kind = _KIND_NAMES.get(group.kind, "CPU")
-                devices = list(group.gpus) if group.kind == mc.ModelInstanceGroup.KIND_GPU and group.gpus else [0]
-                for device in devices:
-                    for index in range(group.count):
-                        instance_name = f"{group.name}_{len(runners)}" if len(devices) > 1 else f"{group.name}_{index}"
-                        spec = InstanceSpec(
-                            model_name=entry.name,
-                            version=version,
-                            model_path=entry.source.path,
-                            config=config,
-                            config_json=model.config_json,
-                            instance_name=instance_name,
-                            kind=kind,
-                            device_id=device,
-                            backend_settings=dict(self.backend_settings.get(backend, {})),
-                        )
-                        runner = InstanceRunner(instance_name, inline_mode)
-                        runners.append(runner)
-                        await runner.start(backend, spec)
-                        if self.limiter.enabled:
-                            resources, priority = instance_rate_limit(group)
-                            key = f"{entry.name}/{version}/{instance_name}#{generation}"
-                            self.limiter.register(key, device, resources, priority)
-                            keys.append(key)
-            model.limiter_keys = keys
-            pool = InstancePool(runners, self.limiter, keys)
-            if config.HasField("sequence_batching"):
-                model.scheduler = SequenceBatcher(runners, config, model.stats, entry.source.path)
-            elif config.HasField("dynamic_batching") and config.max_batch_size > 0:
-                model.scheduler = DynamicBatcher(runners, config, model.stats, pool)
-            else:
-                model.scheduler = DirectScheduler(runners, model.stats, config.max_batch_size > 0, pool)
-            if len(config.model_warmup):
-                for sample in config.model_warmup:
-                    log.debug("Generating warmup sample data for '%s'", sample.name)
-                await run_warmup(model, runners)
-            if config.HasField("response_cache") and config.response_cache.enable:
-                model.cache = self.response_cache  # None when the server has no cache configured
-            model.state = READY
-            model.load_seconds = time.monotonic() - started
-        except TritonError as exc:
-            model.state, model.reason = UNAVAILABLE, exc.status_text()
-            log.error("failed to load '%s' version %d: %s", entry.name, version, model.reason)
-            await self._release(runners, keys)
-        except Exception as exc:  # a backend bug must not take the server down
-            model.state, model.reason = UNAVAILABLE, f"{type(exc).__name__}: {exc}"
-            log.exception("failed to load '%s' version %d", entry.name, version)
-            await self._release(runners, keys)
-
-    async def _release(self, runners: list[InstanceRunner], keys: list[str]) -> None:
-        for key in keys:
-            self.limiter.unregister(key)
-        for runner in runners:
-            await runner.stop()
-
     def _refresh_serving(self, entry: ModelEntry) -> None:
         for key in [k for k in self._serving if k[0] == entry.name]:
             del self._serving[key]
@@ -616,14 +451,9 @@ class ModelManager:
         await self.wait_retired()
         for entry in self.models.values():
             for model in entry.versions.values():
-                if model.scheduler is not None:
-                    try:
-                        await model.scheduler.stop()
-                    except Exception:  # one model failing to stop must not stop the others
-                        log.exception("stopping '%s' version %s failed", model.name, model.version_str)
-                    model.scheduler = None
-                for key in model.limiter_keys:
-                    self.limiter.unregister(key)
-                model.limiter_keys = []
+                try:
+                    await stop_version(model, self.limiter)
+                except Exception:  # one model failing to stop must not stop the others
+                    log.exception("stopping '%s' version %s failed", model.name, model.version_str)
                 model.state = UNAVAILABLE
         self.sources.close()  # after the models stopped: their files may be in the remote copies
