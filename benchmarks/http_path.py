@@ -75,22 +75,18 @@ def request_bytes(model: str) -> bytes:
 
 
 async def measure(repository: Path, concurrency: int, seconds: float, repeat: int, evict_mb: int) -> list[float]:
-    import uvicorn
     from uvicorn.server import ServerState
 
     from tritonlite.engine import Engine, EngineOptions
-    from tritonlite.frontends.http import cycle, read_buffer
-    from tritonlite.frontends.http.app import HttpFrontend
+    from tritonlite.frontends.http.exchange import InferEndpoint
+    from tritonlite.frontends.http.protocol import HttpConfig
+    from tritonlite.frontends.http.routes import build_api
+    from tritonlite.server import uvicorn_options
 
     engine = Engine(EngineOptions(repositories=[repository]))
     await engine.start()
     try:
-        read_buffer.install()
-        app = HttpFrontend(engine)
-        config = uvicorn.Config(
-            app, http=cycle.protocol_class(), loop="none", lifespan="off", access_log=False, proxy_headers=False,
-            log_level="warning", timeout_keep_alive=75, server_header=False, date_header=False,
-        )  # fmt: skip  (as server.py configures it)
+        config = HttpConfig(build_api(engine), InferEndpoint(engine), **uvicorn_options("127.0.0.1", 8000))
         config.load()
         state = ServerState()
         written, done = [0], asyncio.Event()
@@ -117,7 +113,7 @@ async def measure(repository: Path, concurrency: int, seconds: float, repeat: in
                 for protocol in protocols:
                     protocol.data_received(data)
                 await done.wait()
-                await asyncio.sleep(0)  # let the answered cycles finish
+                await asyncio.sleep(0)  # let what answered them finish
                 spent += time.perf_counter() - started
             return spent
 

@@ -87,7 +87,7 @@ class StartupError(RuntimeError):
     pass
 
 
-def _uvicorn_options(host: str, port: int) -> dict:
+def uvicorn_options(host: str, port: int) -> dict:
     return {
         "host": host,
         "port": port,
@@ -229,7 +229,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
             config = HttpConfig(
                 build_api(engine),
                 InferEndpoint(engine, options.http_max_input_size),
-                **_uvicorn_options(options.http_address, options.http_port),
+                **uvicorn_options(options.http_address, options.http_port),
             )
             servers.append(await _start_uvicorn(config, "HTTPService"))
             log.info("Started HTTPService at %s:%d", options.http_address, options.http_port)
@@ -239,7 +239,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
             metrics = build_metrics_app(
                 engine, options.allow_cpu_metrics, options.allow_gpu_metrics, options.metrics_config
             )
-            config = uvicorn.Config(metrics, **_uvicorn_options(options.metrics_address, options.metrics_port))
+            config = uvicorn.Config(metrics, **uvicorn_options(options.metrics_address, options.metrics_port))
             servers.append(await _start_uvicorn(config, "Metrics Service"))
             poll = asyncio.ensure_future(metrics.system.run())
             servers.append((_Poller(poll), poll))

@@ -110,16 +110,15 @@ class ModelVersion:
             stats.pending -= 1
             self._refused(request, exc)
             raise
-        return Submission(request, future, lambda done: self._outcome(request, done, cache_key, lookup_ns))
+        return Submission(request, future, self._outcome, cache_key, lookup_ns)
 
     async def infer(self, request: InferRequest) -> InferResponse:
         return await self.submit(request)
 
-    def _outcome(
-        self, request: InferRequest, future: asyncio.Future, cache_key: Any, lookup_ns: int
-    ) -> InferResponse | BaseException:
-        """What the scheduler's ``future`` means for the client, with statistics recorded once:
+    def _outcome(self, submission: Submission) -> InferResponse | BaseException:
+        """What the scheduler's future means for the client, with statistics recorded (once):
         the response, or the exception the submission raises."""
+        request, future = submission.request, submission.future
         stats = self.stats
         stats.pending -= 1
         if future.cancelled():
@@ -131,7 +130,7 @@ class ModelVersion:
                 self._refused(request, error)
             return error
         try:
-            return self._finish(request, future.result(), cache_key, lookup_ns)
+            return self._finish(request, future.result(), submission.cache_key, submission.lookup_ns)
         except TritonError as exc:
             return exc
 

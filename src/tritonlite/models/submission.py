@@ -8,11 +8,11 @@ from typing import Any
 
 from tritonlite.core.types import InferRequest, InferResponse
 
-Outcome = Callable[[asyncio.Future], "InferResponse | BaseException"]
+Outcome = Callable[["Submission"], "InferResponse | BaseException"]
 
 
 class Submission:
-    """The handle of one queued request: ``await`` it, or ``add_done_callback``; ``cancel``
+    """The handle of one queued request: ``await`` it, or name its reader (``on_settled``); ``cancel``
     withdraws the request if it has not run.
 
     The scheduler's future is turned into the client's answer once (``outcome``: statistics,
@@ -21,15 +21,22 @@ class Submission:
     the request's error (``asyncio.CancelledError`` when it was withdrawn).
     """
 
-    __slots__ = ("request", "_future", "_outcome", "_settled")
+    __slots__ = ("request", "future", "cache_key", "lookup_ns", "_outcome", "_settled", "_reader")
 
-    def __init__(self, request: InferRequest, future: asyncio.Future, outcome: Outcome | None) -> None:
+    def __init__(
+        self, request: InferRequest, future: asyncio.Future, outcome: Outcome | None, cache_key: Any = None,
+        lookup_ns: int = 0,
+    ) -> None:  # fmt: skip
         self.request = request
-        self._future = future
+        self.future = future  # the scheduler's
+        self.cache_key = cache_key  # where the response goes in the response cache (None: not cached)
+        self.lookup_ns = lookup_ns  # what the cache lookup took
         self._outcome: Outcome | InferResponse | BaseException | None = outcome
         self._settled = outcome is None
-        if outcome is not None:
-            future.add_done_callback(self._settle)  # first: before any reader's callback
+        self._reader: Callable[[Submission], Any] | None = None
+        # one callback on the future settles, then calls the reader's (an awaiting task's wake-up,
+        # registered later, runs after it too)
+        future.add_done_callback(self._done)
 
     @classmethod
     def answered(cls, request: InferRequest, response: InferResponse) -> Submission:
@@ -40,35 +47,43 @@ class Submission:
         submission._outcome = response
         return submission
 
-    def _settle(self, future: asyncio.Future | None = None) -> None:
+    def _done(self, future: asyncio.Future) -> None:
+        if not self._settled:
+            self._settle()
+        reader = self._reader
+        if reader is not None:
+            reader(self)
+
+    def _settle(self) -> None:
         if not self._settled:
             self._settled = True
             try:
-                self._outcome = self._outcome(self._future)  # type: ignore[operator]
+                self._outcome = self._outcome(self)  # type: ignore[operator]
             except Exception as exc:  # a bug: answered as an error, not left unsettled
                 self._outcome = exc
 
     def done(self) -> bool:
-        return self._future.done()
+        return self.future.done()
 
     def cancel(self) -> bool:
         """Withdraw the request (a queued one leaves its queue unexecuted); False once it is done."""
-        return self._future.cancel()
+        return self.future.cancel()
 
-    def add_done_callback(self, callback: Callable[[Submission], Any]) -> None:
-        """Call ``callback(self)`` on the event loop once the request has settled."""
-        self._future.add_done_callback(lambda _: callback(self))
+    def on_settled(self, reader: Callable[[Submission], Any]) -> None:
+        """Call ``reader(self)`` once the request has settled (one reader; set it before then)."""
+        self._reader = reader
 
     def result(self) -> InferResponse:
         """The response; raises the request's error. Only once ``done()``."""
-        self._settle()
+        if not self._settled:
+            self._settle()
         outcome = self._outcome
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome  # type: ignore[return-value]
 
     def __await__(self) -> Generator[Any, None, InferResponse]:
-        future = self._future
+        future = self.future
         if not future.done():
             yield from future.__await__()  # cancelling the awaiting task cancels the future
         return self.result()

@@ -44,6 +44,36 @@ class InferEndpoint:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class InferHeaders:
+    """The request headers an infer exchange reads."""
+
+    header_length: int | None = None  # Inference-Header-Content-Length
+    content_encoding: bytes | None = None
+    accept_encoding: bytes | None = None
+
+    @classmethod
+    def of(cls, headers: Headers) -> InferHeaders:
+        """From the parsed headers (lower-case names)."""
+        found: dict[bytes, bytes] = {}
+        for name, value in headers:
+            if name in _READ:
+                found[name] = value
+        if not found:
+            return NO_HEADERS
+        length = found.get(b"inference-header-content-length")
+        if length is not None:
+            try:
+                length = int(length)
+            except ValueError:
+                length = 0  # Triton reads an unparsable size as 0: a raw binary request
+        return cls(length, found.get(b"content-encoding"), found.get(b"accept-encoding"))
+
+
+_READ = frozenset((b"inference-header-content-length", b"content-encoding", b"accept-encoding"))
+NO_HEADERS = InferHeaders()
+
+
 class Carrier(Protocol):
     """What an exchange needs of the connection that carries it."""
 
@@ -71,7 +101,7 @@ class InferExchange:
         carrier: Carrier,
         model_name: str,
         model_version: str,
-        headers: Headers,
+        headers: InferHeaders,
         keep_alive: bool,
         expect_continue: bool = False,
     ) -> None:
@@ -79,7 +109,7 @@ class InferExchange:
         self.carrier = carrier
         self.model_name = model_name
         self.model_version = model_version
-        self.headers = headers  # lower-case names, as parsed
+        self.headers = headers
         self.keep_alive = keep_alive  # a shutdown clears it: the connection closes after the answer
         self.expect_continue = expect_continue
         self.response_complete = False
@@ -118,6 +148,13 @@ class InferExchange:
         elif self.expect_continue:
             self.carrier.transport.write(CONTINUE)
 
+    def start_whole(self, body: bytes) -> None:
+        """``receive``, ``body_complete`` and ``start`` in one: a whole request, first in line."""
+        self._chunks.append(body)
+        self._received = len(body)
+        self._body_complete = self._started = True
+        self._run()
+
     def lost(self) -> None:
         """The connection is gone: withdraw the request; nothing is answered."""
         self._lost = True
@@ -141,7 +178,7 @@ class InferExchange:
             return
         self._request = request
         self._submission = submission
-        submission.add_done_callback(self._settled)
+        submission.on_settled(self._settled)
 
     def _decode(self) -> InferRequest:
         endpoint = self.endpoint
@@ -150,20 +187,10 @@ class InferExchange:
         chunks = self._chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._chunks = []
-        header_length = encoding = None
-        for name, value in self.headers:
-            if name == b"inference-header-content-length":
-                header_length = value
-            elif name == b"content-encoding":
-                encoding = value
+        headers = self.headers
+        length, encoding = headers.header_length, headers.content_encoding
         if encoding is not None:
             body = decompress(body, encoding)
-        length = None
-        if header_length is not None:
-            try:
-                length = int(header_length)
-            except ValueError:
-                length = 0  # Triton reads an unparsable size as 0: a raw binary request
         engine = endpoint.engine
         if length == 0 or (length is None and not body):
             model = engine.ready_model(self.model_name, self.model_version)
@@ -204,12 +231,11 @@ class InferExchange:
             headers = JSON_HEADERS
         elif headers is None:
             headers = binary_headers(json_length)
-        for name, value in self.headers:
-            if name == b"accept-encoding":
-                payload, coding = compress(payload, value)
-                if coding is not None:
-                    headers = [*headers, (b"content-encoding", coding)]
-                break
+        accept = self.headers.accept_encoding
+        if accept is not None:
+            payload, coding = compress(payload, accept)
+            if coding is not None:
+                headers = [*headers, (b"content-encoding", coding)]
         self._answer(200, headers, payload)
 
     def _answer(self, status: int, headers: Headers, payload: bytes) -> None:

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from tritonlite.frontends.http.errors import Headers
+from tritonlite.frontends.http.exchange import InferHeaders
 from tritonlite.frontends.http.targets import InferTarget, InferTargets
 
 # headers that change nothing in how the request is framed
@@ -37,7 +38,7 @@ class PlainHead:
     """A request head the reader takes."""
 
     target: InferTarget
-    headers: Headers  # lower-case names, as httptools' path gives them
+    headers: InferHeaders
     content_length: int
     keep_alive: bool
 
@@ -48,7 +49,7 @@ class PlainRequest:
 
     model_name: str
     model_version: str
-    headers: Headers
+    headers: InferHeaders
     keep_alive: bool
     body: bytes
 
@@ -90,7 +91,7 @@ def parse_head(head: bytes, targets: InferTargets) -> PlainHead | None:
         headers.append((name, value))
     if content_length is None:
         return None
-    return PlainHead(target, headers, content_length, keep_alive)
+    return PlainHead(target, InferHeaders.of(headers), content_length, keep_alive)
 
 
 class PlainRequestReader:

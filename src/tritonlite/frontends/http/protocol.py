@@ -20,7 +20,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from tritonlite.frontends.http.errors import Headers
-from tritonlite.frontends.http.exchange import InferEndpoint, InferExchange
+from tritonlite.frontends.http.exchange import InferEndpoint, InferExchange, InferHeaders
 from tritonlite.frontends.http.plain_request import PlainRequestReader
 from tritonlite.frontends.http.targets import InferTargets
 
@@ -53,17 +53,21 @@ class HttpProtocol(HttpToolsProtocol):
     # -- bytes in ------------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        if not self._in_message and self._idle() and not self.flow.write_paused:
+        cycle = self.cycle
+        if (
+            not self._in_message
+            and (cycle is None or cycle.response_complete)
+            and not self.pipeline
+            and not self.flow.write_paused
+        ):
             plain = self.plain_requests.read(data)
             if plain is not None:  # one whole plain infer request: no httptools callbacks
-                self._unset_keepalive_if_required()
+                self._idle_since = None
                 exchange = InferExchange(
                     self.endpoint, self, plain.model_name, plain.model_version, plain.headers, plain.keep_alive
                 )
-                exchange.receive(plain.body)
-                exchange.body_complete()
-                self.cycle = exchange  # type: ignore[assignment]  (stands where uvicorn's cycle stands)
-                self._start(exchange)
+                self.cycle = self.answering = exchange  # type: ignore[assignment]  (where uvicorn's cycle stands)
+                exchange.start_whole(plain.body)
                 return
         super().data_received(data)
 
@@ -93,7 +97,7 @@ class HttpProtocol(HttpToolsProtocol):
             return
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
         exchange = InferExchange(
-            self.endpoint, self, target.model_name, target.model_version, self.headers, keep_alive,
+            self.endpoint, self, target.model_name, target.model_version, InferHeaders.of(self.headers), keep_alive,
             self.expect_100_continue,
         )  # fmt: skip
         idle = self._idle()
@@ -162,7 +166,8 @@ class HttpProtocol(HttpToolsProtocol):
         self._serve_next()
 
     def _serve_next(self) -> None:
-        self.flow.resume_reading()
+        if self.flow.read_paused:
+            self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
