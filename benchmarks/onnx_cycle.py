@@ -43,8 +43,7 @@ def serve() -> int:
     import gc
 
     import tritonlite.backends.framework as framework
-    import tritonlite.frontends.http.app as app
-    import tritonlite.frontends.http.fast_lane as fast_lane
+    import tritonlite.frontends.http.exchange as exchange
     import tritonlite.scheduling.dynamic_batcher as batcher
     import tritonlite.scheduling.instance_runner as runner
     from tritonlite.cli import main
@@ -78,11 +77,10 @@ def serve() -> int:
 
         setattr(owner, name, wrapped)
 
-    wrap_sync(batcher.DynamicBatcher, "submit", "enqueue")  # both paths queue through submit
+    wrap_sync(batcher.DynamicBatcher, "enqueue", "enqueue")
     wrap_async(batcher.DynamicBatcher, "_execute", "dispatch")
     wrap_async(runner.InstanceRunner, "execute", "resume", before=False)
-    wrap_async(app.HttpFrontend, "infer_reply", "sent", before=False)  # the regular path's answer
-    wrap_sync(fast_lane.InFlight, "finish", "sent", before=False)  # the fast lane's, written
+    wrap_sync(exchange.InferExchange, "_answer", "sent", before=False)  # every infer answer is written here
     original_execute = framework.TensorInstance.execute
 
     def execute(self, requests):

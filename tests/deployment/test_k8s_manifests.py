@@ -31,12 +31,12 @@ def kubernetes_validate():
 
 def server_routes() -> set[str]:
     """The HTTP paths tritonlite serves (its FastAPI app's routes; its source if the builder's signature moved)."""
-    from tritonlite.frontends.http import app
+    from tritonlite.frontends.http import routes
 
     try:
-        return {route.path for route in app.build_api(None, None).routes}
+        return {route.path for route in routes.build_api(None).routes}
     except TypeError:
-        return set(re.findall(r"""@api\.(?:get|post)\(\s*["']([^"']+)["']""", inspect.getsource(app)))
+        return set(re.findall(r"""@api\.(?:get|post)\(\s*["']([^"']+)["']""", inspect.getsource(routes)))
 
 
 def tritonlite_metric_names() -> set[str]:

@@ -32,13 +32,25 @@ class InstancePool:
                 self._by_key[key] = runner
                 self._key_of[id(runner)] = key
         self._idle: asyncio.Queue[InstanceRunner] = asyncio.Queue()
+        self._waiting = 0  # takers waiting for an idle instance
         for runner in runners:
             self._idle.put_nowait(runner)
 
     async def take(self) -> InstanceRunner:
         if self.limiter is None:
-            return await self._idle.get()
+            self._waiting += 1
+            try:
+                return await self._idle.get()
+            finally:
+                self._waiting -= 1
         return self._by_key[await self.limiter.acquire(self._keys)]
+
+    def take_idle(self) -> InstanceRunner | None:
+        """An idle instance at once, or None: none is idle, others wait for one (they go first),
+        or the rate limiter decides (it grants in its own order)."""
+        if self.limiter is not None or self._waiting or self._idle.empty():
+            return None
+        return self._idle.get_nowait()
 
     def give_back(self, runner: InstanceRunner) -> None:
         if self.limiter is None:

@@ -127,11 +127,17 @@ class InstanceRunner:
             self.inline = True
 
     async def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:
-        assert self.instance is not None
         if self.inline:
-            results, seconds = self._timed(requests)
-        else:
-            results, seconds = await self.thread.run(self._timed, requests)
+            return self.execute_now(requests)
+        assert self.instance is not None
+        results, seconds = await self.thread.run(self._timed, requests)
+        self._observe(seconds)
+        return results
+
+    def execute_now(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:
+        """Execute on the event loop, now (for a runner that runs ``inline``)."""
+        assert self.instance is not None
+        results, seconds = self._timed(requests)
         self._observe(seconds)
         return results
 

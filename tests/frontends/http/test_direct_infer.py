@@ -196,17 +196,12 @@ def test_body_over_the_input_limit_is_refused(small_limit_server):
     assert "exceeds the maximum allowed value of 100 bytes" in json.loads(body)["error"]
 
 
-def test_direct_and_asgi_paths_answer_the_same(server, monkeypatch):
-    monkeypatch.setenv("TRITONLITE_HTTP_DIRECT", "0")
-    asgi = RunningServer([EXAMPLES])
-    try:
-        requests = [post(INFER), post(b'{"inputs": 5}'), post(INFER, path="/v2/models/nope/infer"),
-                    post(INFER.replace(b"FP32", b"INT32", 1))]  # fmt: skip
-        for request in requests:
-            [(direct_status, direct_headers, direct_body)] = exchange(server.http, request)
-            [(asgi_status, asgi_headers, asgi_body)] = exchange(asgi.http, request)
-            assert (direct_status, direct_body) == (asgi_status, asgi_body)
-            for name in ("content-type", "content-length", "inference-header-content-length"):
-                assert direct_headers.get(name) == asgi_headers.get(name)
-    finally:
-        asgi.stop()
+def test_a_body_bigger_than_uvicorns_read_buffer_arrives_whole(server):
+    import tritonclient.http as httpclient
+
+    data = np.random.default_rng(5).standard_normal((1, 5_000_000)).astype(np.float32)  # 20 MB
+    client = httpclient.InferenceServerClient(server.http)
+    tensor = httpclient.InferInput("INPUT0", list(data.shape), "FP32")
+    tensor.set_data_from_numpy(data, binary_data=True)
+    result = client.infer("identity", [tensor])
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import shutil
 
@@ -128,19 +127,13 @@ def test_a_cached_header_with_binary_data_of_another_size_gets_decode_requests_e
         assert (ours.value.kind, ours.value.message) == (theirs.value.kind, theirs.value.message)
 
 
-def test_validation_is_remembered_per_model_object():
-    class Model:
-        pass
-
+def test_requests_of_one_header_carry_it_as_their_validation_key():
     body, length = body_of(PLAIN, *arrays(1))
-    entry = HeaderCache().decode("m", "", body, length)[2]
-    one, two = Model(), Model()
-    assert not entry.validated(one)
-    entry.passed(one)
-    assert entry.validated(one) and not entry.validated(two)
-    del one
-    gc.collect()
-    assert entry.validated_for() is None  # no reference keeps an unloaded model alive
+    cache = HeaderCache()
+    first, _, entry = cache.decode("m", "", body, length)
+    second = cache.decode("m", "", body, length)[0]
+    assert first.validation_key is None  # decoded from JSON: validated as any request
+    assert second.validation_key is entry  # built from the entry
 
 
 def test_the_cache_starts_over_when_full():

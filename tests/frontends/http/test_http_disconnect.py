@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import tritonclient.http as httpclient
 from serverutil import RunningServer
 
@@ -30,8 +29,7 @@ class TritonPythonModel:
 """
 
 
-@pytest.mark.parametrize("direct", ["1", "0"], ids=["direct", "asgi"])
-def test_disconnected_request_is_not_executed(tmp_path, monkeypatch, direct):
+def test_disconnected_request_is_not_executed(tmp_path, monkeypatch):
     folder = tmp_path / "repo" / "slow"
     (folder / "1").mkdir(parents=True)
     (folder / "1" / "model.py").write_text(MODEL)
@@ -43,7 +41,6 @@ def test_disconnected_request_is_not_executed(tmp_path, monkeypatch, direct):
     )
     log = tmp_path / "exec.log"
     monkeypatch.setenv("TL_EXEC_LOG", str(log))
-    monkeypatch.setenv("TRITONLITE_HTTP_DIRECT", direct)
     server = RunningServer([tmp_path / "repo"])
     try:
 
@@ -73,76 +70,3 @@ def test_disconnected_request_is_not_executed(tmp_path, monkeypatch, direct):
     executed = [rid for line in Path(log).read_text().splitlines() for rid in json.loads(line)]
     assert executed == ["busy", "after"]
 
-
-# --- the watcher, in one process -----------------------------------------------------------------------
-
-
-class _Engine:
-    """infer waits until released; records whether it was cancelled."""
-
-    def __init__(self) -> None:
-        self.release = None
-        self.cancelled = False
-
-    async def infer(self, request):
-        import asyncio
-
-        self.release = asyncio.get_running_loop().create_future()
-        try:
-            return await self.release
-        except asyncio.CancelledError:
-            self.cancelled = True
-            raise
-
-
-def _frontend(engine):
-    from tritonlite.frontends.http.app import HttpFrontend
-
-    frontend = HttpFrontend.__new__(HttpFrontend)  # only the watcher is exercised; no API routes needed
-    frontend.engine = engine
-    return frontend
-
-
-def test_disconnect_while_queued_cancels_the_infer_and_answers_nothing():
-    import asyncio
-
-    async def go():
-        engine = _Engine()
-        gone = asyncio.get_running_loop().create_future()
-
-        async def receive():
-            return await gone
-
-        task = asyncio.ensure_future(_frontend(engine)._infer_unless_disconnected(engine.infer(object()), receive))
-        await asyncio.sleep(0)
-        gone.set_result({"type": "http.disconnect"})
-        result = await task
-        return result, engine.cancelled, task.cancelling()
-
-    assert asyncio.run(go()) == (None, True, 0)
-
-
-def test_a_disconnect_after_the_answer_does_not_cancel_the_handler():
-    import asyncio
-
-    async def go():
-        engine = _Engine()
-        gone = asyncio.get_running_loop().create_future()
-
-        async def receive():
-            return await gone
-
-        async def handler():
-            response = await _frontend(engine)._infer_unless_disconnected(engine.infer(object()), receive)
-            await asyncio.sleep(0.01)  # the handler goes on (e.g. sends): it must not be cancelled now
-            return response
-
-        task = asyncio.ensure_future(handler())
-        await asyncio.sleep(0)
-        # the client leaves in the same loop turn as the answer comes: the watcher's callback runs
-        # only after the handler has its answer
-        gone.set_result({"type": "http.disconnect"})
-        engine.release.set_result("answer")
-        return await task
-
-    assert asyncio.run(go()) == "answer"

@@ -1,5 +1,7 @@
-"""The HTTP fast lane (frontends.http.fast_lane): which requests it takes, and that what it answers,
-in what order and with what statistics, is what the regular path does."""
+"""frontends.http.protocol and exchange: infer served by one exchange per request on uvicorn's
+connections, whether httptools or the plain-request reader read it; order, disconnects,
+keep-alive, back-pressure and shutdown. A server runs in this process so that the reader's
+counter and the models' statistics can be read."""
 
 from __future__ import annotations
 
@@ -12,65 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tritonlite.frontends.http.fast_lane import parse_head
-
-# the head perf_analyzer (libcurl) sends, byte for byte
-PERF_HEAD = (
-    b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: localhost:8000\r\nUser-Agent: libcurl-agent/1.0\r\n"
-    b"Accept: */*\r\nInference-Header-Content-Length: 180\r\nContent-Type: application/octet-stream\r\n"
-    b"Content-Length: 2228"
-)
-
-
-def test_perf_analyzers_head_is_taken():
-    route = parse_head(PERF_HEAD)
-    assert (route.model, route.version, route.content_length, route.header_length) == ("mlp", "", 2228, 180)
-
-
-def test_a_versioned_path_and_keep_alive_are_taken():
-    head = b"POST /v2/models/m/versions/3/infer HTTP/1.1\r\nConnection: Keep-Alive\r\n" + PERF_HEAD.split(b"\r\n", 1)[1]
-    route = parse_head(head)
-    assert (route.model, route.version) == ("m", "3")
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        (b"POST /v2/models/mlp/infer HTTP/1.1", b"GET /v2/models/mlp/infer HTTP/1.1"),
-        (b"HTTP/1.1", b"HTTP/1.0"),
-        (b"/mlp/infer", b"/mlp/infer?x=1"),
-        (b"/mlp/infer", b"/ml%70/infer"),
-        (b"/mlp/infer", b"/mlp/ready"),
-        (b"/mlp/infer", b"/mlp/versions/x/infer"),
-        (b"Accept: */*", b"Accept-Encoding: gzip"),
-        (b"Accept: */*", b"Expect: 100-continue"),
-        (b"Accept: */*", b"Transfer-Encoding: chunked"),
-        (b"Accept: */*", b"Content-Encoding: gzip"),
-        (b"Accept: */*", b"Connection: close"),
-        (b"Accept: */*", b"Content-Length: 2228"),  # twice
-        (b"Accept: */*", b"Accept */*"),
-        (b"Accept: */*", b"Accept : */*"),
-        (b"Accept: */*", b" Accept: */*"),
-        (b"Accept: */*", b"Accept: \x01"),
-        (b"Content-Length: 2228", b"Content-Length: 22x8"),
-        (b"Content-Length: 2228", b"Content-Length: -1"),
-        (b"Content-Length: 2228", b"Content-Length: 100"),  # shorter than the JSON header
-        (b"Inference-Header-Content-Length: 180", b"Inference-Header-Content-Length: 0"),
-        (b"Inference-Header-Content-Length: 180", b"Inference-Header-Content-Length: abc"),
-        (b"Inference-Header-Content-Length: 180", b"X-Other: 180"),
-    ],
-)
-def test_anything_else_is_left_to_the_regular_path(change):
-    old, new = change
-    assert old in PERF_HEAD
-    assert parse_head(PERF_HEAD.replace(old, new, 1)) is None
-
-
-def test_a_head_without_content_length_is_left():
-    assert parse_head(PERF_HEAD.rsplit(b"\r\n", 1)[0]) is None
-
-
-# -- a server in this process: the lane's counter and the model's statistics are visible ---------
+from tritonlite.frontends.http.exchange import InferEndpoint
+from tritonlite.frontends.http.protocol import HttpConfig
+from tritonlite.frontends.http.routes import build_api
+from tritonlite.server import uvicorn_options
 
 MODEL = """
 import numpy as np
@@ -117,7 +64,7 @@ def repository(tmp_path) -> Path:
     return root
 
 
-def request(model: str, values, close: bool = False) -> bytes:
+def request(model: str, values, close: bool = False, path: str | None = None) -> bytes:
     header = json.dumps(
         {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "parameters": {"binary_data_size": 16}}],
          "outputs": [{"name": "OUTPUT0", "parameters": {"binary_data": True}}]}
@@ -125,7 +72,7 @@ def request(model: str, values, close: bool = False) -> bytes:
     body = header + np.asarray(values, np.float32).reshape(1, 4).tobytes()
     connection = "Connection: close\r\n" if close else ""
     return (
-        f"POST /v2/models/{model}/infer HTTP/1.1\r\nHost: test\r\n{connection}"
+        f"POST {path or f'/v2/models/{model}/infer'} HTTP/1.1\r\nHost: test\r\n{connection}"
         f"Inference-Header-Content-Length: {len(header)}\r\nContent-Type: application/octet-stream\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
@@ -148,65 +95,63 @@ def output(headers: dict[str, str], body: bytes) -> np.ndarray:
 
 
 @contextlib.asynccontextmanager
-async def served(repository: Path):
+async def served(repository: Path, keep_alive: float = 75):
     from tritonlite.engine import Engine, EngineOptions
-    from tritonlite.frontends.http.app import HttpFrontend
     from tritonlite.server import _start_uvicorn
 
     engine = Engine(EngineOptions(repositories=[repository], cache_bytes=1 << 20))
     await engine.start()
-    app = HttpFrontend(engine)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server, task = await _start_uvicorn(app, "127.0.0.1", port, "HTTP")
+    options = uvicorn_options("127.0.0.1", port)
+    options["timeout_keep_alive"] = keep_alive
+    config = HttpConfig(build_api(engine), InferEndpoint(engine), **options)
+    server, task = await _start_uvicorn(config, "HTTP")
     try:
-        yield app, engine, server, port
+        yield config.plain_requests, engine, server, port
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)
         await engine.stop()
 
 
-async def header_known(port: int, model: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A connection whose first request to ``model`` ([1, 1, 1, 1]) took the regular path and was
-    answered: its header is in the cache and passed validation, so the next one may take the lane."""
+async def in_pieces(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Send ``data`` in two reads' worth: httptools reads it, not the plain-request reader."""
+    writer.write(data[:40])
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(data[40:])
+
+
+async def one_waiting(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection whose request to "held" ([2, 2, 2, 2]) waits in the queue (400 ms)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request(model, [1, 1, 1, 1]))
-    await read_answer(reader)
-    return reader, writer
-
-
-async def one_waiting_in_the_lane(app, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A connection whose second request to "held" ([2, 2, 2, 2]) went through the lane and waits
-    in the queue (400 ms); the first one, answered, took the regular path and filled the cache."""
-    reader, writer = await header_known(port, "held")
     writer.write(request("held", [2, 2, 2, 2]))
     await asyncio.sleep(0.1)
-    assert app.fast_lane.taken == 1
     return reader, writer
 
 
 def stats(engine, name: str):
-    return engine.models.get(name, "").stats
+    return engine.ready_model(name).stats
 
 
 def run(coro) -> None:
     asyncio.run(coro)
 
 
-def test_repeated_requests_go_through_the_lane_and_are_answered_as_the_regular_path_does(repository):
+def test_both_readers_give_the_same_answers_and_statistics(repository):
     async def go():
-        async with served(repository) as (app, engine, _, port):
+        async with served(repository) as (plain, engine, _, port):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             answers = []
-            for values in ([1, 2, 3, 4], [5, 6, 7, 8], [1, 2, 3, 4]):
+            for values in ([1, 2, 3, 4], [5, 6, 7, 8]):
                 writer.write(request("fast", values))
                 answers.append(await read_answer(reader))
+            await in_pieces(writer, request("fast", [1, 2, 3, 4]))
+            answers.append(await read_answer(reader))
             writer.close()
-            lane = app.fast_lane
-            # the first request fills the header cache and passes validation on the regular path
-            assert lane.taken == 2
+            assert plain.taken == 2  # the third came in two reads: httptools read it
             assert [a[0] for a in answers] == [200, 200, 200]
             assert answers[0] == answers[2]  # the same request: byte for byte the same answer
             assert output(*answers[1][1:]).tolist() == [10, 12, 14, 16]
@@ -217,7 +162,7 @@ def test_repeated_requests_go_through_the_lane_and_are_answered_as_the_regular_p
     run(go())
 
 
-def test_tritonclient_requests_go_through_the_lane_with_exact_answers(repository):
+def test_tritonclient_requests_are_read_without_httptools_and_answered_exactly(repository):
     import tritonclient.http as httpclient
 
     def infer_many(port: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -234,57 +179,65 @@ def test_tritonclient_requests_go_through_the_lane_with_exact_answers(repository
         return pairs
 
     async def go():
-        async with served(repository) as (app, _, _, port):
+        async with served(repository) as (plain, _, _, port):
             pairs = await asyncio.to_thread(infer_many, port)
             assert all(np.array_equal(y, x * 2) for x, y in pairs)
-            assert app.fast_lane.taken == 19  # all but the first, which fills the header cache
+            assert plain.taken == 20
 
     run(go())
 
 
-def test_bytes_that_come_while_an_answer_is_due_are_read_after_it(repository):
+def test_requests_that_come_while_an_answer_is_due_are_answered_after_it_in_order(repository):
     async def go():
-        async with served(repository) as (app, _, _, port):
-            reader, writer = await one_waiting_in_the_lane(app, port)
-            writer.write(request("held", [3, 3, 3, 3]) + b"GET /v2/models/held/ready HTTP/1.1\r\nHost: t\r\n\r\n")
-            first, second, ready = [await read_answer(reader) for _ in range(3)]
+        async with served(repository) as (_, _, _, port):
+            reader, writer = await one_waiting(port)
+            writer.write(
+                request("held", [3, 3, 3, 3]) + b"GET /v2/models/held/ready HTTP/1.1\r\nHost: t\r\n\r\n"
+                + request("fast", [4, 4, 4, 4])
+            )  # fmt: skip
+            answers = [await read_answer(reader) for _ in range(4)]
             writer.close()
-            assert output(*first[1:]).tolist() == [4, 4, 4, 4]
-            assert output(*second[1:]).tolist() == [6, 6, 6, 6]
-            assert ready[0] == 200
+            assert output(*answers[0][1:]).tolist() == [4, 4, 4, 4]
+            assert output(*answers[1][1:]).tolist() == [6, 6, 6, 6]
+            assert answers[2][0] == 200 and answers[2][2] == b""
+            assert output(*answers[3][1:]).tolist() == [8, 8, 8, 8]
 
     run(go())
 
 
-def test_a_client_that_goes_away_takes_its_request_out_of_the_queue(repository):
+@pytest.mark.parametrize("split", [False, True], ids=["plain", "httptools"])
+def test_a_client_that_goes_away_takes_its_request_out_of_the_queue(repository, split):
     async def go():
-        async with served(repository) as (app, engine, _, port):
-            reader, writer = await one_waiting_in_the_lane(app, port)
+        async with served(repository) as (_, engine, _, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            data = request("held", [2, 2, 2, 2])
+            if split:
+                await in_pieces(writer, data)
+            else:
+                writer.write(data)
+            await asyncio.sleep(0.1)
             writer.close()
             await asyncio.sleep(0.6)  # past the queue delay: the batch would have run by now
             counters = stats(engine, "held")
-            assert counters.execution_count == 1  # only the first request ran
+            assert counters.execution_count == 0
             assert counters.failures["CANCELED"] == 1 and counters.pending == 0
 
     run(go())
 
 
-def test_a_backend_error_is_answered_as_the_regular_path_answers_it(repository):
+def test_a_backend_error_is_answered_alike_by_both_readers(repository):
     async def go():
-        async with served(repository) as (app, _, _, port):
-            reader, writer = await header_known(port, "fast")
+        async with served(repository) as (plain, _, _, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
             failing = request("fast", [-1, 1, 1, 1])
-            writer.write(failing[:40])  # in two pieces: the lane leaves it to httptools
-            await asyncio.sleep(0.05)
-            writer.write(failing[40:])
-            regular = await read_answer(reader)
-            assert app.fast_lane.taken == 0
+            await in_pieces(writer, failing)
+            by_httptools = await read_answer(reader)
             writer.write(failing)
-            through_lane = await read_answer(reader)
+            by_plain = await read_answer(reader)
             writer.close()
-            assert app.fast_lane.taken == 1
-            assert regular == through_lane
-            assert regular[0] == 500 and json.loads(regular[2]) == {"error": "negative input"}
+            assert plain.taken == 1
+            assert by_httptools == by_plain
+            assert by_plain[0] == 500 and json.loads(by_plain[2]) == {"error": "negative input"}
 
     run(go())
 
@@ -293,8 +246,8 @@ def test_a_bug_while_answering_is_a_500_and_the_connection_serves_on(repository,
     from tritonlite.frontends.http.header_cache import DecodedHeader
 
     async def go():
-        async with served(repository) as (app, _, _, port):
-            reader, writer = await header_known(port, "fast")
+        async with served(repository) as (_, _, _, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
             encode = DecodedHeader.encode
 
             def broken(self, response, request):
@@ -303,7 +256,6 @@ def test_a_bug_while_answering_is_a_500_and_the_connection_serves_on(repository,
             monkeypatch.setattr(DecodedHeader, "encode", broken)
             writer.write(request("fast", [2, 2, 2, 2]))
             status, headers, body = await read_answer(reader)
-            assert app.fast_lane.taken == 1
             assert status == 500 and headers["content-type"] == "application/json"
             assert json.loads(body) == {"error": "internal error: RuntimeError: boom"}
             monkeypatch.setattr(DecodedHeader, "encode", encode)
@@ -311,15 +263,14 @@ def test_a_bug_while_answering_is_a_500_and_the_connection_serves_on(repository,
             status, headers, body = await read_answer(reader)
             writer.close()
             assert status == 200 and output(headers, body).tolist() == [6, 6, 6, 6]
-            assert app.fast_lane.taken == 2
 
     run(go())
 
 
 def test_a_full_queue_is_refused_with_tritons_error(repository):
     async def go():
-        async with served(repository) as (app, engine, _, port):
-            first = await header_known(port, "bounded")
+        async with served(repository) as (_, engine, _, port):
+            first = await asyncio.open_connection("127.0.0.1", port)
             second = await asyncio.open_connection("127.0.0.1", port)
             first[1].write(request("bounded", [2, 2, 2, 2]))  # waits in the queue (size 1)
             await asyncio.sleep(0.1)
@@ -328,7 +279,6 @@ def test_a_full_queue_is_refused_with_tritons_error(repository):
             assert status == 503
             assert json.loads(body) == {"error": "[request id: <id_unknown>] Exceeds maximum queue size"}
             assert (await read_answer(first[0]))[0] == 200
-            assert app.fast_lane.taken == 2
             assert stats(engine, "bounded").failures["REJECTED"] == 1
             first[1].close()
             second[1].close()
@@ -337,79 +287,101 @@ def test_a_full_queue_is_refused_with_tritons_error(repository):
 
 
 @pytest.mark.parametrize("model", ["direct", "cached"])
-def test_models_without_a_batching_queue_or_with_a_response_cache_are_left_to_the_regular_path(repository, model):
+def test_models_without_a_batching_queue_or_with_a_response_cache(repository, model):
     async def go():
-        async with served(repository) as (app, engine, _, port):
+        async with served(repository) as (plain, engine, _, port):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             for _ in range(3):
                 writer.write(request(model, [1, 2, 3, 4]))
                 status, headers, body = await read_answer(reader)
                 assert status == 200 and output(headers, body).tolist() == [2, 4, 6, 8]
             writer.close()
-            assert app.fast_lane.taken == 0
+            assert plain.taken == 3
             if model == "cached":
                 assert stats(engine, model).cache_hit.count == 2  # the cache answered, as it should
 
     run(go())
 
 
-def test_connection_close_is_left_to_the_regular_path(repository):
+@pytest.mark.parametrize("split", [False, True], ids=["plain", "httptools"])
+def test_connection_close_closes_after_the_answer(repository, split):
     async def go():
-        async with served(repository) as (app, _, _, port):
-            for _ in range(2):
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.write(request("fast", [1, 2, 3, 4], close=True))
-                status, headers, _ = await read_answer(reader)
-                assert status == 200 and headers["connection"] == "close"
-                assert await asyncio.wait_for(reader.read(), 5) == b""
-                writer.close()
-            assert app.fast_lane.taken == 0
-
-    run(go())
-
-
-def test_a_shutdown_while_an_answer_is_due_writes_it_and_then_closes(repository):
-    async def go():
-        async with served(repository) as (app, _, server, port):
-            reader, writer = await one_waiting_in_the_lane(app, port)
-            for connection in list(server.server_state.connections):
-                connection.shutdown()
-            status, headers, body = await read_answer(reader)
-            assert status == 200 and output(headers, body).tolist() == [4, 4, 4, 4]
+        async with served(repository) as (_, _, _, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            data = request("fast", [1, 2, 3, 4], close=True)
+            if split:
+                await in_pieces(writer, data)
+            else:
+                writer.write(data)
+            status, headers, _ = await read_answer(reader)
+            assert status == 200 and headers["connection"] == "close"
             assert await asyncio.wait_for(reader.read(), 5) == b""
             writer.close()
 
     run(go())
 
 
-def test_a_client_that_does_not_read_its_answers_gets_the_regular_paths_back_pressure(repository):
+def test_an_escaped_infer_path_is_unquoted(repository):
     async def go():
-        async with served(repository) as (app, _, server, port):
-            reader, writer = await header_known(port, "fast")
-            [protocol] = server.server_state.connections
-            protocol.flow.pause_writing()  # as the transport does when its buffer passes the high mark
-            writer.write(request("fast", [2, 2, 2, 2]))
-            await asyncio.sleep(0.2)
-            assert app.fast_lane.taken == 0
-            assert not reader._buffer  # the regular path holds the answer until writing resumes
-            protocol.flow.resume_writing()
+        async with served(repository) as (_, _, _, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request("fast", [1, 1, 1, 1], path="/v2/models/f%61st/infer?x=1"))
+            status, headers, body = await read_answer(reader)
+            writer.close()
+            assert status == 200 and output(headers, body).tolist() == [2, 2, 2, 2]
+
+    run(go())
+
+
+def test_a_shutdown_while_an_answer_is_due_writes_it_and_then_closes(repository):
+    async def go():
+        async with served(repository) as (_, _, server, port):
+            reader, writer = await one_waiting(port)
+            for connection in list(server.server_state.connections):
+                connection.shutdown()
             status, headers, body = await read_answer(reader)
             assert status == 200 and output(headers, body).tolist() == [4, 4, 4, 4]
+            assert headers["connection"] == "close"
+            assert await asyncio.wait_for(reader.read(), 5) == b""
             writer.close()
 
     run(go())
 
 
-def test_the_lane_can_be_turned_off(repository, monkeypatch):
-    monkeypatch.setenv("TRITONLITE_HTTP_FAST", "0")
-
+def test_a_client_that_does_not_read_its_answers_is_not_read_until_it_does(repository):
     async def go():
-        async with served(repository) as (app, _, _, port):
-            assert app.fast_lane is None
+        async with served(repository) as (plain, _, server, port):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            for _ in range(2):
-                writer.write(request("fast", [1, 2, 3, 4]))
-                assert (await read_answer(reader))[0] == 200
+            writer.write(request("fast", [1, 1, 1, 1]))
+            await read_answer(reader)
+            [protocol] = server.server_state.connections
+            protocol.pause_writing()  # as the transport does when its buffer passes the high mark
+            writer.write(request("fast", [2, 2, 2, 2]))
+            first = await read_answer(reader)  # taken by httptools, answered into the transport's buffer
+            writer.write(request("fast", [3, 3, 3, 3]))
+            await asyncio.sleep(0.2)
+            assert not reader._buffer  # reading stopped after that answer: this one waits
+            protocol.resume_writing()
+            second = await read_answer(reader)
+            writer.close()
+            assert output(*first[1:]).tolist() == [4, 4, 4, 4] and output(*second[1:]).tolist() == [6, 6, 6, 6]
+            assert plain.taken == 2  # not the one that came while writes were paused: httptools read it
+
+    run(go())
+
+
+def test_an_idle_connection_closes_after_the_keep_alive_timeout_and_a_busy_one_does_not(repository):
+    async def go():
+        async with served(repository, keep_alive=0.3) as (_, _, _, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request("fast", [1, 1, 1, 1]))
+            await read_answer(reader)
+            await asyncio.sleep(0.2)
+            writer.write(request("held", [1, 1, 1, 1]))  # in time; in progress for 400 ms
+            await asyncio.sleep(0.35)  # past the first answer's deadline while busy: stays open
+            status, _, _ = await read_answer(reader)
+            assert status == 200
+            assert await asyncio.wait_for(reader.read(), 2) == b""  # idle for the whole timeout: closed
             writer.close()
 
     run(go())
