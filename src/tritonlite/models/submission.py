@@ -52,15 +52,15 @@ class Submission:
             self._settle()
         reader = self._reader
         if reader is not None:
+            self._reader = None
             reader(self)
 
     def _settle(self) -> None:
-        if not self._settled:
-            self._settled = True
-            try:
-                self._outcome = self._outcome(self)  # type: ignore[operator]
-            except Exception as exc:  # a bug: answered as an error, not left unsettled
-                self._outcome = exc
+        self._settled = True
+        try:
+            self._outcome = self._outcome(self)  # type: ignore[operator]
+        except Exception as exc:  # a bug: answered as an error, not left unsettled
+            self._outcome = exc
 
     def done(self) -> bool:
         return self.future.done()

@@ -92,7 +92,7 @@ class InferExchange:
     __slots__ = (
         "endpoint", "carrier", "model_name", "model_version", "headers", "keep_alive", "expect_continue",
         "response_complete", "_chunks", "_received", "_body_complete", "_started", "_lost", "_submission",
-        "_trace", "_entry", "_request", "_binary_default",
+        "_trace", "_entry", "_binary_default",
     )  # fmt: skip
 
     def __init__(
@@ -120,7 +120,6 @@ class InferExchange:
         self._lost = False
         self._submission: Submission | None = None
         self._entry: DecodedHeader | None = None
-        self._request: InferRequest | None = None
         self._binary_default = True
         tracer = endpoint.engine.tracer
         self._trace: Trace | None = tracer.start(model_name) if tracer.active else None
@@ -176,7 +175,6 @@ class InferExchange:
         except Exception as exc:
             self._answer(*failure(exc, self.model_name))
             return
-        self._request = request
         self._submission = submission
         submission.on_settled(self._settled)
 
@@ -186,7 +184,6 @@ class InferExchange:
             raise endpoint.too_large(self._received)
         chunks = self._chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._chunks = []
         headers = self.headers
         length, encoding = headers.header_length, headers.content_encoding
         if encoding is not None:
@@ -211,7 +208,7 @@ class InferExchange:
         self._submission = None
         if self._lost:
             return
-        request = self._request
+        request = submission.request
         try:
             response = submission.result()
             if self._trace is not None:

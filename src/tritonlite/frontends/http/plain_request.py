@@ -43,17 +43,6 @@ class PlainHead:
     keep_alive: bool
 
 
-@dataclass(slots=True)
-class PlainRequest:
-    """A whole plain infer request."""
-
-    model_name: str
-    model_version: str
-    headers: InferHeaders
-    keep_alive: bool
-    body: bytes
-
-
 def parse_head(head: bytes, targets: InferTargets) -> PlainHead | None:
     """The head (request line and headers, without the blank line) when it is plain, else None."""
     request_line, *lines = head.split(b"\r\n")
@@ -102,8 +91,9 @@ class PlainRequestReader:
         self.taken = 0  # requests read here (for tests and debugging)
         self._heads: dict[bytes, PlainHead | None] = {}
 
-    def read(self, data: bytes) -> PlainRequest | None:
-        """The request ``data`` holds when it is exactly one whole plain infer request, else None."""
+    def read(self, data: bytes) -> PlainHead | None:
+        """The head of the request ``data`` holds when that is exactly one whole plain infer request
+        (its body is the last ``content_length`` bytes), else None."""
         if not data.startswith(b"POST /v2/models/"):
             return None
         end = data.find(b"\r\n\r\n")
@@ -122,5 +112,4 @@ class PlainRequestReader:
         if head is None or len(data) - start != head.content_length:
             return None
         self.taken += 1
-        target = head.target
-        return PlainRequest(target.model_name, target.model_version, head.headers, head.keep_alive, data[start:])
+        return head

@@ -60,14 +60,15 @@ class HttpProtocol(HttpToolsProtocol):
             and not self.pipeline
             and not self.flow.write_paused
         ):
-            plain = self.plain_requests.read(data)
-            if plain is not None:  # one whole plain infer request: no httptools callbacks
+            head = self.plain_requests.read(data)
+            if head is not None:  # one whole plain infer request: no httptools callbacks
                 self._idle_since = None
+                target = head.target
                 exchange = InferExchange(
-                    self.endpoint, self, plain.model_name, plain.model_version, plain.headers, plain.keep_alive
+                    self.endpoint, self, target.model_name, target.model_version, head.headers, head.keep_alive
                 )
                 self.cycle = self.answering = exchange  # type: ignore[assignment]  (where uvicorn's cycle stands)
-                exchange.start_whole(plain.body)
+                exchange.start_whole(data[len(data) - head.content_length :])
                 return
         super().data_received(data)
 
@@ -137,7 +138,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def head(self, status: int, headers: Headers, length: int, keep_alive: bool) -> bytes:
         parts = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
+        for name, value in self.server_state.default_headers:  # none with tritonlite's settings
             parts += (name, b": ", value, b"\r\n")
         for name, value in headers:
             parts += (name, b": ", value, b"\r\n")
@@ -158,12 +159,15 @@ class HttpProtocol(HttpToolsProtocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self._idle_since = None
-        if self.flow.write_paused:  # the client does not read its answers: take no more until it does
-            self.flow.pause_reading()
+        flow = self.flow
+        if flow.write_paused:  # the client does not read its answers: take no more until it does
+            flow.pause_reading()
             self._waiting_for_writes = True
-            return
-        self._serve_next()
+            self._idle_since = None
+        elif flow.read_paused or self.pipeline:
+            self._serve_next()
+        else:
+            self._now_idle()
 
     def _serve_next(self) -> None:
         if self.flow.read_paused:
