@@ -1,4 +1,4 @@
-"""heap: the collector's young threshold, and settle() freezing what survives (and collecting what
+"""heap: the collector's young threshold, and freeze() freezing what survives (and collecting what
 an unload left behind). Run in subprocesses: a freeze in the test process would outlive the test."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def test_a_disabled_threshold_stays_disabled():
 
 SETTLE = """
 import gc, weakref
-from tritonlite.heap import settle
+from tritonlite.heap import freeze
 
 class Node:
     pass
@@ -62,57 +62,57 @@ def cycle():
 
 kept = cycle()
 alive = weakref.ref(kept)
-print(settle(), gc.get_freeze_count() > 0)
+print(freeze(), gc.get_freeze_count() > 0)
 del kept  # now garbage, but frozen: an ordinary full collection does not look at it
 gc.collect()
 print(alive() is not None)
-settle()  # unfreezes first: the next settle collects it
+freeze()  # unfreezes first: the next freeze collects it
 print(alive() is None)
 """
 
 
-def test_settle_freezes_survivors_and_collects_them_once_they_are_garbage():
+def test_freeze_freezes_survivors_and_collects_them_once_they_are_garbage():
     applied, frozen, skipped, collected = _run(SETTLE).split()
     assert (applied, frozen) == ("True", "True")
     assert skipped == "True"  # frozen objects are left alone by gc.collect()
-    assert collected == "True"  # settle() unfreezes, collects, freezes again
+    assert collected == "True"  # freeze() unfreezes, collects, freezes again
 
 
-def test_settle_can_be_turned_off():
+def test_freeze_can_be_turned_off():
     # compared with the count before: an interpreter's site hooks may have frozen objects already
-    program = "import gc\nfrom tritonlite.heap import settle\nbefore = gc.get_freeze_count()\n"
-    program += "print(settle(), gc.get_freeze_count() == before)"
+    program = "import gc\nfrom tritonlite.heap import freeze\nbefore = gc.get_freeze_count()\n"
+    program += "print(freeze(), gc.get_freeze_count() == before)"
     assert _run(program, TRITONLITE_GC_TUNING="0") == "False True"
 
 
-def test_engine_settles_after_explicit_loads_reloads_and_unloads(tmp_path, monkeypatch):
+def test_engine_freezes_after_explicit_loads_reloads_and_unloads(tmp_path, monkeypatch):
     shutil.copytree(EXAMPLES / "identity", tmp_path / "identity", ignore=shutil.ignore_patterns("__pycache__"))
-    settled: list[str] = []
-    monkeypatch.setattr(heap, "settle", lambda: settled.append("settle") or True)
+    frozen: list[str] = []
+    monkeypatch.setattr(heap, "freeze", lambda: frozen.append("freeze") or True)
 
-    async def scenario(settle_heap: bool) -> list[str]:
-        settled.clear()
-        engine = Engine(EngineOptions(repositories=[tmp_path], model_control_mode="explicit", settle_heap=settle_heap))
+    async def scenario(freeze_heap: bool) -> list[str]:
+        frozen.clear()
+        engine = Engine(EngineOptions(repositories=[tmp_path], model_control_mode="explicit", freeze_heap=freeze_heap))
         await engine.start()
         try:
-            assert settled == []  # the server settles once its endpoints are up, not the engine
+            assert frozen == []  # the server freezes once its endpoints are up, not the engine
             await engine.load_model("identity")
-            assert engine.models.is_ready("identity") and len(settled) == int(settle_heap)
+            assert engine.models.is_ready("identity") and len(frozen) == int(freeze_heap)
             await engine.load_model("identity")  # a reload: the replaced version drains in the background
-            assert len(settled) == 2 * int(settle_heap)
+            assert len(frozen) == 2 * int(freeze_heap)
             await engine.models.wait_retired()
             for _ in range(3):
                 await asyncio.sleep(0)
-            assert len(settled) == 3 * int(settle_heap)  # settled again once the old version is gone
+            assert len(frozen) == 3 * int(freeze_heap)  # frozen again once the old version is gone
             await engine.unload_model("identity")
-            assert len(settled) == 4 * int(settle_heap)
+            assert len(frozen) == 4 * int(freeze_heap)
             try:
                 await engine.load_model("missing")
             except Exception:
                 pass
-            return list(settled)  # a failed load settles too: it may leave garbage behind
+            return list(frozen)  # a failed load freezes too: it may leave garbage behind
         finally:
             await engine.stop()
 
-    assert asyncio.run(scenario(True)) == ["settle"] * 5
+    assert asyncio.run(scenario(True)) == ["freeze"] * 5
     assert asyncio.run(scenario(False)) == []  # engines made without the option leave the heap alone

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -67,8 +67,8 @@ class EngineOptions:
     cache_bytes: int | None = None
     metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
-    # collect and freeze the heap after the loaded models change (heap.settle; the server sets it)
-    settle_heap: bool = False
+    # collect and freeze the heap after the loaded models change (heap.freeze; the server sets it)
+    freeze_heap: bool = False
 
 
 class Engine:
@@ -94,7 +94,7 @@ class Engine:
             self.models.summary_quantiles = options.metrics_config.quantiles
         self.models.first_response_histograms = options.metrics_config.histogram_latencies
         self._poller: asyncio.Task | None = None
-        self._settling: asyncio.Task | None = None  # settles the heap once replaced versions are gone
+        self._refreezing: asyncio.Task | None = None  # freezes the heap again once replaced versions are gone
         self._override_root: Path | None = None
         self._overrides = 0
         self.live = False
@@ -112,32 +112,32 @@ class Engine:
             self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
         self.accepting = True
 
-    def settle_heap(self) -> None:
+    def freeze_heap(self) -> None:
         """Once the server has started and after the loaded models change: one full collection,
-        after which collections skip what survived (``heap.settle``), with ``settle_heap`` set.
+        after which collections skip what survived (``heap.freeze``), with ``freeze_heap`` set.
 
         Versions replaced by a reload drain in the background; once they are gone the heap is
-        settled again, so what they leave in reference cycles is not kept frozen.
+        frozen again, so what they leave in reference cycles is not kept frozen.
         """
-        if not self.options.settle_heap:
+        if not self.options.freeze_heap:
             return
-        heap.settle()
-        if self.models.retiring() and self._settling is None:
-            self._settling = asyncio.get_running_loop().create_task(self._settle_after_retired())
+        heap.freeze()
+        if self.models.retiring() and self._refreezing is None:
+            self._refreezing = asyncio.get_running_loop().create_task(self._freeze_after_retired())
 
-    async def _settle_after_retired(self) -> None:
+    async def _freeze_after_retired(self) -> None:
         try:
             await self.models.wait_retired()
         finally:
-            self._settling = None
-        heap.settle()
+            self._refreezing = None
+        heap.freeze()
 
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(self.options.poll_seconds)
             try:
                 if await self.models.poll():
-                    self.settle_heap()
+                    self.freeze_heap()
             except Exception:
                 log.exception("polling the model repository failed")
 
@@ -145,8 +145,8 @@ class Engine:
         self.accepting = False
         if self._poller is not None:
             self._poller.cancel()
-        if self._settling is not None:
-            self._settling.cancel()
+        if self._refreezing is not None:
+            self._refreezing.cancel()
         self.shared_memory.close()
         if self._override_root is not None:
             shutil.rmtree(self._override_root, ignore_errors=True)
@@ -184,7 +184,7 @@ class Engine:
         try:
             await self.models.load_model(name, override, source)
         finally:
-            self.settle_heap()
+            self.freeze_heap()
 
     def _write_override_files(self, name: str, files: dict[str, bytes]) -> Path:
         if self._override_root is None:
@@ -203,7 +203,7 @@ class Engine:
         try:
             await self.models.unload_model(name, unload_dependents)
         finally:
-            self.settle_heap()
+            self.freeze_heap()
 
     # --- trace and logging extensions ----------------------------------------------------------
 
@@ -274,11 +274,8 @@ class Engine:
         """Triton's statistics JSON for one model (and version) or, with no name, every ready one."""
         rows = []
         if not name:
-            for model_name in sorted(self.models.models):
-                for number in sorted(self.models.models[model_name].versions):
-                    model = self.models.models[model_name].versions[number]
-                    if model.ready:
-                        rows.append(model.stats.as_json(model_name, model.version_str))
+            for model_name, model in self.ready_versions():
+                rows.append(model.stats.as_json(model_name, model.version_str))
             return {"model_stats": rows}
         entry = self.models.models.get(name)
         ready = [v for v in entry.versions.values() if v.ready] if entry is not None else []
@@ -294,6 +291,15 @@ class Engine:
 
     def ready_model(self, name: str, version: str = "") -> ModelVersion:
         return self.models.get(name, version)
+
+    def ready_versions(self) -> Iterator[tuple[str, ModelVersion]]:
+        """Every ready version with its model's name, by name and version number."""
+        models = self.models.models
+        for name in sorted(models):
+            versions = models[name].versions
+            for number in sorted(versions):
+                if versions[number].ready:
+                    yield name, versions[number]
 
     # --- frontend queries: model readiness, repository index, shared memory, logging -----------
 

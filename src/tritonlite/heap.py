@@ -6,7 +6,7 @@ Two costs of CPython's defaults show up in a server's latency:
   collector tracks (modules, the web frameworks' routes and validators, protobuf descriptors,
   the loaded models); a full collection walks them all: 13 ms warm and up to ~24 ms while a
   large model keeps the caches cold, with every request on the event loop stalled meanwhile.
-  ``settle()`` collects once and freezes what survives (``gc.freeze``) after the models are
+  ``freeze()`` collects once and freezes what survives (``gc.freeze``) after the models are
   loaded and after each change of the loaded models; later collections skip the frozen objects.
   Before freezing again it unfreezes, so what an unloaded model leaves in reference cycles is
   collected then.
@@ -44,7 +44,7 @@ def tune_collector() -> bool:
     return True
 
 
-def settle() -> bool:
+def freeze() -> bool:
     """Collect everything once, then freeze the survivors so later collections skip them.
 
     Call it when the set of loaded models has changed (it blocks the calling thread for one full
@@ -55,5 +55,5 @@ def settle() -> bool:
     gc.unfreeze()  # what was frozen before and is garbage now (an unloaded model) is collected
     gc.collect()
     gc.freeze()
-    log.debug("heap settled: %d objects frozen", gc.get_freeze_count())
+    log.debug("heap frozen: %d objects", gc.get_freeze_count())
     return True

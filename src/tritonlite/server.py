@@ -163,7 +163,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
                 exit_timeout=options.exit_timeout_secs,
                 cache_bytes=options.cache_bytes,
                 metrics_config=options.metrics_config,
-                settle_heap=True,
+                freeze_heap=True,
             )
         )
     except TritonError as exc:
@@ -249,7 +249,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         await _shutdown(engine, grpc_server, servers, options.exit_timeout_secs)
         return 1
 
-    engine.settle_heap()  # the models and endpoints are up: later collections skip their objects
+    engine.freeze_heap()  # the models and endpoints are up: later collections skip their objects
     await stop.wait()
     log.info("Received a stop signal, shutting down")
     try:

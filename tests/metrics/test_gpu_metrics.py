@@ -7,6 +7,7 @@ import types
 
 import pytest
 
+from tritonlite.engine import Engine, EngineOptions
 from tritonlite.metrics import gpu as gpu_module
 from tritonlite.metrics.families import render
 
@@ -26,9 +27,9 @@ def fake_nvml(count: int = 1):
     return nvml
 
 
-class NoModels:
-    class models:  # noqa: N801 - stands in for the engine's ModelManager
-        models: dict = {}
+def idle_engine() -> Engine:
+    """An engine with nothing loaded."""
+    return Engine(EngineOptions(repositories=[]))
 
 
 def test_gpu_families_with_triton_names_and_labels(monkeypatch):
@@ -36,7 +37,7 @@ def test_gpu_families_with_triton_names_and_labels(monkeypatch):
     metrics = gpu_module.GpuMetrics()
     assert metrics.available
     metrics.readings()  # the first reading starts the energy count
-    text = render(NoModels(), allow_cpu_metrics=False, gpu=metrics)
+    text = render(idle_engine(), allow_cpu_metrics=False, gpu=metrics)
     assert "# TYPE nv_gpu_utilization gauge" in text
     assert 'nv_gpu_utilization{gpu_uuid="GPU-0000"} 0.37' in text
     assert f'nv_gpu_memory_total_bytes{{gpu_uuid="GPU-0000"}} {80 * 2**30}' in text
@@ -58,7 +59,7 @@ def test_no_nvml_means_no_gpu_families(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", broken)
     metrics = gpu_module.GpuMetrics()
     assert not metrics.available and metrics.readings() == []
-    assert "nv_gpu_" not in render(NoModels(), allow_cpu_metrics=False, gpu=metrics)
+    assert "nv_gpu_" not in render(idle_engine(), allow_cpu_metrics=False, gpu=metrics)
 
 
 @pytest.mark.skipif("not __import__('importlib').util.find_spec('pynvml')", reason="nvidia-ml-py not installed")

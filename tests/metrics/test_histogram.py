@@ -18,6 +18,7 @@ from conftest import EXAMPLES, TEST_REPOSITORY
 from google.protobuf import text_format
 from serverutil import RunningServer
 
+from tritonlite.engine import Engine, EngineOptions
 from tritonlite.metrics.families import render
 from tritonlite.models.model import READY, ModelVersion
 from tritonlite.protocol import model_config_pb2 as mc
@@ -87,12 +88,14 @@ def test_first_response_is_observed_in_whole_milliseconds():
 # --- exposition --------------------------------------------------------------------------------
 
 
-def fake_engine(*versions: ModelVersion) -> SimpleNamespace:
+def fake_engine(*versions: ModelVersion) -> Engine:
     models = {}
     for model in versions:
         model.state = READY
         models.setdefault(model.name, SimpleNamespace(versions={}, config=model.config)).versions[model.version] = model
-    return SimpleNamespace(models=SimpleNamespace(models=models), cache=None)
+    engine = Engine(EngineOptions(repositories=[]))
+    engine.models.models = models
+    return engine
 
 
 def histogram_lines(text: str) -> list[str]:

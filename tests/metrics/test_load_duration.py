@@ -15,6 +15,7 @@ from conftest import EXAMPLES, TEST_REPOSITORY
 from serverutil import RunningServer
 from test_histogram import ENSEMBLE
 
+from tritonlite.engine import Engine, EngineOptions
 from tritonlite.metrics.families import render
 from tritonlite.models.model import READY, UNAVAILABLE, ModelVersion
 
@@ -27,12 +28,19 @@ def version(name: str, number: int, seconds: float, state: str = READY) -> Model
     return model
 
 
+def engine_with(models: dict) -> Engine:
+    """An engine serving ``models`` (name -> entry with its versions), loaded by hand."""
+    engine = Engine(EngineOptions(repositories=[]))
+    engine.models.models = models
+    return engine
+
+
 def test_exposition_is_tritons():
     models = {
         "preprocessor": SimpleNamespace(versions={1: version("preprocessor", 1, 1.611378656)}),
         "multi": SimpleNamespace(versions={1: version("multi", 1, 2.0), 2: version("multi", 2, 0.5, UNAVAILABLE)}),
     }
-    engine = SimpleNamespace(models=SimpleNamespace(models=models), cache=None)
+    engine = engine_with(models)
     lines = [line for line in render(engine, allow_cpu_metrics=False).splitlines() if FAMILY in line]
     assert lines == [
         "# HELP nv_model_load_duration_secs Model load time in seconds",
@@ -43,7 +51,7 @@ def test_exposition_is_tritons():
 
 
 def test_no_model_no_family():
-    engine = SimpleNamespace(models=SimpleNamespace(models={}), cache=None)
+    engine = engine_with({})
     assert FAMILY not in render(engine, allow_cpu_metrics=False)
 
 

@@ -24,7 +24,6 @@ from tritonlite.statistics.summary import LATENCY_FAMILIES
 
 if TYPE_CHECKING:
     from tritonlite.engine import Engine
-    from tritonlite.models.model import ModelVersion
 
 # (name, type, help, value of a version's stats)
 _MODEL_FAMILIES = [
@@ -71,17 +70,8 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _ready_models(engine: Engine) -> Iterator[tuple[str, ModelVersion]]:
-    for name in sorted(engine.models.models):
-        entry = engine.models.models[name]
-        for number in sorted(entry.versions):
-            model = entry.versions[number]
-            if model.ready:
-                yield name, model
-
-
 def _versions(engine: Engine) -> Iterator[tuple[str, str, ModelStats]]:
-    for name, model in _ready_models(engine):
+    for name, model in engine.ready_versions():
         yield name, model.version_str, model.stats
 
 
@@ -157,7 +147,7 @@ def render(
 
 def _load_time_lines(engine: Engine) -> list[str]:
     """``nv_model_load_duration_secs``: how long each ready version took to load (newer Triton releases)."""
-    models = list(_ready_models(engine))
+    models = list(engine.ready_versions())
     if not models:
         return []
     lines = ["# HELP nv_model_load_duration_secs Model load time in seconds",
@@ -218,11 +208,9 @@ def _cache_model_lines(engine: Engine) -> list[str]:
     """Per-model cache counters for every version whose config enables the response cache; as in Triton,
     also without a server cache (then they stay 0), and no family at all without such a model."""
     cached = []
-    for name in sorted(engine.models.models):
-        for number in sorted(engine.models.models[name].versions):
-            model = engine.models.models[name].versions[number]
-            if model.ready and model.config is not None and model.config.response_cache.enable:
-                cached.append((name, model.version_str, model.stats))
+    for name, model in engine.ready_versions():
+        if model.config is not None and model.config.response_cache.enable:
+            cached.append((name, model.version_str, model.stats))
     lines: list[str] = []
     if not cached:
         return lines
