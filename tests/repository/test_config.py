@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from google.protobuf import text_format
 
+from tritonlite.core.config_json import config_to_json
 from tritonlite.core.errors import ErrorKind, TritonError
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.repository.config import (
     backend_of,
     complete_config,
-    config_to_json,
     read_config,
     validate_config,
 )

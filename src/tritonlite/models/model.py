@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tritonlite.core.classification import classify
+from tritonlite.core.config_json import config_to_json
 from tritonlite.core.errors import ErrorKind, TritonError
 from tritonlite.core.response_cache import request_key
 from tritonlite.core.streaming import StreamItem
@@ -16,7 +17,6 @@ from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.core.validation import TensorSpec, tensor_spec, validate_request
 from tritonlite.models.submission import Submission
 from tritonlite.protocol import model_config_pb2 as mc
-from tritonlite.repository.config import config_to_json
 from tritonlite.scheduling.base import Scheduler
 from tritonlite.statistics.model_stats import ModelStats
 

@@ -7,8 +7,9 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from tritonlite.backends.base import InstanceSpec
+from tritonlite.core.config_json import config_to_json
 from tritonlite.protocol import model_config_pb2 as mc
-from tritonlite.repository.config import complete_config, config_to_json, validate_config
+from tritonlite.repository.config import complete_config, validate_config
 
 OPSET = 17
 IR_VERSION = 8  # readable by every onnxruntime the extras allow

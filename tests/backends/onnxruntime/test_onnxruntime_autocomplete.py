@@ -7,9 +7,9 @@ from google.protobuf import text_format
 
 from tritonlite.backends import auto_complete, complete_backend_fields
 from tritonlite.backends.onnxruntime.backend import OnnxTensor, complete_from_model, default_max_batch_size
+from tritonlite.core.config_json import config_to_json
 from tritonlite.core.errors import ErrorKind, TritonError
 from tritonlite.protocol import model_config_pb2 as mc
-from tritonlite.repository.config import config_to_json
 
 
 def parse(text: str = "") -> mc.ModelConfig:

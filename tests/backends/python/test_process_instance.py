@@ -24,9 +24,10 @@ from tritonlite.backends.python import ipc
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.backends.python.backend import PythonInstance
 from tritonlite.backends.python.process_instance import MODE_PARAMETER, PythonProcessInstance
+from tritonlite.core.config_json import config_to_json
 from tritonlite.core.errors import ErrorKind, TritonError
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
-from tritonlite.repository.config import complete_config, config_to_json, read_config
+from tritonlite.repository.config import complete_config, read_config
 
 LINUX = sys.platform.startswith("linux")
 

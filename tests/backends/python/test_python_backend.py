@@ -12,9 +12,10 @@ import pytest
 
 from tritonlite.backends.base import InstanceSpec
 from tritonlite.backends.python.backend import PythonInstance, auto_complete, describe_exception
+from tritonlite.core.config_json import config_to_json
 from tritonlite.core.errors import ErrorKind, TritonError
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
-from tritonlite.repository.config import complete_config, config_to_json, read_config
+from tritonlite.repository.config import complete_config, read_config
 
 TWO_OUTPUTS_CONFIG = """
 backend: "python"

@@ -16,11 +16,12 @@ torch = pytest.importorskip("torch")
 
 from tritonlite.backends import auto_complete, create_instance  # noqa: E402
 from tritonlite.backends.base import InstanceSpec  # noqa: E402
+from tritonlite.core.config_json import config_to_json  # noqa: E402
 from tritonlite.core.datatypes import datatype_of  # noqa: E402
 from tritonlite.core.errors import ErrorKind, TritonError  # noqa: E402
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput  # noqa: E402
 from tritonlite.protocol import model_config_pb2 as mc  # noqa: E402
-from tritonlite.repository.config import complete_config, config_to_json, validate_config  # noqa: E402
+from tritonlite.repository.config import complete_config, validate_config  # noqa: E402
 
 # torch 2.13 marks TorchScript deprecated; Triton's PyTorch backend runs TorchScript
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -19,6 +19,7 @@ import orjson
 
 from tritonlite.backends.base import BackendInstance, InstanceSpec
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
+from tritonlite.core.config_json import config_to_json
 from tritonlite.core.errors import ErrorKind, TritonError, internal, invalid_arg, unavailable
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor
 
@@ -121,7 +122,6 @@ def complete_python_config(config: Any, model_path: Path, version_path: Path) ->
     from google.protobuf import json_format
 
     from tritonlite.protocol import model_config_pb2 as mc
-    from tritonlite.repository.config import config_to_json
 
     path = model_file(version_path, config)
     if not path.is_file():
