@@ -42,9 +42,12 @@ class BackendInstance(ABC):
 
     ``timings`` holds the last execute's (input, infer, output) nanoseconds when the backend
     measures them; (0, 0, 0) lets the runner count the whole execute as infer time.
+    ``may_run_inline`` is False for an instance whose execute must stay on its own thread (it
+    waits on another process, or on a device).
     """
 
     timings: tuple[int, int, int] = (0, 0, 0)
+    may_run_inline: bool = True
 
     @abstractmethod
     def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:

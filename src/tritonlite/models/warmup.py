@@ -187,13 +187,13 @@ async def run_warmup(model: Any, runners: list[Any] | None = None) -> None:
     With ``runners`` (the version's instance runners, each with ``name`` and
     ``async execute(requests)``), every instance is warmed up on its own, each sample's
     requests going to it in one execute call: exactly Triton's behaviour. Without, the samples
-    go through ``model.scheduler.infer`` (each request on its own; a sample's requests are sent
+    go through ``model.scheduler.enqueue`` (each request on its own; a sample's requests are sent
     together, so a dynamic batcher may batch them), once, not once per instance.
     """
     config = model.config
     if config is None or not any(setting.batch_size for setting in config.model_warmup):
         return
-    stats = getattr(model, "stats", None)
+    stats = model.stats
     if runners is None:
         samples = warmup_requests(config, model.model_path, model.version_str)
         instance = _first_instance_name(model)
@@ -250,7 +250,7 @@ def _sample_failed(name: str, errors: list[str]) -> TritonError:
 
 
 async def _through_scheduler(model: Any, requests: list[InferRequest]) -> list[InferResponse | TritonError]:
-    stats = getattr(model, "stats", None)
+    stats = model.stats
 
     async def one(request: InferRequest) -> InferResponse | TritonError:
         start = time.monotonic_ns()
@@ -258,11 +258,10 @@ async def _through_scheduler(model: Any, requests: list[InferRequest]) -> list[I
             result = await model.scheduler.enqueue(request)
         except TritonError as exc:
             result = exc
-        if stats is not None:
-            if isinstance(result, TritonError):
-                stats.record_failure(time.monotonic_ns() - start, "BACKEND")
-            else:
-                stats.record_success(time.monotonic_ns() - start)
+        if isinstance(result, TritonError):
+            stats.record_failure(time.monotonic_ns() - start, "BACKEND")
+        else:
+            stats.record_success(time.monotonic_ns() - start)
         return result
 
     return list(await asyncio.gather(*(one(request) for request in requests)))
@@ -289,8 +288,6 @@ def _copy(request: InferRequest) -> InferRequest:
 
 
 def _first_instance_name(model: Any) -> str:
-    runners = getattr(model.scheduler, "runners", None)
-    if runners:
-        return runners[0].name
+    """The name the loader gives the first instance of the first instance group."""
     groups = model.config.instance_group
     return f"{groups[0].name}_0" if groups else f"{model.name}_0"

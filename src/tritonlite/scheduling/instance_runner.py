@@ -103,14 +103,14 @@ class InstanceRunner:
 
     async def start(self, backend: str, spec: InstanceSpec) -> None:
         self.instance = await self.thread.run(create_instance, backend, spec)
-        if not getattr(self.instance, "may_run_inline", True):  # e.g. waits on another process
+        if not self.instance.may_run_inline:
             self.mode, self.inline = "never", False
 
     def _timed(self, requests: list[InferRequest]) -> tuple[list[InferResponse | TritonError], float]:
         start = time.perf_counter()
         results = self.instance.execute(requests)
         seconds = time.perf_counter() - start
-        timings = getattr(self.instance, "timings", (0, 0, 0))
+        timings = self.instance.timings
         self.last_timings = timings if any(timings) else (0, int(seconds * 1e9), 0)
         return results, seconds
 
