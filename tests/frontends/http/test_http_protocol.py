@@ -385,3 +385,16 @@ def test_an_idle_connection_closes_after_the_keep_alive_timeout_and_a_busy_one_d
             writer.close()
 
     run(go())
+
+
+def test_a_request_the_server_withdraws_is_answered_as_cancelled(repository):
+    async def go():
+        async with served(repository) as (_, engine, _, port):
+            reader, writer = await one_waiting(port)
+            [[queued]] = engine.ready_model("held").scheduler.queues  # the one request in the queue
+            queued.future.cancel()  # as a stopping scheduler withdraws what it has not run
+            status, _, body = await read_answer(reader)
+            writer.close()
+            assert status == 499 and json.loads(body) == {"error": "request cancelled"}
+
+    run(go())

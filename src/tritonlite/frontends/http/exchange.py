@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tritonlite.core.errors import TritonError, invalid_arg
+from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg
 from tritonlite.core.types import InferRequest
 from tritonlite.engine import Engine
 from tritonlite.frontends.http.codec import binary_headers, decode_request, encode_response, raw_request
@@ -184,6 +184,7 @@ class InferExchange:
             raise endpoint.too_large(self._received)
         chunks = self._chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()  # the connection keeps its last exchange: not its body
         headers = self.headers
         length, encoding = headers.header_length, headers.content_encoding
         if encoding is not None:
@@ -221,6 +222,9 @@ class InferExchange:
                     response, request, self._binary_default, self.endpoint.engine.shared_memory
                 )
                 headers = None
+        except asyncio.CancelledError:  # withdrawn by the server (its model stopped), not by this client
+            self._answer(*failure(TritonError(ErrorKind.CANCELLED, "request cancelled"), self.model_name))
+            return
         except Exception as exc:
             self._answer(*failure(exc, self.model_name))
             return
