@@ -60,6 +60,17 @@ def _kind_name(kind: int) -> str:
 # --- configuration ---------------------------------------------------------------------------------
 
 
+def _string_corrid_as_number(corrid: str, dtype: np.dtype) -> np.ndarray:
+    """A string sequence id in a numeric CORRID control, as Triton 2.51 fills it: the id serialized as
+    a BYTES element (4-byte little-endian length, then the UTF-8 bytes), its first itemsize bytes read
+    as the number, zero-padded. Not a hash: "seq-abc" gives 0x2d71657300000007 in a UINT64 and 7 in a
+    UINT32, the same for every request of the sequence (and for every id of that length and prefix)."""
+    dtype = np.dtype(dtype)
+    encoded = corrid.encode()
+    serialized = len(encoded).to_bytes(4, "little") + encoded
+    return np.frombuffer(serialized[: dtype.itemsize].ljust(dtype.itemsize, b"\0"), dtype=dtype).copy()
+
+
 @dataclass
 class BooleanControl:
     """START, END or READY: a tensor holding the false or the true value."""
@@ -628,9 +639,10 @@ class SequenceBatcher(TaskScheduler):
         if datatype == "BYTES":
             value = corrid if isinstance(corrid, str) else str(corrid)
             data = np.array([value.encode()], dtype=object).reshape(shape)
+        elif isinstance(corrid, int):
+            data = np.array([corrid], dtype=numpy_dtype(datatype)).reshape(shape)
         else:
-            number = corrid if isinstance(corrid, int) else 0
-            data = np.array([number], dtype=numpy_dtype(datatype)).reshape(shape)
+            data = _string_corrid_as_number(corrid, numpy_dtype(datatype)).reshape(shape)
         return InferTensor(self.settings.corrid_name, datatype, list(shape), data)
 
     async def _execute(self, instance: int, batch: list[tuple[_Slot, _Item | None]]) -> None:
