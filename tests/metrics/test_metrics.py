@@ -83,8 +83,31 @@ def test_values_after_a_known_workload(server):
     assert ("nv_inference_count", tuple(sorted({"model": "init_fails", "version": "1"}.items()))) not in after
 
 
-def test_other_paths_are_404(server):
-    assert requests.get(f"http://127.0.0.1:{server.metrics_port}/other", timeout=5).status_code == 404
+@pytest.mark.parametrize("path", ["/other", "/", "/v2/metrics", "/metrics/extra", "/metricsx"])
+def test_get_of_other_paths_is_an_empty_200(server, path):
+    # captured from Triton 2.51: 'HTTP/1.1 200 OK', Content-Type: text/plain; charset=utf-8,
+    # Content-Length: 0, no body, for a GET of any path but /metrics
+    answer = requests.get(f"http://127.0.0.1:{server.metrics_port}{path}", timeout=5)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+    assert answer.headers["content-length"] == "0" and answer.content == b""
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/other"), ("POST", "/metrics"), ("PUT", "/other"),
+                                              ("DELETE", "/metrics")])  # fmt: skip
+def test_other_methods_are_405(server, method, path):
+    # captured from Triton 2.51: 'HTTP/1.1 405 Not Allowed', Content-Length: 30, Content-Type: text/plain,
+    # body {"error":"Method Not Allowed"}, on any path (/metrics too); the reason phrase is uvicorn's here
+    answer = requests.request(method, f"http://127.0.0.1:{server.metrics_port}{path}", data=b"abc", timeout=5)
+    assert answer.status_code == 405
+    assert answer.headers["content-type"] == "text/plain"
+    assert answer.headers["content-length"] == "30"
+    assert answer.content == b'{"error":"Method Not Allowed"}'
+
+
+def test_get_of_metrics_with_a_query_renders(server):
+    answer = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics?x=1", timeout=5)
+    assert answer.status_code == 200 and answer.text.startswith("# HELP nv_")
 
 
 def test_system_readings_are_sane():

@@ -242,7 +242,8 @@ def _cache_lines(engine: Engine, cache, counters: bool = True) -> list[str]:
 
 
 class MetricsApp:
-    """ASGI app: GET /metrics renders the exposition; anything else is 404.
+    """ASGI app: GET /metrics renders the exposition; a GET of another path is an empty 200, any other
+    method 405, as in Triton.
 
     ``system`` holds the CPU/GPU readings; the server runs ``system.run()`` beside it so that they
     are refreshed every ``--metrics-interval-ms``.
@@ -264,14 +265,24 @@ class MetricsApp:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return
-        if scope["path"] != "/metrics":
-            await send({"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        body = render(self.engine, self.allow_cpu_metrics, config=self.config, system=self.system).encode()
-        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        if scope["method"] != "GET":  # any path, /metrics too
+            await _answer(send, 405, b"text/plain", _METHOD_NOT_ALLOWED)
+        elif scope["path"] != "/metrics":
+            await _answer(send, 200, b"text/plain; charset=utf-8", b"")
+        else:
+            body = render(self.engine, self.allow_cpu_metrics, config=self.config, system=self.system).encode()
+            await _answer(send, 200, b"text/plain; charset=utf-8", body)
+
+
+# Triton 2.51's metrics service answers a GET of any other path 200 with an empty text/plain body,
+# and any other method, on any path, 405 (reason 'Not Allowed') with this text/plain body
+_METHOD_NOT_ALLOWED = b'{"error":"Method Not Allowed"}'
+
+
+async def _answer(send, status: int, content_type: bytes, body: bytes) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def build_metrics_app(
