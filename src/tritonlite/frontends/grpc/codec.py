@@ -222,10 +222,8 @@ def encode_response_parts(
         out.shape.extend(tensor.shape)
         region = regions.get(tensor.name)
         if region is not None:  # written into the client's region; an empty entry keeps positions aligned
-            data = tensor_bytes(tensor.datatype, tensor.data)
-            shm.write(tensor.name, region[0], region[1], region[2], data)
-            out.parameters["shared_memory_region"].string_param = region[0]
-            out.parameters["shared_memory_byte_size"].int64_param = len(data)
+            # Triton 2.51 echoes no shared_memory_* parameters on such an output: name, datatype, shape only.
+            shm.write(tensor.name, region[0], region[1], region[2], tensor_bytes(tensor.datatype, tensor.data))
             raw.append(b"")
         else:
             raw.append(tensor_buffer(tensor.datatype, tensor.data))

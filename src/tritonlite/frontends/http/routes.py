@@ -13,14 +13,95 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from tritonlite.core.errors import TritonError, invalid_arg
+from tritonlite.core.errors import TritonError, internal, invalid_arg
 from tritonlite.engine import Engine
 from tritonlite.frontends.http.errors import error_answer, error_body
 from tritonlite.frontends.http.generate import generate, generate_request, generate_stream
 
+_RAPIDJSON_MISSING = {
+    "{": "Missing a name for object member.",
+    "}": "Missing a comma or '}' after an object member.",
+    "]": "Missing a comma or ']' after an array element.",
+}
+
+
+def _rapidjson_error(exc: orjson.JSONDecodeError, text: bytes) -> str:
+    """rapidjson's message and offset for a body orjson rejects, as Triton 2.51 words a bad request JSON."""
+    if not text.strip():
+        return "The document is empty. at 0"
+    message, pos = exc.msg, exc.pos
+    if "expected a string key" in message:
+        return f"Missing a name for object member. at {pos}"
+    if "expected ':'" in message:
+        return f"Missing a colon after a name of object member. at {pos}"
+    if "expected ',' or '}'" in message:
+        return f"{_RAPIDJSON_MISSING['}']} at {pos}"
+    if "expected ',' or ']'" in message:
+        return f"{_RAPIDJSON_MISSING[']']} at {pos}"
+    if "after document" in message:
+        return f"The document root must not be followed by other values. at {pos}"
+    if "trailing comma" in message:  # rapidjson stops at the closer that follows the comma
+        rest = text[pos + 1 :]
+        closer = pos + 1 + len(rest) - len(rest.lstrip())
+        missing = "Missing a name for object member." if text[closer : closer + 1] == b"}" else "Invalid value."
+        return f"{missing} at {closer}"
+    if "end of data" in message:
+        return f"{_eof_error(text)} at {pos}"
+    return f"Invalid value. at {pos}"
+
+
+def _eof_error(text: bytes) -> str:
+    """What rapidjson says when a body ends early: inside a string, after a member or element, or else."""
+    stack: list[str] = []
+    in_string = escaped = False
+    last = ""
+    for char in text.decode(errors="replace"):
+        if in_string:
+            in_string, escaped = (True, False) if escaped else (char != '"', char == "\\")
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append(char)
+        elif char in "}]" and stack:
+            stack.pop()
+        if not char.isspace():
+            last = char
+    if in_string:
+        return "Missing a closing quotation mark in string."
+    if not stack or last == "[" or last == ":" or (last == "," and stack[-1] == "["):
+        return "Invalid value."
+    if last in "{,":
+        return _RAPIDJSON_MISSING["{"]
+    if last in '"}]' or last.isdigit() or text.rstrip().endswith((b"true", b"false", b"null")):  # a whole value
+        return _RAPIDJSON_MISSING["}" if stack[-1] == "{" else "]"]
+    return "Invalid value."  # part of a literal
+
+
+def _unsigned(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise internal("attempt to access JSON non-unsigned-integer as unsigned-integer")
+    return value
+
+
+def _member(document: Any, name: str) -> Any:
+    if not isinstance(document, dict) or name not in document:
+        raise internal(f"attempt to access non-existing object member '{name}'")
+    return document[name]
+
+
+def _lenient_b64decode(text: str) -> bytes:
+    """Triton's decoder skips what is not base64 rather than refusing the load."""
+    try:
+        return base64.b64decode(text)
+    except (binascii.Error, ValueError):
+        return b""
+
 
 def json_response(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type="application/json")
+
+
+CUDA_IPC_HANDLE_SIZE = 64  # sizeof(cudaIpcMemHandle_t)
 
 
 def build_api(engine: Engine) -> FastAPI:
@@ -90,13 +171,17 @@ def build_api(engine: Engine) -> FastAPI:
 
     @api.post("/v2/systemsharedmemory/region/{name}/register")
     async def system_shm_register(name: str, request: Request) -> Response:
-        body = await _json_body(request)
-        if "key" not in body:
+        # Triton 2.51's order: each field is checked (400 when absent, 500 when mistyped) before the key is opened.
+        body = await _json_body(request, empty_ok=False, object_only=False)
+        if not isinstance(body, dict) or "key" not in body:
             raise invalid_arg("Shared memory register request has no 'key' field")
-        key, offset, size = body["key"], body.get("offset", 0), body.get("byte_size", 0)
-        if not isinstance(key, str) or not all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, size)):
-            raise invalid_arg("Shared memory register request has an invalid 'key', 'offset' or 'byte_size'")
-        engine.system_shm_register(name, key, offset, size)
+        key = body["key"]
+        if not isinstance(key, str):
+            raise internal("attempt to access JSON non-string as string")
+        offset = _unsigned(body["offset"]) if "offset" in body else 0
+        if "byte_size" not in body:
+            raise invalid_arg("Shared memory register request has no 'byte_size' field")
+        engine.system_shm_register(name, key, offset, _unsigned(body["byte_size"]))
         return Response(status_code=200)
 
     @api.post("/v2/systemsharedmemory/region/{name}/unregister")
@@ -119,15 +204,23 @@ def build_api(engine: Engine) -> FastAPI:
 
     @api.post("/v2/cudasharedmemory/region/{name}/register")
     async def cuda_shm_register(name: str, request: Request) -> Response:
-        body = await _json_body(request)
-        handle = body.get("raw_handle")
-        if not isinstance(handle, dict) or not isinstance(handle.get("b64"), str):
+        # Triton 2.51's order: raw_handle (400 when absent), then b64, byte_size, device_id (500 when absent or
+        # mistyped), and only then the handle's base64 and length (400).
+        body = await _json_body(request, empty_ok=False, object_only=False)
+        if not isinstance(body, dict) or "raw_handle" not in body:
             raise invalid_arg("Shared memory register request has no 'raw_handle' field")
+        b64 = _member(body["raw_handle"], "b64")
+        if not isinstance(b64, str):
+            raise internal("attempt to access JSON non-string as string")
+        byte_size = _unsigned(_member(body, "byte_size"))
+        device_id = _unsigned(_member(body, "device_id"))
         try:
-            raw = base64.b64decode(handle["b64"], validate=True)
+            raw = base64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
-            raise invalid_arg("Shared memory register request has an invalid 'raw_handle'") from None
-        engine.cuda_shm_register(name, raw, int(body.get("device_id", 0)), int(body.get("byte_size", 0)))
+            raw = b""
+        if len(raw) != CUDA_IPC_HANDLE_SIZE:
+            raise invalid_arg("'raw_handle' must be a valid base64 encoded cudaIpcMemHandle_t")
+        engine.cuda_shm_register(name, raw, device_id, byte_size)
         return Response(status_code=200)
 
     @api.post("/v2/cudasharedmemory/region/{name}/unregister")
@@ -140,30 +233,29 @@ def build_api(engine: Engine) -> FastAPI:
         engine.cuda_shm_unregister()
         return Response(status_code=200)
 
-    async def _json_body(request: Request) -> dict:
+    async def _json_body(request: Request, empty_ok: bool = True, object_only: bool = True) -> Any:
+        """The body's JSON; a malformed one is Triton's 500 with rapidjson's text."""
         body = await request.body()
         try:
-            document = orjson.loads(body) if body else {}
+            document = orjson.loads(body) if body or not empty_ok else {}
         except orjson.JSONDecodeError as exc:
-            raise invalid_arg(f"failed to parse the request JSON buffer: {exc.msg}") from None
-        if not isinstance(document, dict):
+            raise internal(f"failed to parse the request JSON buffer: {_rapidjson_error(exc, body)}") from None
+        if object_only and not isinstance(document, dict):
             raise invalid_arg("failed to parse the request JSON buffer: expected an object")
         return document
 
     @api.post("/v2/repository/models/{name}/load")
     async def repository_load(name: str, request: Request) -> Response:
-        parameters = (await _json_body(request)).get("parameters") or {}
+        # As Triton 2.51: a body that is no object loads without parameters; every parameter is a string.
+        document = await _json_body(request, object_only=False)
+        parameters = document.get("parameters", {}) if isinstance(document, dict) else {}
         if not isinstance(parameters, dict):
-            raise invalid_arg("Unable to parse 'parameters': expected a JSON object")
+            raise internal("attempt to get members for non-object")
         decoded: dict = {}
         for key, value in parameters.items():
-            if key.startswith("file:"):
-                try:
-                    decoded[key] = base64.b64decode(value, validate=True)
-                except (binascii.Error, TypeError, ValueError):
-                    raise invalid_arg(f"Unable to parse '{key}': the file content must be base64") from None
-            else:
-                decoded[key] = value
+            if not isinstance(value, str):
+                raise internal("attempt to access JSON non-string as string")
+            decoded[key] = _lenient_b64decode(value) if key.startswith("file:") else value
         await engine.load_model(name, decoded)
         return Response(status_code=200)
 
