@@ -176,10 +176,10 @@ class Engine:
         files = {key[5:]: value for key, value in parameters.items() if key.startswith("file:")}
         source = None
         if files:
-            if override is None:
-                raise invalid_arg(
-                    f"failed to load '{name}': a model given with 'file:' parameters needs the 'config' parameter"
-                )
+            if override is None:  # Triton 2.51's answer (500) whether or not the repository holds the model
+                from tritonlite.core.errors import internal  # noqa: PLC0415 - kept inside the one method edited
+
+                raise internal(f"failed to load '{name}', failed to poll from model repository")
             source = ModelSource(name, self._write_override_files(name, files))
         try:
             await self.models.load_model(name, override, source)
