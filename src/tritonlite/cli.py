@@ -124,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--response-cache-byte-size", type=int, default=None, help=argparse.SUPPRESS)
     _bool_flag(parser, "--exit-on-error", True, "exit when a model fails to load at startup (as Triton)")
+    _bool_flag(
+        parser,
+        "--allow-cpu-fallback-for-gpu-instances",
+        False,
+        "load KIND_GPU instance groups on the CPU where this machine has no GPU (or not the GPU ids they "
+        "name), instead of refusing the model as Triton does",
+    )
     parser.add_argument("--log-verbose", type=int, default=0)
     _bool_flag(parser, "--log-info", True, "log info messages")
     _bool_flag(parser, "--log-warning", True, "log warnings")
@@ -259,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         load_threads=args.model_load_thread_count,
         cache_bytes=cache_bytes,
         metrics_config=metrics_config,
+        cpu_fallback_for_gpu_instances=args.allow_cpu_fallback_for_gpu_instances,
     )
     return run(options)
 

@@ -69,6 +69,8 @@ class EngineOptions:
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
     # collect and freeze the heap after the loaded models change (heap.freeze; the server sets it)
     freeze_heap: bool = False
+    # KIND_GPU instance groups load on the CPU where there is no GPU, instead of Triton's refusal
+    cpu_fallback_for_gpu_instances: bool = False
 
 
 class Engine:
@@ -93,6 +95,7 @@ class Engine:
         if options.metrics_config.summary_latencies:
             self.models.summary_quantiles = options.metrics_config.quantiles
         self.models.first_response_histograms = options.metrics_config.histogram_latencies
+        self.models.cpu_fallback_for_gpu_instances = options.cpu_fallback_for_gpu_instances
         self._poller: asyncio.Task | None = None
         self._refreezing: asyncio.Task | None = None  # freezes the heap again once replaced versions are gone
         self._override_root: Path | None = None

@@ -56,6 +56,7 @@ class ServerOptions:
     load_threads: int = 4
     cache_bytes: int | None = None
     metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
+    cpu_fallback_for_gpu_instances: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -163,6 +164,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
                 exit_timeout=options.exit_timeout_secs,
                 cache_bytes=options.cache_bytes,
                 metrics_config=options.metrics_config,
+                cpu_fallback_for_gpu_instances=options.cpu_fallback_for_gpu_instances,
                 freeze_heap=True,
             )
         )

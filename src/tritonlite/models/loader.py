@@ -7,10 +7,13 @@ one. A version that fails ends UNAVAILABLE with the reason, its instances releas
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tritonlite.backends import BackendSettings, InstanceSpec, auto_complete
 from tritonlite.core.errors import TritonError, invalid_arg, unavailable
@@ -51,6 +54,8 @@ class LoadSettings:
     response_cache: ResponseCache | None = None  # for versions whose config enables the cache
     summary_quantiles: tuple[tuple[float, float], ...] | None = None  # latency summaries to keep
     first_response_histograms: bool = False  # decoupled versions get a first-response histogram
+    # --allow-cpu-fallback-for-gpu-instances: KIND_GPU groups load without a GPU (on the CPU)
+    cpu_fallback_for_gpu_instances: bool = False
 
 
 @dataclass
@@ -124,6 +129,7 @@ async def load_version(model: ModelVersion, settings: LoadSettings, generation: 
     instances = Instances()
     try:
         backend = backend_of(config)
+        _check_gpu_groups(config, settings.cpu_fallback_for_gpu_instances)
         inline_mode = _check(model, backend)
         await _start_instances(model, backend, inline_mode, settings, generation, instances)
         model.limiter_keys = instances.limiter_keys
@@ -159,6 +165,93 @@ async def stop_version(model: ModelVersion, limiter: RateLimiter) -> None:
     finally:
         for key in keys:
             limiter.unregister(key)
+
+
+def _check_gpu_groups(config: mc.ModelConfig, cpu_fallback: bool) -> None:
+    """Triton refuses a KIND_GPU instance group without a GPU, or on a GPU id it does not see, in
+    its words (captured from Triton 2.51); ``cpu_fallback`` runs such groups on the CPU instead."""
+    groups = [group for group in config.instance_group if group.kind == mc.ModelInstanceGroup.KIND_GPU]
+    if not groups:
+        return
+    gpus = visible_gpus()
+    for group in groups:
+        prefix = f"instance group {group.name} of model {config.name}"
+        if not group.gpus and not gpus:
+            message = f"{prefix} has kind KIND_GPU but no GPUs are available"
+        else:
+            missing = [gpu for gpu in group.gpus if gpu not in gpus]
+            if not missing:
+                continue
+            message = (
+                f"{prefix} specifies invalid or unsupported gpu id {missing[0]}. GPUs with at least the minimum "
+                f"required CUDA compute compatibility of 6.000000 are: {', '.join(map(str, gpus))}"
+            )
+        if not cpu_fallback:
+            raise invalid_arg(message)
+        log.warning("%s; its instances run on the CPU (--allow-cpu-fallback-for-gpu-instances)", message)
+
+
+@functools.cache
+def visible_gpus() -> tuple[int, ...]:
+    """The ids of the GPUs this process sees (as CUDA numbers them), probed once: NVML, then
+    cuda-python's runtime, then torch.cuda, each imported lazily, then the NVIDIA driver's
+    /proc/driver/nvidia/gpus; the first that answers counts. No answer: no GPUs."""
+    for probe in (_nvml_gpu_count, _cuda_runtime_gpu_count, _torch_gpu_count, _driver_gpu_count):
+        try:
+            count = probe()
+        except Exception:  # not installed, no driver, an old driver: ask the next one
+            count = None
+        if count is not None:
+            log.debug("%s sees %d GPU(s)", probe.__name__, count)
+            return tuple(range(count))
+    return ()
+
+
+def _nvml_gpu_count() -> int | None:
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        return _cuda_visible(pynvml.nvmlDeviceGetCount())
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _cuda_runtime_gpu_count() -> int | None:
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        from cuda import cudart as runtime
+    error, count = runtime.cudaGetDeviceCount()
+    if int(error) == int(runtime.cudaError_t.cudaErrorNoDevice):
+        return 0
+    return int(count) if int(error) == 0 else None  # no driver, or one too old for these bindings
+
+
+def _torch_gpu_count() -> int | None:
+    import torch
+
+    return (torch.cuda.device_count() or None) if torch.version.cuda else None  # a CPU-only torch knows nothing
+
+
+def _driver_gpu_count() -> int | None:
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return _cuda_visible(len(list(gpus.iterdir()))) if gpus.is_dir() else None
+
+
+def _cuda_visible(physical: int) -> int:
+    """How many of ``physical`` GPUs CUDA_VISIBLE_DEVICES leaves visible (CUDA stops at the first
+    entry it cannot use)."""
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None:
+        return physical
+    count = 0
+    for entry in value.split(","):
+        entry = entry.strip()
+        if not ((entry.isdigit() and int(entry) < physical) or entry.startswith(("GPU-", "MIG-"))):
+            break
+        count += 1
+    return min(count, physical)
 
 
 def _check(model: ModelVersion, backend: str) -> str:

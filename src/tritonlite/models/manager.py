@@ -98,6 +98,8 @@ class ModelManager:
         self.summary_quantiles: tuple[tuple[float, float], ...] | None = None
         # --metrics-config histogram_latencies=true: decoupled versions get a first-response histogram
         self.first_response_histograms = False
+        # --allow-cpu-fallback-for-gpu-instances: KIND_GPU groups load on the CPU where there is no GPU
+        self.cpu_fallback_for_gpu_instances = False
         self._load_slots = asyncio.Semaphore(max(load_threads, 1))
         self._generation = 0
         self._retiring: set[asyncio.Task] = set()
@@ -265,6 +267,7 @@ class ModelManager:
             response_cache=self.response_cache,
             summary_quantiles=self.summary_quantiles,
             first_response_histograms=self.first_response_histograms,
+            cpu_fallback_for_gpu_instances=self.cpu_fallback_for_gpu_instances,
         )
 
     def dependents(self, name: str) -> list[str]:
