@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import subprocess
 import uuid
 
@@ -130,8 +132,9 @@ def test_cuda_registration_without_a_gpu_is_tritons_error(server):
             pytest.skip("a GPU is present: the device check covers CUDA shared memory")
     except Exception:
         pass
+    handle = base64.b64encode(b"x" * 64).decode()  # a cudaIpcMemHandle_t's 64 bytes, of no device here
     answer = post(server, "/v2/cudasharedmemory/region/c/register",
-                  {"raw_handle": {"b64": "eHh4eA=="}, "device_id": 0, "byte_size": 16})  # fmt: skip
+                  {"raw_handle": {"b64": handle}, "device_id": 0, "byte_size": 16})  # fmt: skip
     assert (answer.status_code, answer.json()) == (
         400,
         {"error": "failed to register shared memory region: invalid args"},
