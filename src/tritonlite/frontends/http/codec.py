@@ -337,6 +337,10 @@ def _json_values(tensor: InferTensor) -> Any:
             for v in np.asarray(data).reshape(-1)
         ]
     if tensor.datatype in ("FP16", "BF16", "FP32"):
+        if tensor.datatype == "FP16":  # Triton 2.51's text, which names no output; the whole request fails
+            raise invalid_arg(
+                "sending FP16 data via JSON is not supported. Please use the binary data format for output"
+            )
         if tensor.datatype == "BF16":
             raise invalid_arg(f"BF16 output '{tensor.name}' can only be returned as binary data")
         # Triton writes float values as doubles: 0.2f is 0.20000000298023224 on the wire

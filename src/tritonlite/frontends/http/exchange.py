@@ -180,6 +180,9 @@ class InferExchange:
 
     def _decode(self) -> InferRequest:
         endpoint = self.endpoint
+        engine = endpoint.engine
+        # Triton looks the model up first: an unknown model is 404 whatever the body (empty, too large)
+        model = engine.ready_model(self.model_name, self.model_version)
         if self._received > endpoint.max_input_size:
             raise endpoint.too_large(self._received)
         chunks = self._chunks
@@ -189,9 +192,7 @@ class InferExchange:
         length, encoding = headers.header_length, headers.content_encoding
         if encoding is not None:
             body = decompress(body, encoding)
-        engine = endpoint.engine
         if length == 0 or (length is None and not body):
-            model = engine.ready_model(self.model_name, self.model_version)
             return raw_request(model, self.model_name, self.model_version, body)
         if length is None:
             request, self._binary_default = decode_request(
