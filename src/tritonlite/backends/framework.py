@@ -19,6 +19,7 @@ from tritonlite.backends.base import BackendInstance, InstanceSpec
 from tritonlite.backends.tensor_batch import gather_inputs, scatter_outputs
 from tritonlite.core.datatypes import CONFIG_TO_DATATYPE
 from tritonlite.core.errors import TritonError, internal, invalid_arg
+from tritonlite.core.reshape import shape_text, to_config_shape, to_model_shape
 from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.protocol import model_config_pb2 as mc
 
@@ -52,11 +53,6 @@ def tensor_info(tensor: Any) -> TensorInfo:
         optional=getattr(tensor, "optional", False),
         is_shape_tensor=getattr(tensor, "is_shape_tensor", False),
     )
-
-
-def shape_text(shape) -> str:
-    """A shape as Triton prints it: ``[-1,4]``."""
-    return "[" + ",".join(str(int(d)) for d in shape) + "]"
 
 
 # ---- config parameters ------------------------------------------------------------------------
@@ -142,56 +138,6 @@ def compare_dims(
         f"model '{model_name}', tensor '{tensor_name}': the model expects {len(model_shape)} dimensions "
         f"(shape {shape_text(model_shape)}) but the model configuration specifies {specified}"
     )
-
-
-def resolve_shape(shape: tuple[int, ...], count: int) -> tuple[int, ...] | None:
-    """``shape`` with at most one -1 filled so that it holds ``count`` elements (None if impossible)."""
-    unknown = [i for i, d in enumerate(shape) if d < 0]
-    known = 1
-    for d in shape:
-        if d >= 0:
-            known *= d
-    if not unknown:
-        return shape if known == count else None
-    if len(unknown) > 1 or known == 0 or count % known:
-        return None
-    resolved = list(shape)
-    resolved[unknown[0]] = count // known
-    return tuple(resolved)
-
-
-def to_model_shape(array: np.ndarray, info: TensorInfo, batched: bool) -> np.ndarray:
-    """Apply the config's ``reshape`` to a (gathered) input."""
-    if info.reshape is None:
-        return array
-    target = tuple(info.reshape)
-    if batched:
-        batch = array.shape[0]
-        resolved = resolve_shape(target, array.size // batch if batch else 0)
-        shape = (batch, *resolved) if resolved is not None else None
-    else:
-        shape = resolve_shape(target, array.size)
-    if shape is None:
-        raise invalid_arg(
-            f"unable to reshape input '{info.name}' of shape {shape_text(array.shape)} to {shape_text(info.reshape)}"
-        )
-    return array.reshape(shape)
-
-
-def to_config_shape(array: np.ndarray, info: TensorInfo, batched: bool) -> np.ndarray:
-    """Give a framework output the config's ``dims`` (undoing ``reshape``, or filling a scalar)."""
-    rank = len(info.dims) + (1 if batched else 0)
-    if info.reshape is None and array.ndim == rank:
-        return array
-    if batched:
-        if array.ndim == 0:
-            return array
-        batch = array.shape[0]
-        resolved = resolve_shape(info.dims, array.size // batch if batch else 0)
-        shape = (batch, *resolved) if resolved is not None else None
-    else:
-        shape = resolve_shape(info.dims, array.size)
-    return array if shape is None else array.reshape(shape)
 
 
 # ---- the shared execute -----------------------------------------------------------------------

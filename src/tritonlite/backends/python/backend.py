@@ -21,7 +21,9 @@ from tritonlite.backends.base import BackendInstance, InstanceSpec
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.core.config_json import config_to_json
 from tritonlite.core.errors import ErrorKind, TritonError, internal, invalid_arg, unavailable
+from tritonlite.core.reshape import to_config_shape, to_model_shape
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor
+from tritonlite.core.validation import tensor_spec
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,13 @@ class PythonInstance(BackendInstance):
         config = spec.config
         self.output_datatypes = {out.name: _wire_datatype(out.data_type) for out in config.output}
         self.all_output_names = [out.name for out in config.output]
+        # Triton drops an output the config lacks (implicit state outputs go to the sequence batcher)
+        states = [state.output_name for state in config.sequence_batching.state]
+        self.declared_outputs = frozenset(self.all_output_names + states)
+        # the model sees an input's (output's) reshape, the client its dims
+        self.batched = config.max_batch_size > 0
+        self.input_reshapes = {t.name: tensor_spec(t) for t in config.input if t.HasField("reshape")}
+        self.output_reshapes = {t.name: tensor_spec(t) for t in config.output if t.HasField("reshape")}
         self.decoupled = config.model_transaction_policy.decoupled
         module = import_model_module(model_file(spec.version_path, config), spec.model_name)
         self.model = module.TritonPythonModel()
@@ -236,7 +245,13 @@ class PythonInstance(BackendInstance):
                 log.exception("finalize of model '%s' failed", self.spec.model_name)
 
     def _to_pb(self, request: InferRequest) -> pb_utils.InferenceRequest:
-        inputs = [pb_utils.Tensor(t.name, t.data, t.datatype) for t in request.inputs]
+        reshapes, batched = self.input_reshapes, self.batched
+        inputs = [
+            pb_utils.Tensor(
+                t.name, to_model_shape(t.data, reshapes[t.name], batched) if t.name in reshapes else t.data, t.datatype
+            )
+            for t in request.inputs
+        ]
         if request.outputs:
             names = [out.name for out in request.outputs]
         else:
@@ -262,13 +277,17 @@ class PythonInstance(BackendInstance):
         error = response.error()
         if error is not None:
             return TritonError(_KIND_BY_CODE.get(error.code(), ErrorKind.INTERNAL), error.message())
-        wanted = None if not request.outputs else {out.name for out in request.outputs}
+        # the outputs asked for, or every declared one: an output the config lacks never reaches the client
+        wanted = self.declared_outputs if not request.outputs else {out.name for out in request.outputs}
+        reshapes = self.output_reshapes
         outputs = []
         for tensor in response.output_tensors():
             name = tensor.name()
-            if wanted is not None and name not in wanted:
+            if name not in wanted:
                 continue
             array = tensor.as_numpy()
+            if name in reshapes:
+                array = to_config_shape(array, reshapes[name], self.batched)
             datatype = tensor._wire or _datatype_of(array)
             if datatype == "UINT16" and self.output_datatypes.get(name) == "BF16":
                 datatype = "BF16"
