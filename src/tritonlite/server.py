@@ -206,12 +206,16 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         log.error("failed to load all models (start with --exit-on-error=false to serve the others)")
         first = next((row for row in engine.models.index() if row.get("state") == "UNAVAILABLE"), None)
         await engine.stop()
-        if first is not None and "version" in first:  # Triton's last words, for scripts that read them
-            print(
-                f"error: creating server: Invalid argument - load failed for model '{first['name']}': "
-                f"version {first['version']} is at UNAVAILABLE state: {first.get('reason', '')};",
-                file=sys.stderr,
+        # Triton's last words, for scripts that read them: the failed --load-model in explicit mode,
+        # otherwise the failed repository load as a whole
+        if options.model_control_mode == "explicit" and first is not None and "version" in first:
+            last_words = (
+                f"Invalid argument - load failed for model '{first['name']}': "
+                f"version {first['version']} is at UNAVAILABLE state: {first.get('reason', '')};"
             )
+        else:
+            last_words = "Internal - failed to load all models"
+        print(f"error: creating server: {last_words}", file=sys.stderr)
         return 1
 
     grpc_server = None
