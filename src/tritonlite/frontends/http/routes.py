@@ -97,6 +97,14 @@ def _lenient_b64decode(text: str) -> bytes:
         return b""
 
 
+MODEL_NOT_READY = b'{"error":"Model version not ready"}'
+
+
+def readiness_answer(ready: bool, not_ready_body: bytes = b"") -> Response:
+    """Triton's answer to a health or readiness probe: 200 or 400, always ``text/plain`` (exactly)."""
+    return Response(b"" if ready else not_ready_body, 200 if ready else 400, {"content-type": "text/plain"})
+
+
 def json_response(content: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status, media_type="application/json")
 
@@ -123,11 +131,11 @@ def build_api(engine: Engine) -> FastAPI:
 
     @api.get("/v2/health/live")
     async def health_live() -> Response:
-        return Response(status_code=200 if engine.is_live() else 400)
+        return readiness_answer(engine.is_live())
 
     @api.get("/v2/health/ready")
     async def health_ready() -> Response:
-        return Response(status_code=200 if engine.is_ready() else 400)
+        return readiness_answer(engine.is_ready())
 
     @api.get("/v2")
     async def server_metadata() -> Response:
@@ -143,15 +151,11 @@ def build_api(engine: Engine) -> FastAPI:
 
     @api.get("/v2/models/{name}/ready")
     async def model_ready(name: str) -> Response:
-        if engine.model_ready(name):
-            return Response(status_code=200)
-        return json_response({"error": "Model version not ready"}, 400)
+        return readiness_answer(engine.model_ready(name), MODEL_NOT_READY)
 
     @api.get("/v2/models/{name}/versions/{version:int}/ready")
     async def model_version_ready(name: str, version: int) -> Response:
-        if engine.model_ready(name, str(version)):
-            return Response(status_code=200)
-        return json_response({"error": "Model version not ready"}, 400)
+        return readiness_answer(engine.model_ready(name, str(version)), MODEL_NOT_READY)
 
     @api.get("/v2/models/{name}/config")
     async def model_config(name: str) -> Response:
