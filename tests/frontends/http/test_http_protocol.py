@@ -398,3 +398,22 @@ def test_a_request_the_server_withdraws_is_answered_as_cancelled(repository):
             assert status == 499 and json.loads(body) == {"error": "request cancelled"}
 
     run(go())
+
+
+def test_uvicorns_protocol_has_what_ours_builds_on():
+    """HttpProtocol overrides or calls these of uvicorn's httptools protocol: an uvicorn release that
+    renames one fails here, not in a client's request."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from tritonlite.frontends.http.protocol import HttpProtocol
+
+    used = (
+        "data_received", "on_message_begin", "on_headers_complete", "on_body", "on_message_complete",
+        "on_response_complete", "connection_lost", "resume_writing", "shutdown", "_start_asgi_task",
+        "_unset_keepalive_if_required", "timeout_keep_alive_handler",
+    )  # fmt: skip
+    for name in used:
+        assert callable(getattr(HttpToolsProtocol, name, None)), name
+    overridden = {name for name in vars(HttpProtocol) if callable(vars(HttpProtocol)[name])}
+    assert overridden - {"__init__", "head", "answered", "_idle", "_start", "_serve_next", "_now_idle",
+                         "_keep_alive_due"} <= set(used)  # fmt: skip
