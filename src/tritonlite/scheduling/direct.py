@@ -32,9 +32,12 @@ class DirectScheduler(Scheduler):
         self.stats = stats if stats is not None else ModelStats()
         self.batched = batched
         self.pool = pool if pool is not None else InstancePool(runners)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop requests come on
 
     def enqueue(self, request: InferRequest) -> asyncio.Future[SchedulerResult]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # asked once: get_running_loop makes a getpid() system call each time
+            loop = self._loop = asyncio.get_running_loop()
         runner = self.pool.take_idle()
         if runner is None:
             return loop.create_task(self._wait_and_run(request))
