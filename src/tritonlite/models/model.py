@@ -76,6 +76,11 @@ class ModelVersion:
         Raises TritonError for a request refused before it is queued (validation, a full queue).
         Requests that carry the ``validation_key`` of one that passed are not validated again.
         """
+        self._validate(request)
+        return self._admit(request)
+
+    def _validate(self, request: InferRequest) -> None:
+        """Triton's input checks, once per ``validation_key`` (every time for a request without one)."""
         key = request.validation_key
         if key is None or key not in self._valid_keys:
             validate_request(request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size)
@@ -83,6 +88,9 @@ class ModelVersion:
                 if len(self._valid_keys) >= VALID_KEYS_LIMIT:
                     self._valid_keys.clear()
                 self._valid_keys.add(key)
+
+    def _admit(self, request: InferRequest) -> Submission:
+        """Hand a validated request to the response cache or the scheduler."""
         stats = self.stats
         start = request.arrival_ns = time.monotonic_ns()
         trace = request.trace
@@ -171,11 +179,11 @@ class ModelVersion:
         rules); an error of the execution comes as a final ``TritonError`` item. A model that is
         not decoupled gives exactly one final item.
         """
-        validate_request(request, self.name, self.inputs, self.outputs, self.required_inputs, self.max_batch_size)
+        self._validate(request)
         self.scheduler.check(request)
         if not self.decoupled:
             try:
-                response = await self.infer(request)
+                response = await self._admit(request)
             except TritonError as exc:
                 yield exc, True
                 return

@@ -62,9 +62,6 @@ class Submission:
         except Exception as exc:  # a bug: answered as an error, not left unsettled
             self._outcome = exc
 
-    def done(self) -> bool:
-        return self.future.done()
-
     def cancel(self) -> bool:
         """Withdraw the request (a queued one leaves its queue unexecuted); False once it is done."""
         return self.future.cancel()
@@ -74,7 +71,7 @@ class Submission:
         self._reader = reader
 
     def result(self) -> InferResponse:
-        """The response; raises the request's error. Only once ``done()``."""
+        """The response; raises the request's error. Only once the scheduler's future is done."""
         if not self._settled:
             self._settle()
         outcome = self._outcome

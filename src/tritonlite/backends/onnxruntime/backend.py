@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from tritonlite.backends.base import InstanceSpec
-from tritonlite.backends.framework import TensorInstance, backend_missing, compare_dims, shape_text
+from tritonlite.backends.framework import TensorInstance, backend_missing, compare_dims
 from tritonlite.backends.onnxruntime.options import (
     ONNX_TO_CONFIG,
     check_providers,
@@ -22,6 +22,7 @@ from tritonlite.backends.onnxruntime.options import (
     session_settings,
 )
 from tritonlite.core.errors import TritonError, internal, invalid_arg, unavailable
+from tritonlite.core.reshape import shape_text
 from tritonlite.core.types import InferRequest
 from tritonlite.protocol import model_config_pb2 as mc
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from tritonlite.backends.framework import compare_dims, shape_text
+from tritonlite.backends.framework import compare_dims
 from tritonlite.core.errors import internal, invalid_arg
+from tritonlite.core.reshape import shape_text
 from tritonlite.protocol import model_config_pb2 as mc
 
 # TensorRT DataType member names -> config data types (Triton's table)

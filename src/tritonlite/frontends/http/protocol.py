@@ -53,13 +53,7 @@ class HttpProtocol(HttpToolsProtocol):
     # -- bytes in ------------------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        cycle = self.cycle
-        if (
-            not self._in_message
-            and (cycle is None or cycle.response_complete)
-            and not self.pipeline
-            and not self.flow.write_paused
-        ):
+        if not self._in_message and self._idle() and not self.flow.write_paused:
             head = self.plain_requests.read(data)
             if head is not None:  # one whole plain infer request: no httptools callbacks
                 self._idle_since = None
