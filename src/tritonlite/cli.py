@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[MODE,]KEY=VALUE",
         help="tracing: level=TIMESTAMPS|TENSORS|OFF, rate=N, count=N, file=PATH, log-frequency=N",
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check every model of the repository (config, auto-complete, model files, ensemble wiring, sequence "
+        "controls), print all problems and exit: 0 when there are none, 1 otherwise; loads and serves nothing",
+    )
     parser.add_argument("--trace-file", help=argparse.SUPPRESS)
     parser.add_argument("--trace-level", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--trace-rate", help=argparse.SUPPRESS)
@@ -179,6 +185,22 @@ def _repository(text: str) -> str | Path:
         parse_remote(text)  # ValueError names the repository
         return text
     return Path(text).resolve()
+
+
+def check(repositories: list[str | Path], strict: bool, backend_settings: dict[str, dict[str, str]]) -> int:
+    """``--check``: print every problem of the local repositories; 1 when there is any."""
+    from tritonlite.models.check import check_repositories
+
+    remote = [str(r) for r in repositories if not isinstance(r, Path)]
+    if remote:
+        print(f"tritonlite-server: --check reads local repositories only, not {remote[0]}", file=sys.stderr)
+        return 2
+    problems = check_repositories([Path(r) for r in repositories], strict, backend_settings)
+    for problem in problems:
+        print(problem)
+    count = len(problems)
+    print(f"{count} problem{'' if count == 1 else 's'} found" if count else "no problems found", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _refuse_unsupported(argv: list[str]) -> str | None:
@@ -228,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"tritonlite-server: {exc}", file=sys.stderr)
         return 2
+    if args.check:
+        return check(repositories, args.strict_model_config, backend_settings)
 
     from tritonlite import logging_setup
     from tritonlite.server import ServerOptions, run
