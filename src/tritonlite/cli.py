@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "load KIND_GPU instance groups on the CPU where this machine has no GPU (or not the GPU ids they "
         "name), instead of refusing the model as Triton does",
     )
+    _bool_flag(parser, "--status-page", True, "serve a live status page at / on the HTTP port")
     parser.add_argument("--log-verbose", type=int, default=0)
     _bool_flag(parser, "--log-info", True, "log info messages")
     _bool_flag(parser, "--log-warning", True, "log warnings")
@@ -291,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         cache_bytes=cache_bytes,
         metrics_config=metrics_config,
         cpu_fallback_for_gpu_instances=args.allow_cpu_fallback_for_gpu_instances,
+        status_page=args.status_page,
     )
     return run(options)
 

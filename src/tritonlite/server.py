@@ -57,6 +57,7 @@ class ServerOptions:
     cache_bytes: int | None = None
     metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
     cpu_fallback_for_gpu_instances: bool = False
+    status_page: bool = True  # GET / on the HTTP port
     extra: dict = field(default_factory=dict)
 
 
@@ -233,7 +234,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
             log.info("Started GRPCInferenceService at %s", address)
         if options.allow_http:
             config = HttpConfig(
-                build_api(engine),
+                build_api(engine, options.status_page),
                 InferEndpoint(engine, options.http_max_input_size),
                 **uvicorn_options(options.http_address, options.http_port),
             )

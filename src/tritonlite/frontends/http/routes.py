@@ -17,6 +17,7 @@ from tritonlite.core.errors import TritonError, internal, invalid_arg
 from tritonlite.engine import Engine
 from tritonlite.frontends.http.errors import error_answer, error_body
 from tritonlite.frontends.http.generate import generate, generate_request, generate_stream
+from tritonlite.frontends.http.status_page import add_status_page
 
 _RAPIDJSON_MISSING = {
     "{": "Missing a name for object member.",
@@ -112,9 +113,11 @@ def json_response(content: Any, status: int = 200) -> Response:
 CUDA_IPC_HANDLE_SIZE = 64  # sizeof(cudaIpcMemHandle_t)
 
 
-def build_api(engine: Engine) -> FastAPI:
-    """The FastAPI application of every endpoint but infer."""
+def build_api(engine: Engine, status_page: bool = True) -> FastAPI:
+    """The FastAPI application of every endpoint but infer (and the status page at ``/``)."""
     api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    if status_page:
+        add_status_page(api, engine)
 
     @api.exception_handler(TritonError)
     async def _triton_error(_: Request, exc: TritonError) -> Response:
