@@ -4,8 +4,8 @@
     .venv/bin/python benchmarks/compare.py --model identity --shape INPUT0:16 --concurrency 1 8 32 \
         --protocols http --output batching
 
-Needs ../shared/reference/setup.sh to have installed Triton and perf_analyzer (it installs
-nothing itself). Servers run one at a time, alternating per measurement. Writes
+Needs perf_analyzer and the real Triton (``python3 scripts/get_reference.py`` installs both; see
+reference.py for where they are looked for). Servers run one at a time, alternating per measurement. Writes
 benchmarks/results/compare.json and compare.md and prints the table with ratios.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -22,10 +21,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from reference import perf_analyzer_path, say_missing, triton_command
+
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = Path(os.environ.get("TRITON_REFERENCE_DIR", Path.home() / ".cache" / "tritonlite-reference"))
-RUN_TRITON = ROOT.parent / "shared" / "reference" / "run-triton.sh"
-PERF_ANALYZER = REFERENCE / "bin" / "perf_analyzer"
+PERF_ANALYZER = perf_analyzer_path()
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -38,13 +37,17 @@ def launch(
     in tritonlite's command line, for instrumented runs).
     """
     http, grpc, metrics = ports
+    env = None
     if server == "triton":
-        cmd = ["bash", str(RUN_TRITON), str(repository), str(http), str(grpc), str(metrics)]
+        triton = triton_command()
+        if triton is None:
+            raise RuntimeError("Triton is not installed: run python3 scripts/get_reference.py")
+        cmd, env = triton.argv(repository, http, grpc, metrics), triton.env or None
     else:
         cmd = [sys.executable, *entry, f"--model-repository={repository}",
                f"--http-port={http}", f"--grpc-port={grpc}", f"--metrics-port={metrics}"]  # fmt: skip
     began = time.monotonic()
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     while time.monotonic() - began < 120:
         try:
             if urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=1).status == 200:
@@ -55,13 +58,9 @@ def launch(
     raise RuntimeError(f"{server} did not become ready within 120 s")
 
 
-def perf_analyzer_missing() -> bool:
-    """True (after saying so on stderr) when the reference perf_analyzer is not installed."""
-    if PERF_ANALYZER.exists():
-        return False
-    hint = "run ../shared/reference/setup.sh first (or set TRITON_REFERENCE_DIR, see pack_perf_analyzer.sh)"
-    print(f"perf_analyzer not found at {PERF_ANALYZER}: {hint}", file=sys.stderr)
-    return True
+def perf_analyzer_missing(need_triton: bool = False) -> bool:
+    """True (after saying what is missing and how to get it, on stderr) when a tool is not installed."""
+    return say_missing(need_triton)
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -126,7 +125,7 @@ def main() -> int:
     parser.add_argument("--pa-arg", action="append", default=[], help="extra perf_analyzer argument (repeatable)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per point (order alternates); medians reported")
     args = parser.parse_args()
-    if perf_analyzer_missing():
+    if perf_analyzer_missing(need_triton=True):
         return 2
     rows = []
     for protocol in args.protocols:

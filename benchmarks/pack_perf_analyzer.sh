@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs the reference perf_analyzer (installed by ../shared/reference/setup.sh) into .pa/ so that it
+# Packs the reference perf_analyzer (installed by scripts/get_reference.py) into .pa/ so that it
 # can travel to an offline machine (the `device` tool: carry ".pa"). The binary needs libcudart.so.12
 # and libb64 beside it; libssl/libcrypto/libz travel too and are used only where the machine lacks them.
 # There: TRITON_REFERENCE_DIR=$PWD/.pa python3 benchmarks/onnx_mlp.py ...

@@ -1,7 +1,7 @@
 """The whole performance comparison in one command: tritonlite vs the real Triton, side by side.
 
     .venv/bin/pip install -e ".[bench]"        # matplotlib, for the plot
-    bash ../shared/reference/setup.sh           # the real Triton 2.51 and perf_analyzer (never run for you)
+    python3 scripts/get_reference.py            # the real Triton 2.51 and perf_analyzer (never run for you)
     .venv/bin/python benchmarks/suite.py        # --repeat 3 by default; --quick for a smoke run
 
 Each repeat starts each server once on examples/model_repository (the order alternates between
@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compare import PERF_ANALYZER, RESULTS, ROOT, RUN_TRITON, launch, measure, stop
+from compare import RESULTS, ROOT, launch, measure, perf_analyzer_missing, stop
 
 REPOSITORY = ROOT / "examples" / "model_repository"
 SERVERS = ("triton", "tritonlite")
@@ -179,6 +179,7 @@ def markdown(summary: dict, repeat: int) -> str:
 
 
 def plot(summary: dict, path: Path) -> bool:
+    """Throughput and p99 latency of every workload, Triton's bar beside tritonlite's at each concurrency."""
     try:
         import matplotlib
 
@@ -187,24 +188,29 @@ def plot(summary: dict, path: Path) -> bool:
     except ImportError:
         print("matplotlib is not installed (pip install -e '.[bench]'): no plot written", file=sys.stderr)
         return False
-    rows = [r for r in summary["workloads"] if r["group"] == "add_sub"]
-    protocols = sorted({r["protocol"] for r in rows}, reverse=True)
-    figure, axes = plt.subplots(2, len(protocols), figsize=(6 * len(protocols), 8), squeeze=False)
-    for column, protocol in enumerate(protocols):
-        points = sorted((r for r in rows if r["protocol"] == protocol), key=lambda r: r["concurrency"])
-        levels = [r["concurrency"] for r in points]
-        panels = (("throughput", "throughput (infer/s)"), ("p99_us", "p99 latency (us)"))
-        for line, (metric, title) in enumerate(panels):
+    series: dict[tuple[str, str], list[dict]] = {}
+    for row in summary["workloads"]:
+        series.setdefault((row["group"], row["protocol"]), []).append(row)
+    figure, axes = plt.subplots(2, len(series), figsize=(3.6 * len(series), 7), squeeze=False)
+    panels = (("throughput", "infer/s"), ("p99_us", "p99 latency (µs)"))
+    for column, ((group, protocol), rows) in enumerate(series.items()):
+        rows = sorted(rows, key=lambda r: r["concurrency"])
+        positions = range(len(rows))
+        for line, (metric, unit) in enumerate(panels):
             axis = axes[line][column]
-            for server, style in (("triton", "o-"), ("tritonlite", "s-")):
-                axis.plot(levels, [r[server][metric] for r in points], style, label=server)
-            axis.set_xscale("log", base=2)
-            axis.set_xticks(levels, [str(level) for level in levels])
-            axis.set_xlabel("concurrency")
-            axis.set_title(f"add_sub over {protocol.upper()}: {title}")
-            axis.grid(True, alpha=0.3)
-            axis.legend()
-    figure.tight_layout()
+            for offset, server, color in ((-0.2, "triton", "#76b900"), (0.2, "tritonlite", "#3b6fd8")):
+                values = [(r.get(server) or {}).get(metric) or 0 for r in rows]
+                axis.bar([p + offset for p in positions], values, width=0.4, label=server, color=color)
+            axis.set_xticks(list(positions), [f"c{r['concurrency']}" for r in rows])
+            axis.set_xlim(-0.8, len(rows) - 0.2)
+            axis.set_ylim(bottom=0)
+            axis.set_ylabel(unit)
+            axis.set_title(f"{group}, {protocol.upper()}", fontsize=10)
+            axis.grid(True, axis="y", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper right", ncols=2)
+    figure.suptitle("tritonlite and Triton 2.51 on the same machine (higher infer/s and lower p99 are better)")
+    figure.tight_layout(rect=(0, 0, 1, 0.95))
     figure.savefig(path, dpi=100)
     return True
 
@@ -219,8 +225,7 @@ def main() -> int:
     args = parser.parse_args()
     for server, ports in PORTS.items():
         PORTS[server] = tuple(port + args.port_offset for port in ports)
-    if not PERF_ANALYZER.exists() or not RUN_TRITON.exists():
-        print("the reference Triton is not installed: run ../shared/reference/setup.sh first", file=sys.stderr)
+    if perf_analyzer_missing(need_triton=True):
         return 2
     repeat, interval = (1, 1000) if args.quick else (args.repeat, args.interval_ms)
     plan = workloads(args.quick)

@@ -103,7 +103,7 @@ def test_port_in_use_is_a_clear_startup_error():
 
 
 @pytest.mark.skipif(
-    not PERF_ANALYZER.exists(), reason="reference perf_analyzer not installed (../shared/reference/setup.sh)"
+    not PERF_ANALYZER.exists(), reason="reference perf_analyzer not installed (python3 scripts/get_reference.py)"
 )
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_perf_analyzer_runs_error_free(protocol):

@@ -141,7 +141,7 @@ def test_cuda_registration_without_a_gpu_is_tritons_error(server):
     assert requests.get(f"http://{server.http}/v2/cudasharedmemory/status", timeout=10).json() == []
 
 
-@pytest.mark.skipif(not PERF_ANALYZER.exists(), reason="no reference perf_analyzer (../shared/reference/setup.sh)")
+@pytest.mark.skipif(not PERF_ANALYZER.exists(), reason="no reference perf_analyzer (python3 scripts/get_reference.py)")
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_perf_analyzer_with_system_shared_memory(server, protocol):
     url = server.http if protocol == "http" else server.grpc
