@@ -176,8 +176,8 @@ def main() -> int:
         answers = {k: base64.b64decode(v) for k, v in json.loads(args.answers.read_text()).items()}
         serve(args.serve, args.port, answers)
         return 0
-    if compare.perf_analyzer_missing():
-        return 1
+    if compare.perf_analyzer_missing(need_triton=True):
+        return 2
     repository = compare.ROOT / "examples" / "model_repository"
     compare.RESULTS.mkdir(parents=True, exist_ok=True)
     answers_file = compare.RESULTS / "grpc_ceiling_answers.json"

@@ -141,12 +141,14 @@ def main() -> int:
         return serve()
     sys.path.insert(0, str(Path(__file__).parent))
     import onnx_mlp
-    from compare import PERF_ANALYZER, launch, stop
+    from compare import PERF_ANALYZER, launch, perf_analyzer_missing, stop
 
     parser = argparse.ArgumentParser()
     onnx_mlp.model_arguments(parser)
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
+    if perf_analyzer_missing():
+        return 2
     with tempfile.TemporaryDirectory() as folder:
         repository, marks_file = Path(folder) / "repository", Path(folder) / "marks.json"
         onnx_mlp.write_repository(repository, args.hidden, args.layers, args.concurrency)
