@@ -42,6 +42,12 @@ class ResponseStream:
         except RuntimeError:  # the loop is closed: the server stopped, nobody reads any more
             pass
 
+    def close(self) -> None:
+        """The reader went away: later responses are dropped, not kept for nobody."""
+        self.closed = True
+        while self.get_nowait() is not None:
+            pass
+
     async def get(self) -> StreamItem:
         return await self._queue.get()
 

@@ -5,7 +5,7 @@ They are plain slotted classes: one request allocates a handful of these, nothin
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,8 @@ class InferRequest:
         "trace",
         "stream",
         "validation_key",
+        "cancelled",
+        "on_cancel",
     )
 
     def __init__(
@@ -90,6 +92,30 @@ class InferRequest:
         # requests with the same key (not None) validate alike: a frontend gives one to requests it
         # built from one decoded header, so a model version validates that header once
         self.validation_key: Hashable | None = None
+        # set once the client withdrew the request (disconnect, cancelled RPC, closed stream);
+        # a running model sees it through ``is_cancelled()``
+        self.cancelled = False
+        # called (on the event loop) when it is set: how a backend that runs elsewhere is told
+        self.on_cancel: Callable[[], None] | None = None
+
+    def cancel(self) -> None:
+        """Mark the request cancelled (once) and tell ``on_cancel``."""
+        if self.cancelled:
+            return
+        self.cancelled = True
+        hook = self.on_cancel
+        if hook is not None:
+            hook()
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        # ``on_cancel`` belongs to this process: a copy in a stub process goes without it
+        state = {name: getattr(self, name) for name in self.__slots__ if name != "on_cancel"}
+        return None, state
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        self.on_cancel = None
 
 
 SEQUENCE_START = 1

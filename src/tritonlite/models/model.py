@@ -194,6 +194,7 @@ class ModelVersion:
         stats.pending += 1
         failed = False
         first = True
+        final = False
         try:
             async for response, final in self.scheduler.responses(request):
                 if isinstance(response, TritonError):
@@ -208,10 +209,16 @@ class ModelVersion:
                 yield response, final
                 if final:
                     break
+        except TritonError as exc:  # refused by the scheduler
+            failed = True
+            self._refused(request, exc)
+            raise
         finally:
             stats.pending -= 1
-        if not failed:
-            stats.record_success(time.monotonic_ns() - start)
+            if final and not failed:
+                stats.record_success(time.monotonic_ns() - start)
+            elif not failed:  # the reader went away (a closed stream): the request was withdrawn
+                stats.record_failure(time.monotonic_ns() - start, "CANCELED")
 
     def _classify(self, request: InferRequest, response: InferResponse) -> None:
         for requested in request.outputs:

@@ -63,8 +63,12 @@ class Submission:
             self._outcome = exc
 
     def cancel(self) -> bool:
-        """Withdraw the request (a queued one leaves its queue unexecuted); False once it is done."""
-        return self.future.cancel()
+        """Withdraw the request (a queued one leaves its queue unexecuted, a running model sees
+        ``is_cancelled()``); False once it is done."""
+        if not self.future.cancel():
+            return False
+        self.request.cancel()
+        return True
 
     def on_settled(self, reader: Callable[[Submission], Any]) -> None:
         """Call ``reader(self)`` once the request has settled (one reader; set it before then)."""

@@ -8,6 +8,7 @@ the scheduler decides when and on which instance the request runs. ``create_sche
 from __future__ import annotations
 
 import asyncio
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeAlias
@@ -46,6 +47,8 @@ class Scheduler(ABC):
                 yield item
         finally:
             if not final:  # the reader went away: withdraw the request (its run ends on its own otherwise)
+                request.cancel()  # also when execute returned and the model's own threads still send
+                stream.close()
                 future.cancel()
 
     @abstractmethod
@@ -62,6 +65,17 @@ class TaskScheduler(Scheduler):
     @abstractmethod
     def run(self, request: InferRequest) -> Coroutine[Any, Any, SchedulerResult]:
         """Run one request to its result."""
+
+
+def cancel_when_withdrawn(request: InferRequest, future: asyncio.Future) -> None:
+    """Mark ``request`` cancelled when its future is (its client withdrew it): a queued request's
+    slot is skipped, a running model sees ``is_cancelled()``."""
+    future.add_done_callback(functools.partial(_withdrawn, request))
+
+
+def _withdrawn(request: InferRequest, future: asyncio.Future) -> None:
+    if future.cancelled():
+        request.cancel()
 
 
 def _end_stream(stream: ResponseStream, done: asyncio.Future) -> None:

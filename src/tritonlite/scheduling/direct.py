@@ -62,6 +62,9 @@ class DirectScheduler(Scheduler):
         started = self._started(request)
         try:
             results = await runner.execute([request])
+        except asyncio.CancelledError:  # withdrawn while it ran (the run has ended): it counts as executed
+            self._ran(request, runner, started, [None])
+            raise
         finally:
             self.pool.give_back(runner)
         return self._ran(request, runner, started, results)

@@ -1,8 +1,9 @@
 """Triton's dynamic batcher: one queue per model, batches formed as instances free up.
 
 Rules (Triton's):
-- requests join a batch only if every input has the same non-batch shape and datatype as the
-  batch's first request; the first request that does not fit closes the batch;
+- requests join a batch only if every input has the same non-batch shape (any shape for an input
+  with allow_ragged_batch) and datatype as the batch's first request; the first request that
+  does not fit closes the batch;
 - a batch never exceeds max_batch_size (counted in batch-dimension units, not requests);
 - a batch goes out at once when it is full (max_batch_size, the largest preferred size, or the
   next request does not fit), or when the queue holds a prefix that makes a preferred size (that
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import time
 from dataclasses import dataclass
 
@@ -68,13 +70,14 @@ class _Pending:
         self.delayed = False
 
 
-def _signature(request: InferRequest) -> tuple:
-    """What must match for two requests to share a batch: each input's name, datatype and non-batch shape."""
+def _signature(request: InferRequest, ragged: frozenset[str] = frozenset()) -> tuple:
+    """What must match for two requests to share a batch: each input's name, datatype and non-batch
+    shape (not the shape of an ``allow_ragged_batch`` input, as in Triton)."""
     inputs = request.inputs
-    if len(inputs) == 1:
+    if len(inputs) == 1 and not ragged:
         tensor = inputs[0]
         return ((tensor.name, tensor.datatype, tuple(tensor.shape[1:])),)
-    return tuple(sorted((t.name, t.datatype, tuple(t.shape[1:])) for t in inputs))
+    return tuple(sorted((t.name, t.datatype, () if t.name in ragged else tuple(t.shape[1:])) for t in inputs))
 
 
 def _batch_size(request: InferRequest) -> int:
@@ -100,6 +103,7 @@ class DynamicBatcher(Scheduler):
         self.model_name = config.name
         batching = config.dynamic_batching
         self.max_batch_size = max(config.max_batch_size, 1)
+        self.ragged = frozenset(t.name for t in config.input if t.allow_ragged_batch)
         self.preferred = sorted({p for p in batching.preferred_batch_size if 0 < p <= self.max_batch_size})
         self.delay = batching.max_queue_delay_microseconds / 1e6
         self.preserve_ordering = batching.preserve_ordering
@@ -146,7 +150,8 @@ class DynamicBatcher(Scheduler):
             timeout_us = min(timeout_us, request.timeout_us) if timeout_us else request.timeout_us
         future = self._loop.create_future()
         deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else float("inf")
-        pending = _Pending(request, future, _batch_size(request), _signature(request), deadline)
+        pending = _Pending(request, future, _batch_size(request), _signature(request, self.ragged), deadline)
+        future.add_done_callback(functools.partial(self._settled, request))
         queue.append(pending)
         armed = self._armed
         if armed is None or self.levels > 1:
@@ -156,6 +161,13 @@ class DynamicBatcher(Scheduler):
             if armed[1] >= self._wake_rows or pending.signature != armed[2] or pending.deadline < armed[0]:
                 self._wake()
         return future
+
+    def _settled(self, request: InferRequest, future: asyncio.Future) -> None:
+        """A withdrawn request: a running model sees ``is_cancelled()``; a queued one leaves its
+        queue when the batcher next looks (woken now if it sleeps)."""
+        if future.cancelled():
+            request.cancel()
+            self._wake()
 
     # --- batch formation -------------------------------------------------------------------------
 

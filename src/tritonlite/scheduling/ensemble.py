@@ -375,6 +375,10 @@ class EnsembleScheduler(TaskScheduler):
             for task in running:
                 task.cancel()
             return TritonError(exc.kind, f"in ensemble '{self.name}', {exc.message}")
+        except asyncio.CancelledError:  # the client withdrew the request: so are its steps in flight
+            for task in running:
+                task.cancel()
+            raise
         self._record(request, started)
         return self._response(request, env)
 

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -161,6 +162,9 @@ class PythonInstance(BackendInstance):
         self.input_reshapes = {t.name: tensor_spec(t) for t in config.input if t.HasField("reshape")}
         self.output_reshapes = {t.name: tensor_spec(t) for t in config.output if t.HasField("reshape")}
         self.decoupled = config.model_transaction_policy.decoupled
+        # in a stub process: whether the request at an index of the execute was cancelled (its
+        # flag in memory shared with tritonlite); in-process the request itself says so
+        self.cancel_flags: Callable[[int], bool] | None = None
         module = import_model_module(model_file(spec.version_path, config), spec.model_name)
         self.model = module.TritonPythonModel()
         args = {
@@ -182,9 +186,14 @@ class PythonInstance(BackendInstance):
     def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError | None]:
         started = time.perf_counter_ns()
         pb_requests = [self._to_pb(request) for request in requests]
+        flags = self.cancel_flags
+        for index, (request, pb_request) in enumerate(zip(requests, pb_requests, strict=True)):
+            pb_request._cancelled = _cancel_probe(request) if flags is None else _flag_probe(flags, index)
         if self.decoupled:
             for request, pb_request in zip(requests, pb_requests, strict=True):
-                pb_request._response_sender = pb_utils.InferenceResponseSender(self._sender(request))
+                pb_request._response_sender = pb_utils.InferenceResponseSender(
+                    self._sender(request), pb_request._cancelled
+                )
         converted = time.perf_counter_ns()
         try:
             pb_responses = self.model.execute(pb_requests)
@@ -299,6 +308,14 @@ class PythonInstance(BackendInstance):
             outputs,
             response._parameters or None,
         )
+
+
+def _cancel_probe(request: InferRequest) -> Callable[[], bool]:
+    return lambda: request.cancelled
+
+
+def _flag_probe(flags: Callable[[int], bool], index: int) -> Callable[[], bool]:
+    return lambda: flags(index)
 
 
 def _only_sent(pb_request: pb_utils.InferenceRequest) -> Any:

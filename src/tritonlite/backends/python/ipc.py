@@ -67,7 +67,7 @@ class _Segment:
 
     def __init__(self, size: int, received_fd: int | None = None) -> None:
         """A new segment of ``size`` bytes, or (with ``received_fd``) the other side's, mapped here."""
-        self.fd = _anonymous_file(size) if received_fd is None else received_fd
+        self.fd = anonymous_file(size) if received_fd is None else received_fd
         self.size = size
         try:
             self.map = mmap.mmap(self.fd, size, flags=mmap.MAP_SHARED | _POPULATE)
@@ -288,11 +288,12 @@ def _capacity(size: int) -> int:
     return max(_MIN_SEGMENT, 1 << (size - 1).bit_length())
 
 
-def _anonymous_file(size: int) -> int:
+def anonymous_file(size: int, name: str = "tritonlite-tensors") -> int:
+    """A file of ``size`` bytes that only its descriptors name (``name`` labels it in /proc)."""
     fd = -1
     if hasattr(os, "memfd_create"):
         try:
-            fd = os.memfd_create("tritonlite-tensors", os.MFD_CLOEXEC)
+            fd = os.memfd_create(name, os.MFD_CLOEXEC)
         except OSError:
             fd = -1
     if fd < 0:

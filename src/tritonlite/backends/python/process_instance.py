@@ -4,15 +4,20 @@ A model selects it in its config::
 
     parameters { key: "TRITONLITE_INSTANCE_MODE" value: { string_value: "process" } }
 
+and ``--python-instance-mode=process`` (the backend setting ``instance-mode``) makes it the default
+of every python model whose config does not say (but decoupled ones, which run on threads only).
+
 Each instance then starts a stub process (``python -m tritonlite.backends.python.stub``) that
 runs the model with the in-process ``PythonInstance``; ``execute`` sends the requests over a
 socket pair and waits for the results (large tensors travel through shared memory, see
-``ipc.py``). If the stub dies, the requests in flight fail with Triton's "Stub process ... is not
-healthy." and the next ``execute`` starts a fresh stub (running ``initialize`` again).
+``ipc.py``). If the stub dies, the requests in flight fail (UNAVAILABLE) with Triton's "Stub process
+... is not healthy."; ``watch`` tells the instance runner at once, which starts a new instance.
+Without a watcher, the next ``execute`` starts a fresh stub (running ``initialize`` again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
@@ -22,30 +27,44 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import tritonlite
 from tritonlite.backends.base import BackendInstance, InstanceSpec
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
+from tritonlite.backends.python.cancel_flags import CancelFlags
 from tritonlite.backends.python.ipc import Channel, ChannelClosed, UnreadableMessage
-from tritonlite.core.errors import TritonError, internal, invalid_arg
+from tritonlite.core.errors import TritonError, internal, invalid_arg, unavailable
 from tritonlite.core.types import InferRequest, InferResponse
 
 log = logging.getLogger(__name__)
 
 MODE_PARAMETER = "TRITONLITE_INSTANCE_MODE"
+MODE_SETTING = "instance-mode"  # the python backend setting that --python-instance-mode sets
 THREAD, PROCESS = "thread", "process"
 MODES = (THREAD, PROCESS)
 FINALIZE_TIMEOUT_S = 30.0  # how long the model's finalize may take when the instance stops
 EXIT_TIMEOUT_S = 5.0  # how long a stub may take to exit once it answered
+WATCH_INTERVAL_S = 0.5  # how often a stub's exit is checked where there are no pidfds
 
 
 def instance_mode(spec: InstanceSpec) -> str:
-    """The model's ``TRITONLITE_INSTANCE_MODE`` parameter: "thread" (default) or "process"."""
+    """The model's ``TRITONLITE_INSTANCE_MODE`` parameter: "thread" or "process"; without one, the
+    server's ``instance-mode`` python setting (default "thread"), which a decoupled model ignores."""
     parameters = getattr(spec.config, "parameters", None)
     if parameters is None or MODE_PARAMETER not in parameters:
-        return THREAD
+        value = spec.backend_settings.get(MODE_SETTING, THREAD)
+        mode = value.strip().lower()
+        if mode not in MODES:
+            raise invalid_arg(
+                f"unknown value '{value}' for the python backend setting '{MODE_SETTING}'; "
+                f"allowed values are '{THREAD}' (the default) and '{PROCESS}'"
+            )
+        if mode == PROCESS and spec.config.model_transaction_policy.decoupled:
+            return THREAD  # decoupled python models run in thread mode only
+        return mode
     value = parameters[MODE_PARAMETER].string_value
     mode = value.strip().lower()
     if mode not in MODES:
@@ -71,14 +90,18 @@ class _Stub:
 
     def __init__(self, instance_name: str) -> None:
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.cancel_flags = CancelFlags()
+        fds = [child_sock.fileno(), self.cancel_flags.fd]
         try:
-            command = [sys.executable, "-m", "tritonlite.backends.python.stub", str(child_sock.fileno()), instance_name]
-            proc = subprocess.Popen(command, pass_fds=[child_sock.fileno()], env=_child_env())
+            command = [sys.executable, "-m", "tritonlite.backends.python.stub", *map(str, fds), instance_name]
+            proc = subprocess.Popen(command, pass_fds=fds, env=_child_env())
         except BaseException:
             parent_sock.close()
+            self.cancel_flags.close()
             raise
         finally:
             child_sock.close()
+            self.cancel_flags.release_fd()
         self.proc = proc
         self.channel = Channel(parent_sock, alive=lambda: proc.poll() is None)
         self.lock = threading.Lock()
@@ -174,6 +197,8 @@ class PythonProcessInstance(BackendInstance):
 
     def __init__(self, spec: InstanceSpec) -> None:
         self.spec = spec
+        self._watcher: tuple[asyncio.AbstractEventLoop, Callable[[str], None]] | None = None
+        self._ending = False  # killed or finalized: its stub's exit is no news
         self._stub: _Stub | None = self._start()
 
     @property
@@ -199,7 +224,53 @@ class PythonProcessInstance(BackendInstance):
         if reply[0] == "init_error":
             stub.kill(wait_s=EXIT_TIMEOUT_S)  # it exits once it answered
             raise reply[1] from None
+        if self._watcher is not None:  # a stub started again by execute (on the instance thread)
+            self._watcher[0].call_soon_threadsafe(self._watch_stub, stub)
         return stub
+
+    def kill(self) -> bool:
+        """Kill the stub process: an execute waiting on it returns (its requests fail)."""
+        self._ending = True
+        stub = self._stub
+        if stub is not None and stub.proc.poll() is None:
+            stub.proc.kill()
+        return True
+
+    def watch(self, loop: asyncio.AbstractEventLoop, on_exit: Callable[[str], None]) -> None:
+        self._watcher = (loop, on_exit)
+        if self._stub is not None:
+            self._watch_stub(self._stub)
+
+    def _watch_stub(self, stub: _Stub) -> None:
+        """On the loop: report the stub's exit as soon as it happens (a pidfd turns readable then;
+        without pidfds, a check every ``WATCH_INTERVAL_S``)."""
+        assert self._watcher is not None
+        loop, on_exit = self._watcher
+
+        def exited() -> None:
+            if self._ending or stub is not self._stub:  # ended on purpose, or replaced already
+                return
+            on_exit(f"stub process exited (status {stub.proc.poll()})")
+
+        try:
+            fd = os.pidfd_open(stub.pid)
+        except (AttributeError, OSError):  # not Linux 5.3+: poll
+
+            def check() -> None:
+                if stub.proc.poll() is None:
+                    loop.call_later(WATCH_INTERVAL_S, check)
+                else:
+                    exited()
+
+            loop.call_later(WATCH_INTERVAL_S, check)
+            return
+
+        def readable() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            exited()
+
+        loop.add_reader(fd, readable)
 
     def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:
         name = self.spec.instance_name
@@ -217,12 +288,14 @@ class PythonProcessInstance(BackendInstance):
         stub = self._stub
         started = time.monotonic_ns()
         try:
-            reply = stub.call(("execute", requests))
+            with stub.cancel_flags.watching(requests):
+                reply = stub.call(("execute", requests))
         except ChannelClosed:
             self._stub = None
             status = stub.kill()
             log.error("stub process of '%s' exited (status %s); it will be restarted", name, status)
-            error = internal(
+            # UNAVAILABLE: the request may be sent again once the instance restarted
+            error = unavailable(
                 f"Failed to process the request(s) for model '{name}', message: Stub process '{name}' is not healthy."
             )
             return [error] * len(requests)
@@ -238,6 +311,7 @@ class PythonProcessInstance(BackendInstance):
         return results
 
     def finalize(self) -> None:
+        self._ending = True
         stub, self._stub = self._stub, None
         if stub is not None:
             stub.stop()

@@ -1,7 +1,8 @@
 """The stub process of a python model instance in process mode.
 
-``python -m tritonlite.backends.python.stub FD [NAME]``: FD is this end of the socket pair that
-``process_instance.PythonProcessInstance`` made. The stub receives the instance spec, runs a
+``python -m tritonlite.backends.python.stub FD CANCEL_FD [NAME]``: FD is this end of the socket pair
+that ``process_instance.PythonProcessInstance`` made, CANCEL_FD its cancellation flags
+(``cancel_flags.py``). The stub receives the instance spec, runs a
 plain in-process ``PythonInstance`` (so the model's import, initialize, execute and finalize
 behave exactly as in thread mode), then answers execute requests until it is told to finalize
 or tritonlite goes away. NAME (the instance name) only labels the process for ``ps``.
@@ -28,6 +29,7 @@ from typing import Any
 
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.backends.python.backend import PythonInstance, describe_exception
+from tritonlite.backends.python.cancel_flags import StubCancelFlags
 from tritonlite.backends.python.ipc import Channel, ChannelClosed, UnreadableMessage
 from tritonlite.core.errors import TritonError, internal
 
@@ -73,7 +75,7 @@ def _configure_logging(level: int) -> None:
     root.setLevel(level)
 
 
-def serve(channel: Channel) -> None:
+def serve(channel: Channel, cancel_flags: StubCancelFlags | None = None) -> None:
     try:
         kind, spec, sys_path, log_level = channel.recv()
     except ChannelClosed:
@@ -95,6 +97,7 @@ def serve(channel: Channel) -> None:
     except Exception as exc:
         bls.reply(("init_error", internal(describe_exception(exc, skip_frames=0))))
         return
+    instance.cancel_flags = cancel_flags
     bls.reply(("ready", os.getpid()))
 
     while True:
@@ -144,11 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     fd = int(args[0])
     os.set_inheritable(fd, False)
+    cancel_flags = StubCancelFlags(int(args[1])) if len(args) > 1 and args[1].isdigit() else None
     # Ctrl-C reaches the whole process group: tritonlite decides when the stub stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = Channel(socket.socket(fileno=fd))
     try:
-        serve(channel)
+        serve(channel, cancel_flags)
     finally:
         channel.close()
         sys.stdout.flush()

@@ -244,11 +244,16 @@ class InferenceResponse:
 class InferenceResponseSender:
     """Sends responses of a decoupled model; for non-decoupled models one final response."""
 
-    def __init__(self, send: Callable[[InferenceResponse | None, int], None]) -> None:
+    def __init__(
+        self, send: Callable[[InferenceResponse | None, int], None], cancelled: Callable[[], bool] | None = None
+    ) -> None:
         self._send = send
+        self._cancelled = cancelled
         self._closed = False
 
     def send(self, response: InferenceResponse | None = None, flags: int = 0) -> None:
+        """Send a response (and/or the final flag). As in Triton, sends after the request was
+        cancelled are accepted; nobody reads them and they are dropped."""
         if self._closed:
             raise TritonModelException("Unable to send response. Response sender has been closed.")
         if flags & TRITONSERVER_RESPONSE_COMPLETE_FINAL:
@@ -256,7 +261,8 @@ class InferenceResponseSender:
         self._send(response, flags)
 
     def is_cancelled(self) -> bool:
-        return False
+        """Whether the client withdrew the request (disconnected, cancelled its call, closed its stream)."""
+        return self._cancelled() if self._cancelled is not None else False
 
 
 class InferenceRequest:
@@ -333,7 +339,7 @@ class InferenceRequest:
                 if response is not None:
                     sent.append(response)
 
-            self._response_sender = InferenceResponseSender(collect)
+            self._response_sender = InferenceResponseSender(collect, self.is_cancelled)
         return self._response_sender
 
     def set_release_flags(self, flags: int) -> None:
