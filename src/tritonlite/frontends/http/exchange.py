@@ -21,6 +21,7 @@ from tritonlite.frontends.http.codec import binary_headers, decode_request, enco
 from tritonlite.frontends.http.content_coding import compress, decompress
 from tritonlite.frontends.http.errors import JSON_HEADERS, Headers, failure
 from tritonlite.frontends.http.header_cache import DecodedHeader, HeaderCache
+from tritonlite.frontends.http.restricted import REFUSAL_HEADERS, HeaderCheck
 from tritonlite.models.submission import Submission
 from tritonlite.tracing.tracer import Trace
 
@@ -36,6 +37,7 @@ class InferEndpoint:
     engine: Engine
     max_input_size: int = DEFAULT_MAX_INPUT_SIZE
     header_cache: HeaderCache = field(default_factory=HeaderCache)
+    guard: HeaderCheck | None = None  # --http-restricted-api=inference:...: the header every infer needs
 
     def too_large(self, size: int) -> TritonError:
         return invalid_arg(
@@ -51,15 +53,18 @@ class InferHeaders:
     header_length: int | None = None  # Inference-Header-Content-Length
     content_encoding: bytes | None = None
     accept_encoding: bytes | None = None
+    allowed: bool = True  # False: inference is restricted and the request lacks its header
 
     @classmethod
-    def of(cls, headers: Headers) -> InferHeaders:
-        """From the parsed headers (lower-case names)."""
+    def of(cls, headers: Headers, guard: HeaderCheck | None = None) -> InferHeaders:
+        """From the parsed headers (lower-case names); ``guard`` is the endpoint's, when it has one.
+        Both ways to an exchange (httptools and plain_request.py) come here: the one restriction check."""
+        allowed = guard is None or guard.allows(headers)
         found: dict[bytes, bytes] = {}
         for name, value in headers:
             if name in _READ:
                 found[name] = value
-        if not found:
+        if not found and allowed:
             return NO_HEADERS
         length = found.get(b"inference-header-content-length")
         if length is not None:
@@ -67,7 +72,7 @@ class InferHeaders:
                 length = int(length)
             except ValueError:
                 length = 0  # Triton reads an unparsable size as 0: a raw binary request
-        return cls(length, found.get(b"content-encoding"), found.get(b"accept-encoding"))
+        return cls(length, found.get(b"content-encoding"), found.get(b"accept-encoding"), allowed)
 
 
 _READ = frozenset((b"inference-header-content-length", b"content-encoding", b"accept-encoding"))
@@ -165,6 +170,11 @@ class InferExchange:
     # -- the request -----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        guard = self.endpoint.guard
+        if guard is not None and not self.headers.allowed:  # Triton refuses before it traces or reads
+            self._trace = None
+            self._answer(403, REFUSAL_HEADERS, guard.refusal)
+            return
         trace = self._trace
         if trace is not None:
             trace.stamp("HTTP_RECV_END")

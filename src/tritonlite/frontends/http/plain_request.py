@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from tritonlite.frontends.http.errors import Headers
 from tritonlite.frontends.http.exchange import InferHeaders
+from tritonlite.frontends.http.restricted import HeaderCheck
 from tritonlite.frontends.http.targets import InferTarget, InferTargets
 
 # headers that change nothing in how the request is framed
@@ -43,8 +44,9 @@ class PlainHead:
     keep_alive: bool
 
 
-def parse_head(head: bytes, targets: InferTargets) -> PlainHead | None:
-    """The head (request line and headers, without the blank line) when it is plain, else None."""
+def parse_head(head: bytes, targets: InferTargets, guard: HeaderCheck | None = None) -> PlainHead | None:
+    """The head (request line and headers, without the blank line) when it is plain, else None;
+    ``guard`` is the endpoint's restriction of inference, when it has one."""
     request_line, *lines = head.split(b"\r\n")
     parts = request_line.split(b" ")
     if len(parts) != 3 or parts[0] != b"POST" or parts[2] != b"HTTP/1.1":
@@ -80,14 +82,15 @@ def parse_head(head: bytes, targets: InferTargets) -> PlainHead | None:
         headers.append((name, value))
     if content_length is None:
         return None
-    return PlainHead(target, InferHeaders.of(headers), content_length, keep_alive)
+    return PlainHead(target, InferHeaders.of(headers, guard), content_length, keep_alive)
 
 
 class PlainRequestReader:
     """Reads whole plain infer requests (see the module's text); heads are parsed once."""
 
-    def __init__(self, targets: InferTargets) -> None:
+    def __init__(self, targets: InferTargets, guard: HeaderCheck | None = None) -> None:
         self.targets = targets
+        self.guard = guard
         self.taken = 0  # requests read here (for tests and debugging)
         self._heads: dict[bytes, PlainHead | None] = {}
 
@@ -104,7 +107,7 @@ class PlainRequestReader:
         try:
             head = heads[head_bytes]
         except KeyError:
-            head = parse_head(head_bytes, self.targets)
+            head = parse_head(head_bytes, self.targets, self.guard)
             if len(heads) >= HEAD_LIMIT:
                 heads.clear()
             heads[head_bytes] = head

@@ -32,7 +32,7 @@ class HttpConfig(uvicorn.Config):
         super().__init__(app, http=HttpProtocol, **kwargs)
         self.endpoint = endpoint
         self.infer_targets = InferTargets()
-        self.plain_requests = PlainRequestReader(self.infer_targets)
+        self.plain_requests = PlainRequestReader(self.infer_targets, endpoint.guard)
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -92,7 +92,8 @@ class HttpProtocol(HttpToolsProtocol):
             return
         keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
         exchange = InferExchange(
-            self.endpoint, self, target.model_name, target.model_version, InferHeaders.of(self.headers), keep_alive,
+            self.endpoint, self, target.model_name, target.model_version,
+            InferHeaders.of(self.headers, self.endpoint.guard), keep_alive,
             self.expect_100_continue,
         )  # fmt: skip
         idle = self._idle()
