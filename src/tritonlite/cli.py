@@ -66,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     _bool_flag(parser, "--allow-grpc", True, "serve the gRPC endpoint")
     parser.add_argument("--grpc-address", default="0.0.0.0")
     parser.add_argument("--grpc-port", type=int, default=8001)
+    _bool_flag(parser, "--allow-openai", True, "serve the OpenAI-compatible routes (/v1/...) on HTTP and --openai-port")
+    parser.add_argument("--openai-address", default="0.0.0.0")
+    parser.add_argument(
+        "--openai-port", type=int, default=None, help="port of the OpenAI-compatible routes alone (default 9000)"
+    )
+    parser.add_argument(
+        "--tokenizer", metavar="FOLDER", help="tokenizer folder (tokenizer.json) of the models that name none"
+    )
     _bool_flag(parser, "--allow-metrics", True, "serve Prometheus metrics")
     parser.add_argument("--metrics-address", default="0.0.0.0")
     _bool_flag(parser, "--allow-cpu-metrics", True, "report CPU utilization and memory metrics")
@@ -292,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         cache_bytes=cache_bytes,
         metrics_config=metrics_config,
         cpu_fallback_for_gpu_instances=args.allow_cpu_fallback_for_gpu_instances,
+        allow_openai=args.allow_openai,
+        openai_address=args.openai_address,
+        openai_port=args.openai_port,
+        tokenizer=Path(args.tokenizer).resolve() if args.tokenizer else None,
         status_page=args.status_page,
     )
     return run(options)

@@ -58,6 +58,10 @@ class ServerOptions:
     metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
     cpu_fallback_for_gpu_instances: bool = False
     status_page: bool = True  # GET / on the HTTP port
+    allow_openai: bool = True  # the OpenAI routes: on the HTTP port and on their own port
+    openai_address: str = "0.0.0.0"
+    openai_port: int | None = None  # None: 9000, left closed with a warning when it is busy
+    tokenizer: Path | None = None  # --tokenizer: the tokenizer folder of models that name none
     extra: dict = field(default_factory=dict)
 
 
@@ -137,6 +141,54 @@ def _model_table(engine: Engine) -> str:
         status = row["state"] if not row.get("reason") else f"{row['state']}: {row['reason']}"
         rows.append([row["name"], row.get("version", ""), status])
     return table(["Model", "Version", "Status"], rows)
+
+
+DEFAULT_OPENAI_PORT = 9000
+
+
+def _openai_router(engine: Engine, options: ServerOptions):
+    """The OpenAI routes (one router, so both ports share its tokenizers)."""
+    from tritonlite.frontends.openai.routes import OpenAISettings, build_router
+
+    if options.tokenizer is not None and not options.tokenizer.is_dir():
+        raise StartupError(f"--tokenizer: '{options.tokenizer}' is not a folder")
+    return build_router(engine, OpenAISettings(options.tokenizer, options.http_max_input_size))
+
+
+def _with_openai(api, router):
+    if router is not None:
+        api.include_router(router)
+    return api
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+async def _start_openai(router, options: ServerOptions) -> list[tuple[_UvicornServer, asyncio.Task]]:
+    """The OpenAI port. At the default port, a busy port is a warning: the routes are on the HTTP port too."""
+    from tritonlite.frontends.openai.routes import build_openai_app
+
+    port = DEFAULT_OPENAI_PORT if options.openai_port is None else options.openai_port
+    if options.openai_port is None and not _port_free(options.openai_address, port):
+        log.warning(
+            "OpenAI frontend not started: %s:%d is in use (the OpenAI routes answer on the HTTP port; "
+            "--openai-port=PORT picks another port, --allow-openai=false turns them off)",
+            options.openai_address, port,
+        )  # fmt: skip
+        return []
+    config = uvicorn.Config(build_openai_app(router), **uvicorn_options(options.openai_address, port))
+    started = await _start_uvicorn(config, "OpenAI frontend")
+    log.info("Started OpenAI frontend at %s:%d", options.openai_address, port)
+    return [started]
 
 
 async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> int:
@@ -232,14 +284,19 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
                 raise StartupError(f"failed to start GRPCInferenceService at {address}: {exc}") from None
             await grpc_server.start()
             log.info("Started GRPCInferenceService at %s", address)
+        openai_router = None
+        if options.allow_openai:
+            openai_router = _openai_router(engine, options)
         if options.allow_http:
             config = HttpConfig(
-                build_api(engine, options.status_page),
+                _with_openai(build_api(engine, options.status_page), openai_router),
                 InferEndpoint(engine, options.http_max_input_size),
                 **uvicorn_options(options.http_address, options.http_port),
             )
             servers.append(await _start_uvicorn(config, "HTTPService"))
             log.info("Started HTTPService at %s:%d", options.http_address, options.http_port)
+        if openai_router is not None:
+            servers.extend(await _start_openai(openai_router, options))
         if options.allow_metrics:
             from tritonlite.metrics.families import build_metrics_app
 

@@ -18,6 +18,7 @@ from tritonlite.metrics.config import MetricsConfig
 from tritonlite.metrics.gpu import FAMILIES as GPU_FAMILIES
 from tritonlite.metrics.gpu import GpuMetrics
 from tritonlite.metrics.system import SystemReadings, cpu_memory, cpu_utilization
+from tritonlite.statistics.custom_metrics import REGISTRY as CUSTOM_METRICS
 from tritonlite.statistics.histogram import FIRST_RESPONSE_FAMILY, FIRST_RESPONSE_HELP
 from tritonlite.statistics.model_stats import FAILURE_REASONS, ModelStats
 from tritonlite.statistics.summary import LATENCY_FAMILIES
@@ -142,6 +143,7 @@ def render(
         ]
     lines += _summary_lines(versions)
     lines += _histogram_lines(versions)
+    lines += CUSTOM_METRICS.render()  # the models' own (pb_utils.MetricFamily)
     return "\n".join(lines) + "\n"
 
 

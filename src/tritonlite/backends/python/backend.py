@@ -178,6 +178,7 @@ class PythonInstance(BackendInstance):
         }
         initialize = getattr(self.model, "initialize", None)
         if initialize is not None:
+            pb_utils._context.instance_name = spec.instance_name
             try:
                 initialize(args)
             except Exception as exc:
@@ -185,6 +186,7 @@ class PythonInstance(BackendInstance):
 
     def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError | None]:
         started = time.perf_counter_ns()
+        pb_utils._context.instance_name = self.spec.instance_name  # named in custom metrics' errors
         pb_requests = [self._to_pb(request) for request in requests]
         flags = self.cancel_flags
         for index, (request, pb_request) in enumerate(zip(requests, pb_requests, strict=True)):

@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import struct
+import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from tritonlite.statistics import custom_metrics as _custom
 
 _log = logging.getLogger("tritonlite.python_model")
 
@@ -360,6 +364,100 @@ class InferenceRequest:
 # Runs a BLS request through the server core: set by the server (``bls.Bls.install``), or in a
 # stub process by ``stub.py`` (through its channel to the server).
 _bls_executor: Callable[[InferenceRequest, bool], Any] | None = None
+
+
+# --- custom metrics ----------------------------------------------------------------------------
+
+MetricKind = _custom.MetricKind
+
+# Where metrics go: the server's registry, or in a stub process one that relays to it (stub.py).
+_metrics: _custom.CustomMetrics = _custom.REGISTRY
+# The model instance running on this thread (its name is in the metric API's error messages).
+_context = threading.local()
+
+
+def _instance_name() -> str:
+    return getattr(_context, "instance_name", "")
+
+
+def _api_error(what: str, exc: _custom.CustomMetricError) -> TritonModelException:
+    return TritonModelException(
+        f"{what}: Failed to process the request for model '{_instance_name()}', message: {exc}"
+    )
+
+
+class MetricFamily:
+    """A family of custom metrics, served on the metrics endpoint while the object lives."""
+
+    COUNTER = MetricKind.COUNTER
+    GAUGE = MetricKind.GAUGE
+    HISTOGRAM = MetricKind.HISTOGRAM
+
+    def __init__(self, name: str, description: str, kind: MetricKind) -> None:
+        if not isinstance(kind, MetricKind) or not isinstance(name, str) or not isinstance(description, str):
+            raise TypeError(
+                "__init__(): incompatible constructor arguments. The following argument types are supported:\n"
+                "    1. c_python_backend_utils.MetricFamily(name: str, description: str, "
+                "kind: c_python_backend_utils.MetricKind)\n\n"
+                f"Invoked with: kwargs: name={name!r}, description={description!r}, kind={kind!r}"
+            )
+        registry = _metrics
+        try:
+            self._family = registry.family(name, description, kind)
+        except _custom.CustomMetricError as exc:
+            raise _api_error("Error when creating MetricFamily", exc) from None
+        self._registry = registry
+        weakref.finalize(self, registry.release_family, self._family)
+
+    def Metric(self, labels: dict[str, str] | None = None, buckets: list[float] | None = None) -> Metric:  # noqa: N802 (Triton's name)
+        return Metric(self, labels, buckets)
+
+
+class Metric:
+    """One series of a family (its labels); removed when the object is collected."""
+
+    def __init__(
+        self, family: MetricFamily, labels: dict[str, str] | None = None, buckets: list[float] | None = None
+    ) -> None:
+        histogram = family._family.kind == MetricKind.HISTOGRAM
+        if buckets is not None and not isinstance(buckets, list):
+            raise TritonModelException("Failed to create metric. Buckets must be a list.")
+        if histogram and buckets is None:
+            raise TritonModelException("Failed to create metric. Missing required buckets.")
+        if not histogram and buckets is not None:
+            raise TritonModelException("Failed to create metric. Unexpected buckets found.")
+        self._owner = family  # the family lives while its metrics do
+        registry = family._registry
+        try:
+            self._series = registry.metric(family._family, dict(labels or {}), buckets)
+        except _custom.CustomMetricError as exc:
+            raise _api_error("Error when creating Metric", exc) from None
+        self._registry = registry
+        weakref.finalize(self, registry.release_metric, family._family, self._series)
+
+    def increment(self, value: float) -> None:
+        try:
+            self._registry.increment(self._owner._family, self._series, float(value))
+        except _custom.CustomMetricError as exc:
+            raise _api_error("Failed to increment metric value", exc) from None
+
+    def set(self, value: float) -> None:
+        try:
+            self._registry.set(self._owner._family, self._series, float(value))
+        except _custom.CustomMetricError as exc:
+            raise _api_error("Failed to set metric value", exc) from None
+
+    def observe(self, value: float) -> None:
+        try:
+            self._registry.observe(self._owner._family, self._series, float(value))
+        except _custom.CustomMetricError as exc:
+            raise _api_error("Failed to observe metric value", exc) from None
+
+    def value(self) -> float:
+        try:
+            return self._registry.value(self._owner._family, self._series)
+        except _custom.CustomMetricError as exc:
+            raise _api_error("Failed to get metric value", exc) from None
 
 
 # --- auto-complete -----------------------------------------------------------------------------
