@@ -73,6 +73,8 @@ class EngineOptions:
     cpu_fallback_for_gpu_instances: bool = False
 
 
+    # a model folder or config.pbtxt may be a symlink that leads out of its repository
+    allow_symlinks_outside_repository: bool = False
 class Engine:
     """Server state shared by every frontend: the models, readiness and metadata."""
 
@@ -99,6 +101,7 @@ class Engine:
         self._poller: asyncio.Task | None = None
         self._refreezing: asyncio.Task | None = None  # freezes the heap again once replaced versions are gone
         self._override_root: Path | None = None
+        self.models.allow_symlinks_outside_repository = options.allow_symlinks_outside_repository
         self._overrides = 0
         self.live = False
         self.accepting = False
@@ -356,7 +359,16 @@ class Engine:
         model = self.models.get(request.model_name, request.model_version)
         if model.decoupled:
             raise DecoupledModelError(model.name)
-        return model.submit(request)
+        hold = self.shared_memory.hold_outputs(request)  # output regions stay registered until written
+        if hold is None:
+            return model.submit(request)
+        try:
+            submission = model.submit(request)
+        except BaseException:
+            hold.release()
+            raise
+        submission.future.add_done_callback(hold.release_after_answer)
+        return submission
 
     async def infer(self, request: InferRequest) -> InferResponse:
         return await self.submit(request)
@@ -370,8 +382,13 @@ class Engine:
         execution is a final ``TritonError`` item.
         """
         model = self.models.get(request.model_name, request.model_version)
-        async for item in model.infer_stream(request):
-            yield item
+        hold = self.shared_memory.hold_outputs(request)
+        try:
+            async for item in model.infer_stream(request):
+                yield item  # the caller writes an item's outputs before it asks for the next
+        finally:
+            if hold is not None:
+                hold.release()
 
     def not_supported(self, what: str) -> TritonError:
         return unsupported(f"{what} is not supported by tritonlite yet")

@@ -26,7 +26,9 @@ def test_find_models_in_one_repository(tmp_path):
     found, duplicates = find_models([tmp_path])
     assert duplicates == {}
     assert list(found) == ["a_model", "b_model"]
-    assert found["a_model"] == ModelSource("a_model", tmp_path / "a_model")
+    assert found["a_model"] == ModelSource("a_model", tmp_path / "a_model", tmp_path)
+    allowed, _ = find_models([tmp_path], allow_symlinks_outside=True)
+    assert allowed["a_model"] == ModelSource("a_model", tmp_path / "a_model", None)
 
 
 def test_find_models_accepts_string_paths(tmp_path):

@@ -48,13 +48,28 @@ def test_bounds_and_sizes(region):
     memory.close()
 
 
-def test_unmapping_waits_for_arrays_still_viewing_the_region(region):
+def test_a_region_an_input_still_views_is_in_use(region):
     key, _ = region
     memory = SharedMemory()
     memory.system.register("r", key, 0, 32)
     array = np.frombuffer(memory.read("r", 0, 32), np.float32)
-    memory.system.unregister("r")  # still viewed: kept open, no crash
+    with pytest.raises(TritonError) as info:  # Triton 2.51's answer (500 / INTERNAL)
+        memory.system.unregister("r")
+    assert info.value.kind == ErrorKind.INTERNAL
+    assert info.value.message == "Cannot unregister shared memory region 'r', it is currently in use."
     assert array[1] == 1.0
+    del array
+    memory.system.unregister("r")
+    assert memory.system.regions == {} and memory.system._closing == []
+
+
+def test_shutdown_unmapping_waits_for_arrays_still_viewing_the_region(region):
+    key, _ = region
+    memory = SharedMemory()
+    memory.system.register("r", key, 0, 32)
+    array = np.frombuffer(memory.read("r", 0, 32), np.float32)
+    memory.close()  # in use or not, closed at shutdown; the mapping waits for the array
+    assert memory.system.regions == {} and array[1] == 1.0
     del array
     memory.system.unregister()  # the next unregister closes it
     assert memory.system._closing == []

@@ -98,6 +98,8 @@ class ModelManager:
         self.summary_quantiles: tuple[tuple[float, float], ...] | None = None
         # --metrics-config histogram_latencies=true: decoupled versions get a first-response histogram
         self.first_response_histograms = False
+        # --allow-symlinks-outside-repository: a model folder or config.pbtxt may lead out of its repository
+        self.allow_symlinks_outside_repository = False
         # --allow-cpu-fallback-for-gpu-instances: KIND_GPU groups load on the CPU where there is no GPU
         self.cpu_fallback_for_gpu_instances = False
         self._load_slots = asyncio.Semaphore(max(load_threads, 1))
@@ -188,7 +190,7 @@ class ModelManager:
                 self._install(entry)
 
     def _scan(self) -> tuple[dict[str, ModelSource], dict[str, str]]:
-        return find_models(self.repositories)
+        return find_models(self.repositories, self.allow_symlinks_outside_repository)
 
     async def _sync(self, names: list[str] | None = None) -> None:
         """Bring the local copies of remote repositories up to date (the named models' files, or all)."""

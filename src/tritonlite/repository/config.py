@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -15,30 +16,72 @@ ModelConfig = mc.ModelConfig
 CONFIG_FILENAME = "config.pbtxt"
 
 
-def read_config(model_path: Path, strict: bool) -> ModelConfig:
-    """Read a model's config.pbtxt (or an empty config where none exists and strict is off)."""
+def read_config(model_path: Path, strict: bool, root: Path | None = None) -> ModelConfig:
+    """Read a model's config.pbtxt (or an empty config where none exists and strict is off).
+
+    ``root``: the repository folder the model folder and its config must resolve into (symlinks
+    that lead out of it are refused); None allows any target (--allow-symlinks-outside-repository).
+    """
     config = ModelConfig()
     path = model_path / CONFIG_FILENAME
+    if root is not None:
+        confine(model_path, root)
     if not path.exists():
         if strict:
             raise invalid_arg(f"failed to load model configuration: {path} does not exist")
         return config
+    if root is not None:
+        confine(path, root)
     text = path.read_text(encoding="utf-8", errors="replace")
     try:
         text_format.Parse(text, config)
     except text_format.ParseError as exc:
-        raise invalid_arg(f"failed to parse model configuration {path}: {_describe_parse_error(exc)}") from None
+        raise invalid_arg(f"failed to parse model configuration {path}: {_describe_parse_error(exc, text)}") from None
     return config
 
 
-def _describe_parse_error(exc: text_format.ParseError) -> str:
+def confine(path: Path, root: Path) -> None:
+    """Refuse ``path`` when it resolves (through symlinks) outside the repository folder ``root``."""
+    base = root.resolve()
+    target = path.resolve()
+    if target != base and base not in target.parents:
+        raise invalid_arg(
+            f"failed to load model configuration: {path} resolves outside the model repository {root} "
+            "(--allow-symlinks-outside-repository allows it)"
+        )
+
+
+_QUOTED = re.compile(r"([\"'])(.*?)\1")
+_TAIL = re.compile(r"(: |, got | named )(.+?)(\.?)$")
+_HIDDEN = "\u2026"  # what stands for text of the file in an error
+
+
+def _describe_parse_error(exc: text_format.ParseError, text: str) -> str:
+    """Position and reason of a parse error, without the file's text: protobuf quotes the line and
+    the token at fault, which would put whatever file a config leads to into the model index."""
     line, column = exc.GetLine(), exc.GetColumn()
     message = str(exc)
     # ParseError's text starts with "line:column : "; say it in words
     prefix = f"{line}:{column} : "
     if message.startswith(prefix):
         message = message[len(prefix) :]
-    return f"line {line}, column {column}: {message}"
+    lines = text.splitlines()
+    for echoed in lines[max(line - 2, 0) : line + 1] if line else ():  # "'<the line>': reason"
+        if message.startswith(f"'{echoed}': "):
+            message = message[len(echoed) + 4 :]
+            break
+
+    def hide(match: re.Match) -> str:
+        quote, inner = match.group(1), match.group(2)
+        return f"{quote}{_HIDDEN}{quote}" if inner and inner in text else match.group(0)
+
+    message = _QUOTED.sub(hide, message)
+    tail = _TAIL.search(message)
+    if tail is not None and tail.group(2) != _HIDDEN and (tail.group(2) in text or not tail.group(2).isprintable()):
+        message = message[: tail.start(2)] + _HIDDEN + tail.group(3)
+    if not message.isprintable() or len(message) > 200:
+        message = "syntax error"
+    return f"line {line}, column {column}: {message}" if line else message
 
 
 def complete_config(config: ModelConfig, model_name: str, default_kind: str = "KIND_CPU") -> None:
@@ -130,5 +173,3 @@ def _validate_reshape(tensor, kind: str, model_name: str) -> None:
         reshape_count *= dim
     if dims_count != reshape_count:
         raise invalid_arg(f"model {kind} '{tensor.name}' has different size for dims and reshape for {model_name}")
-
-

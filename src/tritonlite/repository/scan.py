@@ -15,13 +15,18 @@ class ModelSource:
 
     name: str
     path: Path
+    # the repository its folder and config must resolve into (None: symlinks may lead anywhere)
+    root: Path | None = None
 
 
-def find_models(repositories: list[str | Path]) -> tuple[dict[str, ModelSource], dict[str, str]]:
+def find_models(
+    repositories: list[str | Path], allow_symlinks_outside: bool = False
+) -> tuple[dict[str, ModelSource], dict[str, str]]:
     """Model folders of all repositories.
 
     Returns the models found, and the names that are ambiguous (same model in two
-    repositories) with the reason they cannot be loaded.
+    repositories) with the reason they cannot be loaded. Unless ``allow_symlinks_outside``, each
+    source names its repository as the root its files must stay in (``config.read_config``).
     """
     found: dict[str, ModelSource] = {}
     duplicates: dict[str, str] = {}
@@ -37,7 +42,7 @@ def find_models(repositories: list[str | Path]) -> tuple[dict[str, ModelSource],
                     f"model '{entry.name}' appears in multiple repositories: {found[entry.name].path.parent} and {root}"
                 )
                 continue
-            found[entry.name] = ModelSource(entry.name, Path(entry.path))
+            found[entry.name] = ModelSource(entry.name, Path(entry.path), None if allow_symlinks_outside else root)
     for name in duplicates:
         found.pop(name, None)
     return found, duplicates

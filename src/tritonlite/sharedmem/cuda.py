@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tritonlite.core.errors import ErrorKind, TritonError, invalid_arg, not_found
+from tritonlite.sharedmem.usage import RegionUsage
 
 # Triton's answer when a handle cannot be opened (also on a server without CUDA)
 REGISTER_FAILED = "failed to register shared memory region: invalid args"
@@ -48,6 +49,7 @@ class CudaSharedMemory:
     def __init__(self) -> None:
         self.regions: dict[str, CudaRegion] = {}
         self._lock = threading.Lock()
+        self.usage = RegionUsage("cuda")
 
     def register(self, name: str, raw_handle: bytes, device_id: int, byte_size: int) -> None:
         with self._lock:
@@ -64,18 +66,21 @@ class CudaSharedMemory:
             self.regions[name] = CudaRegion(name, device_id, byte_size, pointer, None)
 
     def unregister(self, name: str = "") -> None:
+        """Unregister one region, or every region when ``name`` is empty; regions in use are refused
+        with Triton's error."""
         with self._lock:
-            names = [name] if name else list(self.regions)
-            for item in names:
-                region = self.regions.pop(item, None)
-                if region is not None:
-                    cupy = _cupy()
-                    if cupy is not None:
-                        try:
-                            with cupy.cuda.Device(region.device_id):
-                                cupy.cuda.runtime.ipcCloseMemHandle(region.pointer)
-                        except Exception:
-                            pass
+            self.usage.unregister(name, self.regions, self._remove)
+
+    def _remove(self, name: str) -> None:
+        region = self.regions.pop(name, None)
+        if region is not None:
+            cupy = _cupy()
+            if cupy is not None:
+                try:
+                    with cupy.cuda.Device(region.device_id):
+                        cupy.cuda.runtime.ipcCloseMemHandle(region.pointer)
+                except Exception:
+                    pass
 
     def status(self, name: str = "") -> list[dict]:
         if name:
@@ -100,14 +105,14 @@ class CudaSharedMemory:
         memory = cupy.cuda.UnownedMemory(region.pointer + offset, byte_size, region, region.device_id)
         return cupy.ndarray((byte_size,), dtype=cupy.uint8, memptr=cupy.cuda.MemoryPointer(memory, 0))
 
-    def read(self, name: str, offset: int, byte_size: int) -> bytes:
-        """A host copy of the region's bytes (for CPU backends)."""
+    def read(self, name: str, offset: int, byte_size: int) -> np.ndarray:
+        """A host copy of the region's bytes (for CPU backends), as a uint8 array."""
         region = self._region(name, offset, byte_size)
         cupy = _cupy()
         host = np.empty(byte_size, dtype=np.uint8)
         with cupy.cuda.Device(region.device_id):
             cupy.cuda.runtime.memcpy(host.ctypes.data, region.pointer + offset, byte_size, 2)  # device -> host
-        return host.tobytes()
+        return host
 
     def write(self, name: str, offset: int, data: bytes | memoryview) -> None:
         region = self._region(name, offset, len(data))
@@ -117,4 +122,7 @@ class CudaSharedMemory:
             cupy.cuda.runtime.memcpy(region.pointer + offset, host.ctypes.data, len(host), 1)  # host -> device
 
     def close(self) -> None:
-        self.unregister()
+        """Close every region at shutdown, in use or not."""
+        with self._lock:
+            for name in list(self.regions):
+                self._remove(name)

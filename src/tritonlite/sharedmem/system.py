@@ -3,7 +3,8 @@
 A client creates a region with ``shm_open`` (tritonclient.utils.shared_memory does), registers
 (name, key, offset, byte_size), and then names it in input and output parameters. Inputs are
 numpy views straight into the mapping; outputs are written into it. Regions are unmapped on
-unregister and at shutdown (a mapping still viewed by a live array is closed once it is freed).
+unregister and at shutdown (a mapping still viewed by a live array is closed once it is freed);
+a region a request is using cannot be unregistered (``usage.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from tritonlite.core.errors import ErrorKind, TritonError, internal, invalid_arg, not_found
+from tritonlite.sharedmem.usage import RegionUsage
 
 SHM_ROOT = "/dev/shm"
 
@@ -45,13 +47,16 @@ class SystemSharedMemory:
         self.regions: dict[str, SystemRegion] = {}
         self._lock = threading.Lock()
         self._closing: list[mmap.mmap] = []
+        self.usage = RegionUsage("system")
 
     def register(self, name: str, key: str, offset: int, byte_size: int) -> None:
         with self._lock:
             if name in self.regions:
                 raise TritonError(ErrorKind.ALREADY_EXISTS, f"shared memory region '{name}' already in manager")
-            path = os.path.join(SHM_ROOT, key.lstrip("/"))
-            if "/" in key.lstrip("/") or not key.strip("/"):
+            # shm_open reads the key as a C string: it ends at a NUL, as in Triton
+            os_key = key.split("\0", 1)[0]
+            path = os.path.join(SHM_ROOT, os_key.lstrip("/"))
+            if "/" in os_key.lstrip("/") or not os_key.strip("/"):
                 raise internal(f"Unable to open shared memory region: '{key}'")
             try:
                 fd = os.open(path, os.O_RDWR)
@@ -67,14 +72,18 @@ class SystemSharedMemory:
             self.regions[name] = SystemRegion(name, key, offset, byte_size, mapping)
 
     def unregister(self, name: str = "") -> None:
-        """Unregister one region, or every region when ``name`` is empty (unknown names are fine)."""
+        """Unregister one region, or every region when ``name`` is empty (unknown names are fine);
+        regions in use are refused with Triton's error."""
         with self._lock:
-            names = [name] if name else list(self.regions)
-            for item in names:
-                region = self.regions.pop(item, None)
-                if region is not None:
-                    self._closing.append(region.mapping)
-            self._close_pending()
+            try:
+                self.usage.unregister(name, self.regions, self._remove)
+            finally:
+                self._close_pending()
+
+    def _remove(self, name: str) -> None:
+        region = self.regions.pop(name, None)
+        if region is not None:
+            self._closing.append(region.mapping)
 
     def _close_pending(self) -> None:
         still_open = []
@@ -100,4 +109,8 @@ class SystemSharedMemory:
         return region_view(name, region.mapping, region.offset, region.byte_size, offset, byte_size)
 
     def close(self) -> None:
-        self.unregister()
+        """Unmap every region at shutdown, in use or not."""
+        with self._lock:
+            for name in list(self.regions):
+                self._remove(name)
+            self._close_pending()

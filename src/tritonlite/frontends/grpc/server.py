@@ -57,7 +57,8 @@ def error_status(exc: Exception, rpc_name: str) -> tuple[grpc.StatusCode, str]:
     any other exception is a bug, logged and answered INTERNAL."""
     if isinstance(exc, TritonError):
         message = DECOUPLED_MESSAGE if isinstance(exc, DecoupledModelError) else exc.message
-        return CODE_BY_KIND[exc.kind], message
+        # Triton's messages are C strings: one quoting a NUL (a shared-memory key) ends there
+        return CODE_BY_KIND[exc.kind], message.split("\0", 1)[0]
     log.error("gRPC %s failed", rpc_name, exc_info=exc)
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
 

@@ -185,6 +185,7 @@ def build_api(engine: Engine, status_page: bool = True) -> FastAPI:
         key = body["key"]
         if not isinstance(key, str):
             raise internal("attempt to access JSON non-string as string")
+        key = key.split("\0", 1)[0]  # Triton reads the key as a C string: it ends at a NUL
         offset = _unsigned(body["offset"]) if "offset" in body else 0
         if "byte_size" not in body:
             raise invalid_arg("Shared memory register request has no 'byte_size' field")
