@@ -2,8 +2,8 @@
 
 A record holds what Triton's core knows of a backend (the platforms it serves, the model file it
 looks for, whether Triton's core detects it from its model file) and where its code lives. The code is imported
-only when a model of the backend loads or is auto-completed: onnxruntime, torch and TensorRT are
-heavy and optional, so the records name modules instead of importing them.
+only when a model of the backend loads or is auto-completed: onnxruntime, torch, TensorRT, DALI and
+TensorFlow are heavy and optional, so the records name modules instead of importing them.
 """
 
 from __future__ import annotations
@@ -78,6 +78,14 @@ BACKENDS: tuple[Backend, ...] = (
         instance="PyTorchInstance",
     ),
     Backend("python", "model.py", module=_HERE, instance="python_instance", complete="complete_python"),
+    # a serialized DALI pipeline; not detected from its file (Triton's core does not know DALI)
+    Backend(
+        "dali",
+        "model.dali",
+        module="tritonlite.backends.dali.backend",
+        instance="DaliInstance",
+        complete="complete_dali_config",
+    ),
     Backend("openvino", "model.xml"),
     Backend("tensorflow", "model.savedmodel", ("tensorflow_savedmodel", "tensorflow_graphdef")),
 )
