@@ -34,7 +34,7 @@ def test_framework_backends_in_triton_core_order():
 
 def test_each_runnable_backend_names_code_that_exists():
     runnable = [backend for backend in BACKENDS if backend.instance]
-    assert [b.name for b in runnable] == ["tensorrt", "onnxruntime", "pytorch", "python"]
+    assert [b.name for b in runnable] == ["tensorrt", "onnxruntime", "pytorch", "python", "dali"]
     for backend in runnable:  # the modules import their frameworks only when a model loads
         assert callable(backend.code(backend.instance))
         assert not backend.complete or callable(backend.code(backend.complete))
@@ -51,7 +51,7 @@ def test_a_backend_tritonlite_cannot_run(name):
 def test_heavy_backends_are_not_imported_with_the_registry():
     code = (
         "import sys, tritonlite.backends, tritonlite.repository.config, tritonlite.models.manager\n"
-        "heavy = [m for m in ('onnxruntime', 'torch', 'tensorrt') if m in sys.modules]\n"
+        "heavy = [m for m in ('onnxruntime', 'torch', 'tensorrt', 'nvidia.dali', 'tensorflow') if m in sys.modules]\n"
         "mine = [m for m in sys.modules if m.startswith('tritonlite.backends.') and m.endswith('.backend')]\n"
         "print(heavy, mine)"
     )
