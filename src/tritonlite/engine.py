@@ -71,10 +71,10 @@ class EngineOptions:
     freeze_heap: bool = False
     # KIND_GPU instance groups load on the CPU where there is no GPU, instead of Triton's refusal
     cpu_fallback_for_gpu_instances: bool = False
-
-
     # a model folder or config.pbtxt may be a symlink that leads out of its repository
     allow_symlinks_outside_repository: bool = False
+
+
 class Engine:
     """Server state shared by every frontend: the models, readiness and metadata."""
 
@@ -98,10 +98,10 @@ class Engine:
             self.models.summary_quantiles = options.metrics_config.quantiles
         self.models.first_response_histograms = options.metrics_config.histogram_latencies
         self.models.cpu_fallback_for_gpu_instances = options.cpu_fallback_for_gpu_instances
+        self.models.allow_symlinks_outside_repository = options.allow_symlinks_outside_repository
         self._poller: asyncio.Task | None = None
         self._refreezing: asyncio.Task | None = None  # freezes the heap again once replaced versions are gone
         self._override_root: Path | None = None
-        self.models.allow_symlinks_outside_repository = options.allow_symlinks_outside_repository
         self._overrides = 0
         self.live = False
         self.accepting = False
