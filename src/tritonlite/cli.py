@@ -139,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         "load KIND_GPU instance groups on the CPU where this machine has no GPU (or not the GPU ids they "
         "name), instead of refusing the model as Triton does",
     )
+    _bool_flag(
+        parser,
+        "--allow-symlinks-outside-repository",
+        False,
+        "read a model folder or config.pbtxt that is a symlink leading out of its model repository "
+        "(refused by default)",
+    )
     _bool_flag(parser, "--status-page", True, "serve a live status page at / on the HTTP port")
     parser.add_argument("--log-verbose", type=int, default=0)
     _bool_flag(parser, "--log-info", True, "log info messages")
@@ -300,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         cache_bytes=cache_bytes,
         metrics_config=metrics_config,
         cpu_fallback_for_gpu_instances=args.allow_cpu_fallback_for_gpu_instances,
+        allow_symlinks_outside_repository=args.allow_symlinks_outside_repository,
         allow_openai=args.allow_openai,
         openai_address=args.openai_address,
         openai_port=args.openai_port,

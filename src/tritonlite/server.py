@@ -57,6 +57,7 @@ class ServerOptions:
     cache_bytes: int | None = None
     metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
     cpu_fallback_for_gpu_instances: bool = False
+    allow_symlinks_outside_repository: bool = False
     status_page: bool = True  # GET / on the HTTP port
     allow_openai: bool = True  # the OpenAI routes: on the HTTP port and on their own port
     openai_address: str = "0.0.0.0"
@@ -218,6 +219,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
                 cache_bytes=options.cache_bytes,
                 metrics_config=options.metrics_config,
                 cpu_fallback_for_gpu_instances=options.cpu_fallback_for_gpu_instances,
+                allow_symlinks_outside_repository=options.allow_symlinks_outside_repository,
                 freeze_heap=True,
             )
         )
