@@ -1,7 +1,8 @@
-"""Log lines shaped like Triton's: ``I1126 13:09:53.056450 2290 file.py:12] message``."""
+"""Log lines shaped like Triton's: ``I1126 13:09:53.056450 2290 file.py:12] "message"``."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
@@ -11,7 +12,12 @@ from tritonlite.core.errors import ErrorKind, TritonError
 
 
 class TritonFormatter(logging.Formatter):
-    """Triton's two log formats: ``default`` and ``ISO8601``."""
+    """Triton's two log formats: ``default`` and ``ISO8601``.
+
+    As Triton (2.51), a message is quoted with its quotes, backslashes and control characters
+    escaped, so one event is one line; a message that starts with a newline is a block (the startup
+    tables) and is written as it is.
+    """
 
     def __init__(self, log_format: str = "default") -> None:
         super().__init__()
@@ -23,6 +29,8 @@ class TritonFormatter(logging.Formatter):
         text = record.getMessage()
         if record.exc_info:
             text = f"{text}\n{self.formatException(record.exc_info)}"
+        if not text.startswith("\n"):
+            text = json.dumps(text, ensure_ascii=False)
         where = f"{record.process} {record.filename}:{record.lineno}] {text}"
         if self.log_format == "ISO8601":
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
@@ -124,14 +132,21 @@ def update(changes: dict) -> dict:
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    """An ASCII table like the ones Triton prints at startup."""
+    """An ASCII table like the ones Triton prints at startup; a cell with several lines spans as
+    many table lines, the box kept whole."""
+    split_rows = [[cell.rstrip("\n").split("\n") for cell in row] for row in rows]
     widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+    for row in split_rows:
+        for i, lines in enumerate(row):
+            widths[i] = max(widths[i], *(len(text) for text in lines))
     rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
 
     def line(cells: list[str]) -> str:
         return "|" + "|".join(f" {c:<{widths[i]}} " for i, c in enumerate(cells)) + "|"
 
-    return "\n".join([rule, line(headers), rule, *(line(r) for r in rows), rule])
+    body = []
+    for row in split_rows:
+        height = max(len(lines) for lines in row)
+        for index in range(height):
+            body.append(line([lines[index] if index < len(lines) else "" for lines in row]))
+    return "\n".join([rule, line(headers), rule, *body, rule])

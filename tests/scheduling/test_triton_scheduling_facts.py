@@ -72,6 +72,11 @@ def local(text: str) -> str:
     return text.replace(CAPTURE_PATH, str(REPOSITORY))
 
 
+def logged(text: str) -> str:
+    """``text`` as a log line carries it: escaped inside the line's quotes, as Triton writes it."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
 # --- a server with its probe-model logs ----------------------------------------------------------
 
 
@@ -859,7 +864,7 @@ def test_failing_warmup_at_default_mode_startup(probe, model):
     assert _warmup_shape(log) == _warmup_shape(_ok_runs(model, "startup")[0]["model_log"])
     assert log[-1]["requests"][0]["first_values"] == [0.0, 0.0, 0.0, 0.0]
     reason = _index_row(_ok_runs(model, "startup")[0]["cases"][0]["answer"]["json"], model)["reason"]
-    assert f"failed to load '{model}' version 1: {local(reason)}" in probe.server.log()
+    assert logged(f"failed to load '{model}' version 1: {local(reason)}") in probe.server.log()
     assert probe.server.process.poll() is None
 
 
@@ -973,7 +978,7 @@ def test_failed_startup_load_exits_1(exits, which):
     # the load failure is logged with its reason
     message = _last_error(case).split(" - load failed for model ", 1)[1]
     model, reason = message.split("': version 1 is at UNAVAILABLE state: ", 1)
-    assert f"failed to load {model}' version 1: {reason.removesuffix(';').removesuffix('; ')}" in done.stderr
+    assert logged(f"failed to load {model}' version 1: {reason.removesuffix(';').removesuffix('; ')}") in done.stderr
 
 
 @pytest.mark.parametrize("which", list(EXITS))

@@ -7,6 +7,7 @@ one. A version that fails ends UNAVAILABLE with the reason, its instances releas
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -42,6 +43,9 @@ _KIND_NAMES = {
 
 # config parameter: may a fast model's execute run on the event loop (auto), never, or always
 INLINE_PARAMETER = "TRITONLITE_EXECUTE_INLINE"
+
+# how often a version that is still loading says so
+PROGRESS_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,8 @@ async def load_version(model: ModelVersion, settings: LoadSettings, generation: 
     assert model.config is not None
     config = model.config
     instances = Instances()
+    log.info("loading: %s:%d", model.name, model.version)
+    progress = asyncio.get_running_loop().create_task(_report_progress(model, started))
     try:
         backend = backend_of(config)
         _check_gpu_groups(config, settings.cpu_fallback_for_gpu_instances)
@@ -153,6 +159,15 @@ async def load_version(model: ModelVersion, settings: LoadSettings, generation: 
         model.state, model.reason = UNAVAILABLE, f"{type(exc).__name__}: {exc}"
         log.exception("failed to load '%s' version %d", model.name, model.version)
         await instances.release(settings.limiter)
+    finally:
+        progress.cancel()
+
+
+async def _report_progress(model: ModelVersion, started: float) -> None:
+    """A line every PROGRESS_SECONDS while a version loads, so that a slow load is not a silent one."""
+    while True:
+        await asyncio.sleep(PROGRESS_SECONDS)
+        log.info("loading: %s:%d, %d s so far", model.name, model.version, time.monotonic() - started)
 
 
 async def stop_version(model: ModelVersion, limiter: RateLimiter) -> None:
@@ -315,6 +330,8 @@ async def _start_instances(
                 )
                 runner = InstanceRunner(name, inline_mode)
                 instances.runners.append(runner)
+                # Triton's backends' line for each instance they start
+                log.info("TRITONBACKEND_ModelInstanceInitialize: %s (%s device %d)", name, kind, device)
                 await runner.start(backend, spec)
                 if limiter.enabled:
                     resources, priority = instance_rate_limit(group)

@@ -220,6 +220,7 @@ class ModelManager:
             except TritonError as exc:
                 entry.state, entry.reason = UNAVAILABLE, exc.message
                 log.error("failed to load '%s': %s", source.name, exc.message)
+                log.info("failed to load '%s'", source.name)
                 return entry
             entry.config = config
             if not is_ensemble(config):
@@ -237,6 +238,8 @@ class ModelManager:
         entry.state = READY if entry.versions and all(v.ready for v in entry.versions.values()) else UNAVAILABLE
         if entry.state == READY:
             log.info("successfully loaded '%s'", source.name)
+        else:
+            log.info("failed to load '%s'", source.name)
         return entry
 
     def _load_ensemble(

@@ -116,6 +116,7 @@ def describe_exception(exc: BaseException, skip_frames: int = 1) -> str:
     ``skip_frames`` drops tritonlite's own frames at the outer end).
     """
     frames = traceback.extract_tb(exc.__traceback__)[skip_frames:]
+    frames = [f for f in frames if not f.filename.startswith("<frozen ")]  # importlib's own machinery
     where = "".join(f"  {f.filename}({f.lineno}): {f.name}\n" for f in reversed(frames))
     return f"{type(exc).__name__}: {exc}\n\nAt:\n{where}"
 
