@@ -15,7 +15,6 @@ UNSUPPORTED_FLAGS = (
     "--cuda-memory-pool-byte-size",
     "--cache-directory", "--backend-directory",
     "--repoagent-directory", "--model-namespacing",
-    "--grpc-use-ssl", "--grpc-server-cert", "--grpc-server-key", "--grpc-root-cert",
     "--http-thread-count",
     "--allow-sagemaker", "--allow-vertex-ai", "--host-policy",
     "--buffer-manager-thread-count", "--model-config-name", "--disable-auto-complete-config",
@@ -73,6 +72,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--tokenizer", metavar="FOLDER", help="tokenizer folder (tokenizer.json) of the models that name none"
+    )
+    restricted_groups = (
+        "health, metadata, inference, shared-memory, model-config, model-repository, statistics, trace, logging"
+    )
+    parser.add_argument(
+        "--http-restricted-api",
+        action="append",
+        default=[],
+        metavar="<apis>:<key>=<value>",
+        help=f"HTTP requests of these comma-separated apis need header <key> with <value>, or get 403 "
+        f"(repeatable). APIs: {restricted_groups}",
+    )
+    parser.add_argument(
+        "--grpc-restricted-protocol",
+        action="append",
+        default=[],
+        metavar="<protocols>:<key>=<value>",
+        help=f"gRPC calls of these comma-separated protocols need metadata triton-grpc-protocol-<key> with <value> "
+        f"(repeatable). Protocols: {restricted_groups}",
+    )
+    _bool_flag(parser, "--grpc-use-ssl", False, "serve gRPC over TLS (--grpc-server-cert, --grpc-server-key)")
+    _bool_flag(
+        parser,
+        "--grpc-use-ssl-mutual",
+        False,
+        "serve gRPC over mutual TLS: clients need a certificate --grpc-root-cert signed",
+    )
+    parser.add_argument("--grpc-server-cert", default="", metavar="PEM", help="the gRPC server's certificate")
+    parser.add_argument("--grpc-server-key", default="", metavar="PEM", help="the gRPC server's private key")
+    parser.add_argument("--grpc-root-cert", default="", metavar="PEM", help="CA certificates that sign gRPC clients")
+    parser.add_argument(
+        "--http-ssl-certfile", default="", metavar="PEM", help="serve HTTPS on the HTTP port with this certificate"
+    )
+    parser.add_argument("--http-ssl-keyfile", default="", metavar="PEM", help="the HTTPS certificate's private key")
+    parser.add_argument(
+        "--http-ssl-ca-certs",
+        default="",
+        metavar="PEM",
+        help="HTTPS clients must present a certificate these CAs signed",
     )
     _bool_flag(parser, "--allow-metrics", True, "serve Prometheus metrics")
     parser.add_argument("--metrics-address", default="0.0.0.0")
@@ -248,6 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # Triton's "Bad option" texts
         print(exc, file=sys.stderr)
         return 1
+    from tritonlite.frontends.access import parse_restrictions
+
+    try:
+        http_restrictions = parse_restrictions(args.http_restricted_api, "--http-restricted-api", "api")
+        grpc_restrictions = parse_restrictions(args.grpc_restricted_protocol, "--grpc-restricted-protocol", "protocol")
+    except ValueError as exc:  # Triton's "Bad option" texts
+        print(exc, file=sys.stderr)
+        return 1
     try:
         backend_settings = parse_backend_config(args.backend_config)
         trace_values = list(args.trace_config)
@@ -270,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         return check(repositories, args.strict_model_config, backend_settings)
 
     from tritonlite import logging_setup
+    from tritonlite.frontends.tls import GrpcTls, HttpTls
     from tritonlite.server import ServerOptions, run
 
     logging_setup.configure(
@@ -287,6 +334,16 @@ def main(argv: list[str] | None = None) -> int:
         allow_grpc=args.allow_grpc,
         grpc_address=args.grpc_address,
         grpc_port=args.grpc_port,
+        http_restrictions=http_restrictions,
+        grpc_restrictions=grpc_restrictions,
+        grpc_tls=GrpcTls(
+            args.grpc_use_ssl,
+            args.grpc_use_ssl_mutual,
+            args.grpc_server_cert,
+            args.grpc_server_key,
+            args.grpc_root_cert,
+        ),
+        http_tls=HttpTls(args.http_ssl_certfile, args.http_ssl_keyfile, args.http_ssl_ca_certs),
         allow_metrics=args.allow_metrics,
         metrics_address=args.metrics_address,
         metrics_port=args.metrics_port,

@@ -16,9 +16,12 @@ import uvicorn
 from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
 from tritonlite.core.errors import TritonError
 from tritonlite.engine import Engine, EngineOptions
+from tritonlite.frontends.access import Restrictions
 from tritonlite.frontends.http.exchange import DEFAULT_MAX_INPUT_SIZE, InferEndpoint
 from tritonlite.frontends.http.protocol import HttpConfig
+from tritonlite.frontends.http.restricted import infer_check, restrict_api
 from tritonlite.frontends.http.routes import build_api
+from tritonlite.frontends.tls import GrpcTls, HttpTls
 from tritonlite.logging_setup import table
 from tritonlite.metrics.config import MetricsConfig
 from tritonlite.tracing.settings import TraceSettings
@@ -37,6 +40,10 @@ class ServerOptions:
     allow_grpc: bool = True
     grpc_address: str = "0.0.0.0"
     grpc_port: int = 8001
+    http_restrictions: Restrictions = field(default_factory=Restrictions)
+    grpc_restrictions: Restrictions = field(default_factory=Restrictions)
+    grpc_tls: GrpcTls = field(default_factory=GrpcTls)
+    http_tls: HttpTls = field(default_factory=HttpTls)
     allow_metrics: bool = True
     allow_cpu_metrics: bool = True
     allow_gpu_metrics: bool = True
@@ -281,7 +288,8 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
 
             address = f"{options.grpc_address}:{options.grpc_port}"
             try:
-                grpc_server = build_server(engine, address)
+                credentials = options.grpc_tls.credentials() if options.grpc_tls.enabled else None
+                grpc_server = build_server(engine, address, options.grpc_restrictions, credentials)
             except Exception as exc:
                 raise StartupError(f"failed to start GRPCInferenceService at {address}: {exc}") from None
             await grpc_server.start()
@@ -290,10 +298,16 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
         if options.allow_openai:
             openai_router = _openai_router(engine, options)
         if options.allow_http:
+            try:
+                tls = options.http_tls.uvicorn_options()
+            except ValueError as exc:
+                raise StartupError(f"failed to start HTTPService: {exc}") from None
+            restrictions = options.http_restrictions
             config = HttpConfig(
-                _with_openai(build_api(engine, options.status_page), openai_router),
-                InferEndpoint(engine, options.http_max_input_size),
+                restrict_api(_with_openai(build_api(engine, options.status_page), openai_router), restrictions),
+                InferEndpoint(engine, options.http_max_input_size, guard=infer_check(restrictions)),
                 **uvicorn_options(options.http_address, options.http_port),
+                **tls,
             )
             servers.append(await _start_uvicorn(config, "HTTPService"))
             log.info("Started HTTPService at %s:%d", options.http_address, options.http_port)

@@ -15,7 +15,9 @@ from google.protobuf.message import DecodeError, Message
 
 from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError, internal, invalid_arg
 from tritonlite.engine import Engine
+from tritonlite.frontends.access import Restrictions
 from tritonlite.frontends.grpc.codec import decode_request, encode_response, encode_response_parts
+from tritonlite.frontends.grpc.restricted import restrict
 from tritonlite.frontends.grpc.wire import join_response, split_request
 from tritonlite.protocol import grpc_service_pb2 as pb
 from tritonlite.protocol import grpc_service_pb2_grpc as pb_grpc
@@ -376,9 +378,12 @@ SERVICE = "inference.GRPCInferenceService"
 RAW_METHODS = frozenset({"ModelInfer"})
 
 
-def service_handlers(servicer: InferenceServicer) -> dict[str, grpc.RpcMethodHandler]:
+def service_handlers(
+    servicer: InferenceServicer, restrictions: Restrictions | None = None
+) -> dict[str, grpc.RpcMethodHandler]:
     """A handler per method of the service, from its descriptor, each answering core errors with their
-    status (``answering_errors``); RAW_METHODS skip protobuf (de)serialization."""
+    status (``answering_errors``) and refusing calls of a restricted group without its header
+    (``restrict``); RAW_METHODS skip protobuf (de)serialization."""
     handlers = {}
     for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
         request_type = message_factory.GetMessageClass(method.input_type)
@@ -388,8 +393,11 @@ def service_handlers(servicer: InferenceServicer) -> dict[str, grpc.RpcMethodHan
             handler_for = grpc.stream_stream_rpc_method_handler
         else:
             handler_for = grpc.unary_unary_rpc_method_handler
+        rpc = answering_errors(getattr(servicer, method.name))
+        if restrictions:
+            rpc = restrict(rpc, method.name, restrictions)
         handlers[method.name] = handler_for(
-            answering_errors(getattr(servicer, method.name)),
+            rpc,
             request_deserializer=None if raw else request_type.FromString,
             response_serializer=None if raw else response_type.SerializeToString,
         )
@@ -406,8 +414,13 @@ class _UnknownMethod(grpc.GenericRpcHandler):
         return grpc.unary_unary_rpc_method_handler(reject)
 
 
-def build_server(engine: Engine, address: str) -> grpc.aio.Server:
-    """A grpc.aio server bound to address ("host:port"), not yet started."""
+def build_server(
+    engine: Engine,
+    address: str,
+    restrictions: Restrictions | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+) -> grpc.aio.Server:
+    """A grpc.aio server bound to address ("host:port"), not yet started; with ``credentials``, TLS only."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -415,10 +428,14 @@ def build_server(engine: Engine, address: str) -> grpc.aio.Server:
             ("grpc.so_reuseport", 0),
         ]
     )
-    handlers = service_handlers(InferenceServicer(engine))
+    handlers = service_handlers(InferenceServicer(engine), restrictions)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)
     server.add_generic_rpc_handlers((_UnknownMethod(),))
-    if server.add_insecure_port(address) == 0:
+    if credentials is not None:
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
         raise invalid_arg(f"failed to bind the gRPC service to {address}")
     return server
