@@ -7,7 +7,9 @@ that same thread with a list of requests; it returns one result per request, in 
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,3 +57,18 @@ class BackendInstance(ABC):
 
     def finalize(self) -> None:  # noqa: B027 - optional hook
         """Release what the instance holds."""
+
+    def is_ready(self) -> bool:
+        """Whether the model says it can serve (asked on the event loop by readiness probes: cheap)."""
+        return True
+
+    def kill(self) -> bool:
+        """End the instance now, from any thread, without its finalize (it hung, or the server
+        gives up on it). True when that frees the instance's thread (a process instance kills its
+        process, and an execute waiting on it returns); False when it cannot: the instance runs on
+        its thread, which the caller must then abandon."""
+        return False
+
+    def watch(self, loop: asyncio.AbstractEventLoop, on_exit: Callable[[str], None]) -> None:  # noqa: B027
+        """Call ``on_exit(reason)`` on ``loop`` if the instance dies on its own (a process instance
+        whose process exits). Called on the loop; the default instance never dies alone."""
