@@ -18,6 +18,9 @@ from tritonlite.inprocess.errors import TritonError, public_error
 from tritonlite.inprocess.request import InferenceRequest, ModelRef
 from tritonlite.inprocess.tensor import DataType, Tensor
 
+# how long a blocked ``next()`` waits before it lets Python run pending signal handlers
+_SIGNAL_CHECK_SECONDS = 0.1
+
 
 @dataclass
 class InferenceResponse:
@@ -84,7 +87,7 @@ class ResponseIterator:
         if self._complete:
             raise StopIteration
         try:
-            item = self._items.get()
+            item = self._next_item()
         except KeyboardInterrupt:
             self.cancel()
             raise
@@ -95,6 +98,15 @@ class ResponseIterator:
         if response.error is not None and self._raise_on_error:
             raise response.error
         return response
+
+    def _next_item(self) -> StreamItem:
+        items = self._items
+        while True:
+            try:
+                # a wait that wakes now and then: a signal's handler (Ctrl-C) runs only between waits
+                return items.get(timeout=_SIGNAL_CHECK_SECONDS)
+            except queue.Empty:
+                continue
 
     def cancel(self) -> None:
         """Withdraw the request: one not yet run is not run; a stream stops."""

@@ -124,7 +124,9 @@ class Tensor:
         return self._array
 
     def to_string_array(self) -> np.ndarray:
-        return self.to_bytes_array().astype(str)
+        """A BYTES tensor's elements decoded as UTF-8, as a numpy ``str`` array."""
+        items = self.to_bytes_array()
+        return np.array([item.decode("utf-8") for item in items.flat], dtype=np.str_).reshape(items.shape)
 
     def to_host(self) -> Tensor:
         return self
