@@ -29,18 +29,18 @@ def test_platforms():
 
 
 def test_framework_backends_in_triton_core_order():
-    assert [b.name for b in BACKENDS if b.framework] == ["tensorrt", "onnxruntime", "pytorch"]
+    assert [b.name for b in BACKENDS if b.framework] == ["tensorflow", "tensorrt", "onnxruntime", "pytorch"]
 
 
 def test_each_runnable_backend_names_code_that_exists():
     runnable = [backend for backend in BACKENDS if backend.instance]
-    assert [b.name for b in runnable] == ["tensorrt", "onnxruntime", "pytorch", "python", "dali"]
+    assert [b.name for b in runnable] == ["tensorflow", "tensorrt", "onnxruntime", "pytorch", "python", "dali"]
     for backend in runnable:  # the modules import their frameworks only when a model loads
         assert callable(backend.code(backend.instance))
         assert not backend.complete or callable(backend.code(backend.complete))
 
 
-@pytest.mark.parametrize("name", ["custom", "openvino", "tensorflow"])
+@pytest.mark.parametrize("name", ["custom", "openvino"])
 def test_a_backend_tritonlite_cannot_run(name):
     with pytest.raises(TritonError) as error:
         create_instance(name, None)

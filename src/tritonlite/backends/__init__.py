@@ -45,8 +45,8 @@ def complete_backend_fields(config: mc.ModelConfig, version_path: Path | None) -
     """Triton's backend detection: fill ``backend``, ``platform`` and ``default_model_filename``.
 
     A config without a backend gets one from its platform, its default_model_filename, or
-    (with neither) the model file in the version folder (model.plan, model.onnx, model.pt);
-    a framework backend without a platform gets its platform.
+    (with neither) the model file or folder in the version folder (model.savedmodel, model.plan,
+    model.onnx, model.pt); a framework backend without a platform gets its platform.
     """
     for backend in BACKENDS:
         if not backend.framework:
@@ -59,7 +59,7 @@ def complete_backend_fields(config: mc.ModelConfig, version_path: Path | None) -
                 not config.platform
                 and not config.default_model_filename
                 and version_path is not None
-                and (version_path / filename).is_file()
+                and backend.has_model_at(version_path)
             ):
                 config = _copy_with(config, backend=backend.name)
         if config.backend == backend.name:

@@ -40,6 +40,13 @@ class Backend:
     instance: str = ""
     # in ``module``: (config, model_path, version_path | None, settings) -> config; "" for none
     complete: str = ""
+    # its model is a folder (a SavedModel), not a file
+    model_is_folder: bool = False
+
+    def has_model_at(self, version_path: Path) -> bool:
+        """Whether a version folder holds this backend's default model file (or folder)."""
+        path = version_path / self.model_filename
+        return path.is_dir() if self.model_is_folder else path.is_file()
 
     def code(self, attribute: str) -> Any:
         """``attribute`` of the backend's module, imported on first use."""
@@ -50,6 +57,16 @@ _HERE = "tritonlite.backends.registry"
 
 BACKENDS: tuple[Backend, ...] = (
     # the framework backends first, in the order Triton's core tries them
+    Backend(
+        "tensorflow",
+        "model.savedmodel",
+        ("tensorflow_savedmodel", "tensorflow_graphdef"),
+        framework=True,
+        module="tritonlite.backends.tensorflow.backend",
+        instance="TensorFlowInstance",
+        complete="complete_tensorflow_config",
+        model_is_folder=True,
+    ),
     Backend(
         "tensorrt",
         "model.plan",
@@ -87,7 +104,6 @@ BACKENDS: tuple[Backend, ...] = (
         complete="complete_dali_config",
     ),
     Backend("openvino", "model.xml"),
-    Backend("tensorflow", "model.savedmodel", ("tensorflow_savedmodel", "tensorflow_graphdef")),
 )
 
 _BY_NAME = {backend.name: backend for backend in BACKENDS}

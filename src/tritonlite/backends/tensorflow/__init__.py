@@ -1,0 +1,1 @@
+"""Triton's TensorFlow backend for SavedModels (``platform: "tensorflow_savedmodel"``)."""
