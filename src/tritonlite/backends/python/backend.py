@@ -248,6 +248,18 @@ class PythonInstance(BackendInstance):
 
         return send
 
+    def is_ready(self) -> bool:
+        """The model's own ``is_ready()`` when it has one (as newer Triton python backends ask it);
+        one that raises is not ready."""
+        probe = getattr(self.model, "is_ready", None)
+        if probe is None:
+            return True
+        try:
+            return bool(probe())
+        except Exception:
+            log.exception("is_ready of model '%s' failed", self.spec.model_name)
+            return False
+
     def finalize(self) -> None:
         finalize = getattr(self.model, "finalize", None)
         if finalize is not None:

@@ -36,6 +36,7 @@ from tritonlite.backends.base import BackendInstance, InstanceSpec
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.backends.python.cancel_flags import CancelFlags
 from tritonlite.backends.python.ipc import Channel, ChannelClosed, UnreadableMessage
+from tritonlite.backends.python.metrics_relay import MetricsMirror
 from tritonlite.core.errors import TritonError, internal, invalid_arg, unavailable
 from tritonlite.core.types import InferRequest, InferResponse
 
@@ -106,7 +107,8 @@ class _Stub:
         self.channel = Channel(parent_sock, alive=lambda: proc.poll() is None)
         self.lock = threading.Lock()
         # stop the stub (model finalize included) if the instance is dropped or at interpreter exit
-        self._finalizer = weakref.finalize(self, _stop, proc, self.channel, self.lock, instance_name)
+        self.mirror = MetricsMirror()  # the custom metrics its model holds in the server's registry
+        self._finalizer = weakref.finalize(self, _stop, proc, self.channel, self.lock, instance_name, self.mirror)
 
     @property
     def pid(self) -> int:
@@ -114,7 +116,7 @@ class _Stub:
 
     def call(self, message: Any) -> Any:
         with self.lock:
-            return _exchange(self.channel, message)
+            return _exchange(self.channel, message, self.mirror)
 
     def stop(self) -> None:
         """Finalize the model in the stub, let it exit (kill it if it does not)."""
@@ -127,12 +129,13 @@ class _Stub:
             self.proc.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
             pass
-        _end(self.proc, self.channel, graceful=False)
+        _end(self.proc, self.channel, graceful=False, mirror=self.mirror)
         return self.proc.returncode
 
 
-def _exchange(channel: Channel, message: Any) -> Any:
-    """Send a message and return the stub's answer, running the BLS requests it makes meanwhile."""
+def _exchange(channel: Channel, message: Any, mirror: MetricsMirror | None = None) -> Any:
+    """Send a message and return the stub's answer, running the BLS requests it makes meanwhile
+    (and taking in its custom metrics' changes)."""
     channel.send(message)
     while True:
         try:
@@ -141,6 +144,10 @@ def _exchange(channel: Channel, message: Any) -> Any:
             if exc.kind != "bls":
                 raise
             channel.send(("bls_error", f"unable to read the BLS request of the stub process: {exc}"))
+            continue
+        if reply[0] == "metrics":
+            if mirror is not None:
+                mirror.apply(reply[1])
             continue
         if reply[0] != "bls":
             return reply
@@ -161,20 +168,22 @@ def _exchange(channel: Channel, message: Any) -> Any:
             channel.send(("bls_error", f"unable to pass the BLS response to the stub process: {exc!r}"))
 
 
-def _stop(proc: subprocess.Popen, channel: Channel, lock: threading.Lock, name: str) -> None:
+def _stop(proc: subprocess.Popen, channel: Channel, lock: threading.Lock, name: str, mirror: MetricsMirror) -> None:
     graceful = lock.acquire(timeout=EXIT_TIMEOUT_S)
     try:
-        _end(proc, channel, graceful, name)
+        _end(proc, channel, graceful, name, mirror)
     finally:
         if graceful:
             lock.release()
 
 
-def _end(proc: subprocess.Popen, channel: Channel, graceful: bool, name: str = "") -> None:
+def _end(
+    proc: subprocess.Popen, channel: Channel, graceful: bool, name: str = "", mirror: MetricsMirror | None = None
+) -> None:
     if graceful and proc.poll() is None:
         channel.deadline = time.monotonic() + FINALIZE_TIMEOUT_S
         try:
-            _exchange(channel, ("finalize",))
+            _exchange(channel, ("finalize",), mirror)
         except ChannelClosed as exc:
             if proc.poll() is None:
                 log.warning("stub process of '%s' did not finalize: %s; killing it", name, exc)
@@ -187,6 +196,8 @@ def _end(proc: subprocess.Popen, channel: Channel, graceful: bool, name: str = "
         proc.kill()
         proc.wait()
     channel.close()
+    if mirror is not None:
+        mirror.release_all()
 
 
 class PythonProcessInstance(BackendInstance):

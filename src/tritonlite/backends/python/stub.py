@@ -12,7 +12,7 @@ Messages (tuples, see ``ipc.Channel``), tritonlite -> stub:
 ``("bls_result", response)`` / ``("bls_error", message)`` answering a BLS call;
 stub -> tritonlite: ``("ready", pid)`` / ``("init_error", TritonError)``, ``("results", list, times)`` /
 ``("raise", TritonError)``, ``("finalized",)`` and ``("bls", request, decoupled)`` while a model
-method runs.
+method runs; ``("metrics", ops)`` (custom metrics' changes, ``metrics_relay.py``) before an answer.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.backends.python.backend import PythonInstance, describe_exception
 from tritonlite.backends.python.cancel_flags import StubCancelFlags
 from tritonlite.backends.python.ipc import Channel, ChannelClosed, UnreadableMessage
+from tritonlite.backends.python.metrics_relay import JournalingMetrics
 from tritonlite.core.errors import TritonError, internal
 
 
@@ -41,8 +42,9 @@ class _Bls:
     threads take turns.
     """
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, metrics: JournalingMetrics | None = None) -> None:
         self.channel = channel
+        self.metrics = metrics
         self.lock = threading.Lock()
         self.active = False
 
@@ -59,9 +61,13 @@ class _Bls:
         return value
 
     def reply(self, message: Any) -> None:
-        """Send the answer to tritonlite once no BLS call is in flight; later calls are refused."""
+        """Send the answer to tritonlite once no BLS call is in flight; later calls are refused.
+        The custom metrics' changes go first."""
         with self.lock:
             self.active = False
+            ops = self.metrics.take() if self.metrics is not None else None
+            if ops:
+                self.channel.send(("metrics", ops))
             self.channel.send(message)
 
 
@@ -86,7 +92,9 @@ def serve(channel: Channel, cancel_flags: StubCancelFlags | None = None) -> None
     spec = dataclasses.replace(spec, config=mc.ModelConfig.FromString(spec.config))
     _configure_logging(log_level)
     sys.path.extend(entry for entry in sys_path if entry not in sys.path)
-    bls = _Bls(channel)
+    metrics = JournalingMetrics()
+    pb_utils._metrics = metrics
+    bls = _Bls(channel, metrics)
     pb_utils._bls_executor = bls
     bls.active = True
     try:

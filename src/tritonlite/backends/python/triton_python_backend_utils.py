@@ -381,9 +381,7 @@ def _instance_name() -> str:
 
 
 def _api_error(what: str, exc: _custom.CustomMetricError) -> TritonModelException:
-    return TritonModelException(
-        f"{what}: Failed to process the request for model '{_instance_name()}', message: {exc}"
-    )
+    return TritonModelException(f"{what}: Failed to process the request for model '{_instance_name()}', message: {exc}")
 
 
 class MetricFamily:
