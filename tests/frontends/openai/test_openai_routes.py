@@ -27,6 +27,11 @@ CHAT = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "
 # The example's chat template, rendered by hand: what the model is asked
 CHAT_PROMPT = "system: be brief\nuser: what does the keeper do\nassistant:"
 
+# Triton 2.51's generate_stream on the same model (captured from the reference server): the OpenAI
+# answers must be the same text
+TRITON_COMPLETION = ", the colour of the harbour. every night the keeper."  # PROMPT, 12 tokens
+TRITON_CHAT = ". it answers one word at a time, and"  # CHAT_PROMPT, 10 tokens
+
 # A copy of tiny_llm that names no tokenizer and no chat template
 PLAIN_CONFIG = (EXAMPLE / "tiny_llm" / "config.pbtxt").read_text().split("# tritonlite's OpenAI routes")[0]
 PLAIN_CONFIG = PLAIN_CONFIG.replace('name: "tiny_llm"', 'name: "plain_llm"')
@@ -116,7 +121,7 @@ def test_models_lists_every_ready_model(client, server):
 
 def test_completion_matches_generate_stream(client, server):
     expected = generate_stream_text(server, "tiny_llm", PROMPT, 12)
-    assert expected
+    assert expected == TRITON_COMPLETION
     answer = client.completions.create(model="tiny_llm", prompt=PROMPT, max_tokens=12)
     assert answer.object == "text_completion"
     assert answer.choices[0].text == expected
@@ -132,6 +137,7 @@ def test_completion_matches_generate_stream(client, server):
 
 def test_chat_matches_generate_stream(client, server):
     expected = generate_stream_text(server, "tiny_llm", CHAT_PROMPT, 10)
+    assert expected == TRITON_CHAT
     answer = client.chat.completions.create(model="tiny_llm", messages=CHAT, max_completion_tokens=10)
     assert answer.object == "chat.completion"
     assert answer.choices[0].message.role == "assistant"
