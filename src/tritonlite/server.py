@@ -193,7 +193,8 @@ async def _start_openai(router, options: ServerOptions) -> list[tuple[_UvicornSe
             options.openai_address, port,
         )  # fmt: skip
         return []
-    config = uvicorn.Config(build_openai_app(router), **uvicorn_options(options.openai_address, port))
+    app = restrict_api(build_openai_app(router), options.http_restrictions)  # no side door past --http-restricted-api
+    config = uvicorn.Config(app, **uvicorn_options(options.openai_address, port))
     started = await _start_uvicorn(config, "OpenAI frontend")
     log.info("Started OpenAI frontend at %s:%d", options.openai_address, port)
     return [started]

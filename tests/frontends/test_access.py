@@ -13,7 +13,7 @@ from tritonlite import cli
 from tritonlite.frontends import access
 from tritonlite.frontends.access import Restriction, parse_restrictions
 from tritonlite.frontends.grpc.restricted import GROUP_BY_METHOD
-from tritonlite.frontends.http.restricted import HeaderCheck, group_of_path
+from tritonlite.frontends.http.restricted import HeaderCheck, group_of_path, groups_of_path
 from tritonlite.protocol import grpc_service_pb2 as pb
 
 HTTP_FLAG = "--http-restricted-api"
@@ -167,6 +167,24 @@ HTTP_GROUPS = {
 @pytest.mark.parametrize(("path", "group"), HTTP_GROUPS.items())
 def test_http_path_groups_are_tritons(path, group):
     assert group_of_path(path) == group
+
+
+@pytest.mark.parametrize(
+    ("path", "groups"),
+    [
+        ("/v2/models/add_sub/infer", ("inference",)),
+        ("/status.json", ("model-repository", "metadata", "statistics")),  # the status page's data
+        ("/", ()),  # the page itself holds none
+        ("/v1/chat/completions", ("inference",)),  # the OpenAI routes, as Triton's OpenAI frontend groups them
+        ("/v1/completions", ("inference",)),
+        ("/v1/embeddings", ("inference",)),
+        ("/v1/models", ("model-repository",)),
+        ("/v1/models/tiny_llm", ("model-repository",)),
+        ("/v1/other", ()),
+    ],
+)
+def test_tritonlite_endpoints_need_the_groups_of_what_they_show(path, groups):
+    assert groups_of_path(path) == groups
 
 
 # Triton 2.51's group of each RPC (captured as above)

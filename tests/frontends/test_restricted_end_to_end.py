@@ -17,7 +17,7 @@ import requests
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from conftest import TEST_REPOSITORY
-from serverutil import RunningServer
+from serverutil import RunningServer, free_port
 from tritonclient.utils import InferenceServerException
 
 from tritonlite.frontends import access
@@ -62,6 +62,10 @@ HTTP_CALLS = [
     ("GET", "/v2/models/add_sub/trace/setting", None, "trace"),
     ("GET", "/v2/logging", None, "logging"),
     ("POST", "/v2/logging", b"{}", "logging"),
+    # tritonlite's own endpoints: the status snapshot, the OpenAI routes
+    ("GET", "/status.json", None, "model-repository"),
+    ("GET", "/v1/models", None, "model-repository"),
+    ("POST", "/v1/chat/completions", b"{}", "inference"),
     ("GET", "/v2/nothing", None, None),
     ("GET", "/v2/models/add_sub/versions/1/trace/setting", None, None),
 ]
@@ -96,7 +100,9 @@ def server(tmp_path_factory):
     shutil.copytree(TEST_REPOSITORY / "add_sub", repo / "add_sub")
     flags = [f"--http-restricted-api={group}:h-{group}=v" for group in access.GROUPS]
     flags += [f"--grpc-restricted-protocol={group}:g-{group}=v" for group in access.GROUPS]
-    running = RunningServer([repo], *flags)
+    openai_port = free_port()
+    running = RunningServer([repo], *flags, f"--openai-port={openai_port}")
+    running.openai_port = openai_port
     yield running
     running.stop()
 
@@ -236,6 +242,14 @@ def test_tritonclient_grpc_stream_and_infer_with_the_header(server):
             client.is_server_live()
     finally:
         client.close()
+
+
+def test_the_openai_port_follows_the_http_restrictions(server):
+    port = server.openai_port
+    answer = requests.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={}, timeout=10)
+    assert (answer.status_code, answer.text) == (403, refusal("inference"))
+    answer = requests.get(f"http://127.0.0.1:{port}/v1/models", headers=HTTP_HEADERS, timeout=10)
+    assert answer.status_code == 200
 
 
 def test_the_http_restriction_does_not_touch_grpc_headers_and_back(server, stub):

@@ -5,7 +5,10 @@ at the method, the model or the body: a restricted group answers 403 with
 ``{"error":"This API is restricted, expecting header 'KEY'"}`` (``text/plain``, as Triton's) to a
 request without ``KEY: VALUE``. Infer requests are checked by their exchange (``InferHeaders.of``
 asks ``HeaderCheck.allows``); every other path by ``RestrictedApi``, wrapped around the FastAPI
-application. Paths that are no Triton endpoint (404) belong to no group.
+application. Paths that are no Triton endpoint (404) belong to no group, but for tritonlite's own
+data endpoints: the status snapshot needs every restricted group among model-repository, metadata and
+statistics, and the OpenAI routes follow Triton's OpenAI frontend (completions, chat completions and
+embeddings are inference; ``/v1/models`` is model-repository).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from tritonlite.frontends import access
 from tritonlite.frontends.access import Restriction, Restrictions
 from tritonlite.frontends.http.errors import Headers, error_body
+from tritonlite.frontends.http.status_page import STATUS_PATH
 
 # Triton's own expressions (http_server.cc), matched against the whole path
 _MODEL = re.compile(
@@ -65,6 +69,23 @@ def group_of_path(path: str) -> str | None:
     return None
 
 
+_OPENAI_INFERENCE = frozenset(("/v1/completions", "/v1/chat/completions", "/v1/embeddings"))
+
+
+def groups_of_path(path: str) -> tuple[str, ...]:
+    """Every group a request for ``path`` must pass: Triton's one, or those of a tritonlite endpoint."""
+    group = group_of_path(path)
+    if group is not None:
+        return (group,)
+    if path == STATUS_PATH:  # models, their states and their statistics in one snapshot
+        return (access.MODEL_REPOSITORY, access.METADATA, access.STATISTICS)
+    if path in _OPENAI_INFERENCE:
+        return (access.INFERENCE,)
+    if path == "/v1/models" or path.startswith("/v1/models/"):
+        return (access.MODEL_REPOSITORY,)
+    return ()
+
+
 REFUSAL_HEADERS: Headers = [(b"content-type", b"text/plain")]
 
 
@@ -105,14 +126,14 @@ class RestrictedApi:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            group = group_of_path(scope["path"])
-            check = self.checks.get(group) if group is not None else None
-            if check is not None and not check.allows(scope["headers"]):
-                body = check.refusal
-                headers = [*REFUSAL_HEADERS, (b"content-length", str(len(body)).encode())]
-                await send({"type": "http.response.start", "status": 403, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
+            for group in groups_of_path(scope["path"]):
+                check = self.checks.get(group)
+                if check is not None and not check.allows(scope["headers"]):
+                    body = check.refusal
+                    headers = [*REFUSAL_HEADERS, (b"content-length", str(len(body)).encode())]
+                    await send({"type": "http.response.start", "status": 403, "headers": headers})
+                    await send({"type": "http.response.body", "body": body})
+                    return
         await self.app(scope, receive, send)
 
 
