@@ -163,6 +163,7 @@ class PythonInstance(BackendInstance):
         self.input_reshapes = {t.name: tensor_spec(t) for t in config.input if t.HasField("reshape")}
         self.output_reshapes = {t.name: tensor_spec(t) for t in config.output if t.HasField("reshape")}
         self.decoupled = config.model_transaction_policy.decoupled
+        self.metric_finalizers: list = []  # the custom metrics this instance's model made
         # in a stub process: whether the request at an index of the execute was cancelled (its
         # flag in memory shared with tritonlite); in-process the request itself says so
         self.cancel_flags: Callable[[int], bool] | None = None
@@ -179,7 +180,7 @@ class PythonInstance(BackendInstance):
         }
         initialize = getattr(self.model, "initialize", None)
         if initialize is not None:
-            pb_utils._context.instance_name = spec.instance_name
+            self._enter()
             try:
                 initialize(args)
             except Exception as exc:
@@ -187,7 +188,7 @@ class PythonInstance(BackendInstance):
 
     def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError | None]:
         started = time.perf_counter_ns()
-        pb_utils._context.instance_name = self.spec.instance_name  # named in custom metrics' errors
+        self._enter()
         pb_requests = [self._to_pb(request) for request in requests]
         flags = self.cancel_flags
         for index, (request, pb_request) in enumerate(zip(requests, pb_requests, strict=True)):
@@ -248,6 +249,11 @@ class PythonInstance(BackendInstance):
 
         return send
 
+    def _enter(self) -> None:
+        """This thread runs this instance now: custom metrics name it in errors and belong to it."""
+        pb_utils._context.instance_name = self.spec.instance_name
+        pb_utils._context.finalizers = self.metric_finalizers
+
     def is_ready(self) -> bool:
         """The model's own ``is_ready()`` when it has one (as newer Triton python backends ask it);
         one that raises is not ready."""
@@ -267,6 +273,9 @@ class PythonInstance(BackendInstance):
                 finalize()
             except Exception:
                 log.exception("finalize of model '%s' failed", self.spec.model_name)
+        for release in reversed(self.metric_finalizers):  # metrics before their families
+            release()
+        self.metric_finalizers.clear()
 
     def _to_pb(self, request: InferRequest) -> pb_utils.InferenceRequest:
         reshapes, batched = self.input_reshapes, self.batched

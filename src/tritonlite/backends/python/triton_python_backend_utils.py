@@ -230,6 +230,11 @@ class InferenceResponse:
         self._error = error
         if isinstance(parameters, str):
             parameters = json.loads(parameters) if parameters else {}
+        for key, value in (parameters or {}).items():  # what the response's wire parameters can carry
+            if not isinstance(key, str):
+                raise TypeError(f"Expect parameters keys to have type str, found type {type(key)}")
+            if not isinstance(value, bool | int | str):
+                raise TypeError(f"Expect parameters values to have type bool/int/str, found type {type(value)}")
         self._parameters = parameters or {}
 
     def output_tensors(self) -> list[Tensor]:
@@ -380,6 +385,17 @@ def _instance_name() -> str:
     return getattr(_context, "instance_name", "")
 
 
+def _owned(finalizer: weakref.finalize) -> None:
+    """Let the instance running on this thread release the metric when it stops (as Triton drops
+    a model's metrics with its stub); the garbage collector does otherwise."""
+    owned = getattr(_context, "finalizers", None)
+    if owned is None:
+        return
+    if len(owned) >= 64 and len(owned) & (len(owned) - 1) == 0:  # forget released ones now and then
+        owned[:] = [f for f in owned if f.alive]
+    owned.append(finalizer)
+
+
 def _api_error(what: str, exc: _custom.CustomMetricError) -> TritonModelException:
     return TritonModelException(f"{what}: Failed to process the request for model '{_instance_name()}', message: {exc}")
 
@@ -405,7 +421,7 @@ class MetricFamily:
         except _custom.CustomMetricError as exc:
             raise _api_error("Error when creating MetricFamily", exc) from None
         self._registry = registry
-        weakref.finalize(self, registry.release_family, self._family)
+        _owned(weakref.finalize(self, registry.release_family, self._family))
 
     def Metric(self, labels: dict[str, str] | None = None, buckets: list[float] | None = None) -> Metric:  # noqa: N802 (Triton's name)
         return Metric(self, labels, buckets)
@@ -431,7 +447,7 @@ class Metric:
         except _custom.CustomMetricError as exc:
             raise _api_error("Error when creating Metric", exc) from None
         self._registry = registry
-        weakref.finalize(self, registry.release_metric, family._family, self._series)
+        _owned(weakref.finalize(self, registry.release_metric, family._family, self._series))
 
     def increment(self, value: float) -> None:
         try:
