@@ -217,3 +217,18 @@ def test_header_check_as_triton_matches():
     assert not check.allows([])
     assert not check.allows([(b"infer-key", b"x"), (b"infer-key", b"Secret")])  # the first one decides
     assert check.allows([(b"infer-key", b"Secret"), (b"infer-key", b"x")])
+
+
+def test_plain_request_path_reads_the_inference_header():
+    from tritonlite.frontends.http.plain_request import parse_head
+    from tritonlite.frontends.http.targets import InferTargets
+
+    guard = HeaderCheck.of(Restriction("Infer-Key", "s"))
+    head = b"POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nInfer-Key: s\r\nContent-Length: 2"
+    parsed = parse_head(head, InferTargets(), guard)
+    assert parsed is not None and parsed.headers.allowed  # an allowed client keeps the fast path
+    assert parse_head(head.replace(b"Key: s", b"Key: t"), InferTargets(), guard).headers.allowed is False
+    bare = b"POST /v2/models/m/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 2"
+    assert parse_head(bare, InferTargets(), guard).headers.allowed is False
+    assert parse_head(bare, InferTargets()).headers.allowed  # nothing restricted
+    assert parse_head(head, InferTargets()) is None  # unrestricted, the header is no plain one: httptools reads it

@@ -168,7 +168,7 @@ def test_http_infer_is_checked_on_both_request_paths(server):
     refused = _plain_infer(server)  # plain path
     assert refused.startswith(b"HTTP/1.1 403 ")
     assert refused.endswith(refusal("inference").encode())
-    served = _plain_infer(server, b"h-inference: v\r\n")  # a header the plain path leaves to httptools
+    served = _plain_infer(server, b"h-inference: v\r\n")  # the plain path reads this header too
     assert served.startswith(b"HTTP/1.1 200 ")
     assert b'"OUTPUT0"' in served
 

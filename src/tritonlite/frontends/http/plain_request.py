@@ -7,8 +7,8 @@ connection hands the request to the same ``InferExchange`` that httptools' path 
 skipping a dozen parser callbacks. Anything else is left to httptools (nothing is consumed):
 
 - ``POST /v2/models/{m}[/versions/{v}]/infer HTTP/1.1``, no query, no escapes;
-- only the headers in ``PLAIN_HEADERS``, each once, with a Content-Length (no chunked body, no
-  ``Expect``, no upgrade);
+- only the headers in ``PLAIN_HEADERS`` and the one ``--http-restricted-api=inference`` names, each
+  once, with a Content-Length (no chunked body, no ``Expect``, no upgrade);
 - a Content-Length that the read's bytes match exactly (nothing pipelined behind).
 """
 
@@ -68,7 +68,8 @@ def parse_head(head: bytes, targets: InferTargets, guard: HeaderCheck | None = N
         if _VALUE.fullmatch(value) is None:
             return None
         name = name.lower()
-        if name not in PLAIN_HEADERS or any(name == seen for seen, _ in headers):
+        plain = name in PLAIN_HEADERS or (guard is not None and name == guard.name)
+        if not plain or any(name == seen for seen, _ in headers):
             return None
         if name == b"content-length":
             if _DIGITS.fullmatch(value) is None:
