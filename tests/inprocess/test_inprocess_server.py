@@ -3,6 +3,7 @@ repository index, explicit load and unload, startup failures, two servers in one
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -164,4 +165,15 @@ def test_two_servers_in_one_process(repository, tmp_path):
         assert add_sub(second) == [2, 4, 6, 8]
     finally:
         second.stop()
+    assert threads_settle(before) == set()
+
+
+def test_a_model_outlives_its_server_object_and_the_last_reference_stops_it(repository):
+    before = set(threading.enumerate())
+    model = tritonlite.Server(model_repository=repository).start().model("add_sub")
+    gc.collect()
+    (response,) = model.infer(inputs={"INPUT0": A, "INPUT1": A})
+    assert np.asarray(response.outputs["OUTPUT0"]).tolist() == [2, 4, 6, 8]
+    del model, response
+    gc.collect()
     assert threads_settle(before) == set()

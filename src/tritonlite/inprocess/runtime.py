@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -23,6 +24,9 @@ class Runtime:
         self.engine = engine
         self.dispatcher = Dispatcher(engine)
         self.stopped = False
+        # stops the engine once: on stop(), when nothing refers to this runtime any more (its Server
+        # and every Model of it gone), or at interpreter exit (the loop thread is a daemon)
+        self._stop_once = weakref.finalize(self, _stop, thread, engine, self.dispatcher)
 
     @classmethod
     def start(cls, options: EngineOptions, exit_on_error: bool) -> Runtime:
@@ -87,21 +91,26 @@ class Runtime:
 
     def stop(self) -> None:
         """Stop the engine (models finalized), answer what is left, end the loop thread."""
-        if self.stopped:
-            return
         self.stopped = True
         try:
-            self.thread.run(self._stop_engine())
+            self._stop_once()
         except CoreTritonError as exc:
             raise public_error(exc) from None
-        finally:
-            self.thread.close()
 
-    async def _stop_engine(self) -> None:
+
+def _stop(thread: LoopThread, engine: Engine, dispatcher: Dispatcher) -> None:
+    """Stop the engine on its loop, answer every request still open, then end the loop thread."""
+
+    async def stop_engine() -> None:
         try:
-            await self.engine.stop()
+            await engine.stop()
         finally:
-            self.dispatcher.stop()
+            dispatcher.stop()
+
+    try:
+        thread.run(stop_engine())
+    finally:
+        thread.close()
 
 
 async def _start_engine(options: EngineOptions, exit_on_error: bool) -> Engine:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-import weakref
 from typing import Any
 
 from tritonlite.inprocess.errors import InvalidArgumentError, UnavailableError
@@ -42,13 +41,13 @@ class Server:
 
     The engine runs on an event loop in a background thread; every method may be called from any
     thread, including one running its own event loop. ``stop()`` unloads the models and ends that
-    thread; a server left running is stopped when the interpreter exits.
+    thread; a server left running stops once neither it nor any of its Model objects is referenced,
+    or when the interpreter exits.
     """
 
     def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
         self.options = options if options is not None else Options(**kwargs)
         self._runtime: Runtime | None = None
-        self._finalizer: weakref.finalize | None = None
 
     def start(
         self, wait_until_ready: bool = False, polling_interval: float = 0.1, timeout: float | None = None
@@ -56,10 +55,7 @@ class Server:
         """Load the repository's models (as the model control mode says) and start serving."""
         if self._runtime is not None:
             raise InvalidArgumentError("Server already started")
-        runtime = Runtime.start(self.options.engine_options(), self.options.exit_on_error)
-        self._runtime = runtime
-        # a server nobody stopped stops at exit (its thread is a daemon): models are finalized
-        self._finalizer = weakref.finalize(self, runtime.stop)
+        self._runtime = Runtime.start(self.options.engine_options(), self.options.exit_on_error)
         if wait_until_ready:
             deadline = None if timeout is None else time.monotonic() + timeout
             while not self.ready():
@@ -73,9 +69,6 @@ class Server:
         """Stop serving and unload every model; the server can be started again."""
         runtime = self._started()
         self._runtime = None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
         runtime.stop()
 
     def __enter__(self) -> Server:
