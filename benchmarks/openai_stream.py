@@ -1,0 +1,185 @@
+"""Streaming tokens through tritonlite's OpenAI route and generate_stream, against the same model in process
+and Triton 2.51's generate_stream.
+
+    .venv/bin/python benchmarks/openai_stream.py [--tokens 200] [--requests 20] [--no-triton]
+
+The model is examples/llm_repository's tiny_llm (a decoupled python model: one response per word,
+greedy, so every request produces exactly ``--tokens`` words). One request at a time, each path
+after 3 warm-up requests; per request: time to first token (TTFT, from sending the request to the
+first event carrying text) and tokens/s (tokens over the whole request). Paths:
+
+- ``in-process``: ``Engine.infer_stream`` in this process (no HTTP): the floor of the server's own work;
+- ``tritonlite chat``: ``POST /v1/chat/completions`` with ``stream: true`` on the HTTP port;
+- ``tritonlite generate_stream``: ``POST /v2/models/tiny_llm/generate_stream``;
+- ``triton generate_stream``: the same request to the real Triton (skipped when it is not installed;
+  see benchmarks/reference.py).
+
+The HTTP clients are ``http.client`` reading the event stream line by line, the same for every
+server. Writes benchmarks/results/openai_stream.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare import launch, stop  # noqa: E402
+from reference import triton_command  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+REPOSITORY = ROOT / "examples" / "llm_repository"
+RESULTS = ROOT / "benchmarks" / "results"
+MODEL = "tiny_llm"
+PROMPT = "tell me about the keeper and the sea"
+CHAT_PROMPT = f"user: {PROMPT}\nassistant:"  # the model's chat template, rendered
+WARMUP = 3
+PORTS = (18100, 18101, 18102)  # tritonlite; Triton gets 18000-18002
+
+
+def _sampling(tokens: int) -> str:
+    return json.dumps({"max_tokens": tokens})
+
+
+def sse_request(port: int, path: str, body: dict, text_key: str) -> tuple[float, float, int]:
+    """One streamed request: (seconds to the first text event, seconds in all, text events)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    payload = json.dumps(body).encode()
+    began = time.perf_counter()
+    connection.request("POST", path, payload, {"Content-Type": "application/json"})
+    answer = connection.getresponse()
+    if answer.status != 200:
+        raise RuntimeError(f"{path}: {answer.status} {answer.read()[:300]!r}")
+    first = None
+    events = 0
+    while True:
+        line = answer.readline()
+        if not line:
+            break
+        if not line.startswith(b"data: ") or line.startswith(b"data: [DONE]"):
+            continue
+        if text_key.encode() in line and b'"' + text_key.encode() + b'":""' not in line:
+            events += 1
+            if first is None:
+                first = time.perf_counter() - began
+    total = time.perf_counter() - began
+    connection.close()
+    return first or total, total, events
+
+
+def chat_body(tokens: int) -> dict:
+    return {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": tokens, "stream": True}
+
+
+def generate_body(tokens: int) -> dict:
+    return {"text_input": CHAT_PROMPT, "stream": True, "exclude_input_in_output": True,
+            "sampling_parameters": _sampling(tokens)}  # fmt: skip
+
+
+def summarize(name: str, runs: list[tuple[float, float, int]], tokens: int) -> dict:
+    counts = {events for _, _, events in runs}
+    if counts != {tokens}:
+        raise RuntimeError(f"{name}: expected {tokens} text events per request, saw {sorted(counts)}")
+    return {
+        "path": name,
+        "ttft_ms": statistics.median(first for first, _, _ in runs) * 1000,
+        "tokens_per_s": statistics.median(tokens / total for _, total, _ in runs),
+        "requests": len(runs),
+    }
+
+
+def over_http(name: str, port: int, path: str, body: dict, key: str, tokens: int, requests: int) -> dict:
+    for _ in range(WARMUP):
+        sse_request(port, path, body, key)
+    return summarize(name, [sse_request(port, path, body, key) for _ in range(requests)], tokens)
+
+
+def in_process(tokens: int, requests: int) -> dict:
+    import numpy as np
+
+    from tritonlite.core.datatypes import bytes_array
+    from tritonlite.core.types import InferRequest, InferTensor
+    from tritonlite.engine import Engine, EngineOptions
+
+    def request() -> InferRequest:
+        core = InferRequest(MODEL)
+        core.inputs = [
+            InferTensor("text_input", "BYTES", [1], bytes_array([CHAT_PROMPT.encode()], [1])),
+            InferTensor("stream", "BOOL", [1], np.array([True])),
+            InferTensor("sampling_parameters", "BYTES", [1], bytes_array([_sampling(tokens).encode()], [1])),
+            InferTensor("exclude_input_in_output", "BOOL", [1], np.array([True])),
+        ]
+        return core
+
+    async def one(engine: Engine) -> tuple[float, float, int]:
+        began = time.perf_counter()
+        first = None
+        events = 0
+        async for response, _final in engine.infer_stream(request()):
+            if response is not None:
+                events += 1
+                if first is None:
+                    first = time.perf_counter() - began
+        return first or 0.0, time.perf_counter() - began, events
+
+    async def main() -> list[tuple[float, float, int]]:
+        engine = Engine(EngineOptions([REPOSITORY]))
+        await engine.start()
+        try:
+            for _ in range(WARMUP):
+                await one(engine)
+            return [await one(engine) for _ in range(requests)]
+        finally:
+            await engine.stop()
+
+    return summarize("in-process (Engine.infer_stream)", asyncio.run(main()), tokens)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--no-triton", action="store_true", help="skip the real Triton")
+    args = parser.parse_args()
+    tokens, requests = args.tokens, args.requests
+    rows = [in_process(tokens, requests)]
+    process, _ = launch("tritonlite", REPOSITORY, PORTS, ("-m", "tritonlite", "--openai-port=18103"))
+    try:
+        rows.append(over_http("tritonlite /v1/chat/completions", PORTS[0], "/v1/chat/completions", chat_body(tokens),
+                              "content", tokens, requests))  # fmt: skip
+        rows.append(over_http("tritonlite generate_stream", PORTS[0], f"/v2/models/{MODEL}/generate_stream",
+                              generate_body(tokens), "text_output", tokens, requests))  # fmt: skip
+    finally:
+        stop(process)
+    if not args.no_triton:
+        if triton_command() is None:
+            print("Triton not installed (see benchmarks/reference.py): its row is left out", file=sys.stderr)
+        else:
+            process, _ = launch("triton", REPOSITORY, (18000, 18001, 18002))
+            try:
+                rows.append(over_http("Triton 2.51 generate_stream", 18000, f"/v2/models/{MODEL}/generate_stream",
+                                      generate_body(tokens), "text_output", tokens, requests))  # fmt: skip
+            finally:
+                stop(process)
+    base = rows[0]["tokens_per_s"]
+    print(f"tiny_llm, {tokens} tokens per request, {requests} requests per path, one at a time\n")
+    print("| path | TTFT ms (median) | tokens/s (median) | tokens/s vs in-process |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['path']} | {row['ttft_ms']:.2f} | {row['tokens_per_s']:.0f} | {row['tokens_per_s'] / base:.2f} |"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "openai_stream.json").write_text(json.dumps({"tokens": tokens, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
