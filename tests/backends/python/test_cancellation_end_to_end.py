@@ -102,6 +102,15 @@ MODELS = {
 }
 
 
+ENSEMBLE = (
+    'platform: "ensemble"\nmax_batch_size: 0\n'
+    'input [{ name: "INPUT0" data_type: TYPE_FP32 dims: [ 1 ] }]\n'
+    'output [{ name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 1 ] }]\n'
+    'ensemble_scheduling { step [{ model_name: "direct" model_version: -1 '
+    'input_map { key: "INPUT0" value: "INPUT0" } output_map { key: "OUTPUT0" value: "OUTPUT0" } }] }\n'
+)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("cancellation")
@@ -109,6 +118,8 @@ def server(tmp_path_factory):
         (root / "repo" / name / "1").mkdir(parents=True)
         (root / "repo" / name / "1" / "model.py").write_text(code)
         (root / "repo" / name / "config.pbtxt").write_text(config)
+    (root / "repo" / "ensemble" / "1").mkdir(parents=True)
+    (root / "repo" / "ensemble" / "config.pbtxt").write_text(ENSEMBLE)
     marker = root / "marker.log"
     marker.touch()
     os.environ["TL_MARKER"] = str(marker)  # the server inherits it
@@ -256,4 +267,35 @@ def test_closed_grpc_stream_cancels_a_running_plain_request(server):
     wait_for(lambda: "in-stream" in seen_by(server, "direct"))
     assert seen_by(server, "direct")["in-stream"] is True
     wait_for(lambda: canceled(server, "direct") == before + 1)
+    settled(server, "direct")
+
+
+def test_sse_client_gone_cancels_a_decoupled_request(server):
+    before = canceled(server, "stream")
+    body = json.dumps({"id": "sse", "INPUT0": [1.0]}).encode()
+    host, port = server.http.split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /v2/models/stream/generate_stream HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        received = b""
+        while received.count(b"data: ") < 2:
+            received += sock.recv(65536)
+    wait_for(lambda: any(row[0] == "stream" and row[1] == "sse" for row in markers(server)))
+    row = next(row for row in markers(server) if row[0] == "stream" and row[1] == "sse")
+    assert row[2][1] is True  # the sender saw the cancellation, long before its 500 responses
+    wait_for(lambda: canceled(server, "stream") == before + 1)
+    settled(server, "stream")
+
+
+def test_grpc_deadline_cancels_an_ensemble_step(server):
+    client = grpcclient.InferenceServerClient(server.grpc)
+    before = canceled(server, "ensemble"), canceled(server, "direct")
+    with pytest.raises(Exception, match="Deadline"):
+        client.infer("ensemble", [grpc_input(5.0)], request_id="through-ensemble", client_timeout=0.5)
+    wait_for(lambda: "through-ensemble" in seen_by(server, "direct"))
+    assert seen_by(server, "direct")["through-ensemble"] is True
+    wait_for(lambda: (canceled(server, "ensemble"), canceled(server, "direct")) == (before[0] + 1, before[1] + 1))
     settled(server, "direct")
