@@ -9,10 +9,10 @@ TRITON_COMPATIBLE_VERSION = "2.51.0"
 # the in-process API (tritonlite.inprocess), importable from here: tritonlite.Server, ...
 _INPROCESS = frozenset({
     "AlreadyExistsError", "AsyncResponseIterator", "CancelledError", "DataType", "InferenceRequest",
-    "InferenceResponse", "InternalError", "InvalidArgumentError", "MemoryType", "Model", "ModelBatchFlag",
-    "ModelControlMode", "ModelDictionary", "ModelTxnPropertyFlag", "NotFoundError", "Options", "RateLimitMode",
-    "RateLimiterResource", "ResponseIterator", "Server", "Tensor", "TritonError", "UnavailableError",
-    "UnknownError", "UnsupportedError",
+    "InferenceResponse", "InternalError", "InvalidArgumentError", "KServeGrpc", "KServeHttp", "MemoryType",
+    "Model", "ModelBatchFlag", "ModelControlMode", "ModelDictionary", "ModelTxnPropertyFlag", "NotFoundError",
+    "Options", "RateLimitMode", "RateLimiterResource", "ResponseIterator", "Server", "Tensor", "TritonError",
+    "UnavailableError", "UnknownError", "UnsupportedError",
 })  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from tritonlite.inprocess.errors import (
     UnknownError,
     UnsupportedError,
 )
+from tritonlite.inprocess.frontends import KServeGrpc, KServeHttp
 from tritonlite.inprocess.model import Model, ModelBatchFlag, ModelTxnPropertyFlag
 from tritonlite.inprocess.options import ModelControlMode, Options, RateLimiterResource, RateLimitMode
 from tritonlite.inprocess.request import InferenceRequest
@@ -29,6 +30,8 @@ __all__ = [
     "InferenceResponse",
     "InternalError",
     "InvalidArgumentError",
+    "KServeGrpc",
+    "KServeHttp",
     "MemoryType",
     "Model",
     "ModelBatchFlag",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -15,6 +17,18 @@ from tritonlite.inprocess.loop_thread import LoopThread
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
+
+class Service(ABC):
+    """Something served on the engine's loop beside it (an HTTP or gRPC endpoint), closed before it stops."""
+
+    @abstractmethod
+    async def open(self, engine: Engine) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
 
 class Runtime:
     """The engine on its own loop thread, from ``start`` to ``stop``."""
@@ -24,9 +38,10 @@ class Runtime:
         self.engine = engine
         self.dispatcher = Dispatcher(engine)
         self.stopped = False
+        self.services: set[Service] = set()
         # stops the engine once: on stop(), when nothing refers to this runtime any more (its Server
         # and every Model of it gone), or at interpreter exit (the loop thread is a daemon)
-        self._stop_once = weakref.finalize(self, _stop, thread, engine, self.dispatcher)
+        self._stop_once = weakref.finalize(self, _stop, thread, engine, self.dispatcher, self.services)
 
     @classmethod
     def start(cls, options: EngineOptions, exit_on_error: bool) -> Runtime:
@@ -89,6 +104,15 @@ class Runtime:
         except RuntimeError:  # stopped: the ticket was answered already
             pass
 
+    def open_service(self, service: Service) -> None:
+        self.run(service.open(self.engine))
+        self.services.add(service)
+
+    def close_service(self, service: Service) -> None:
+        if service in self.services:
+            self.services.discard(service)
+            self.run(service.close())
+
     def stop(self) -> None:
         """Stop the engine (models finalized), answer what is left, end the loop thread."""
         self.stopped = True
@@ -98,10 +122,17 @@ class Runtime:
             raise public_error(exc) from None
 
 
-def _stop(thread: LoopThread, engine: Engine, dispatcher: Dispatcher) -> None:
-    """Stop the engine on its loop, answer every request still open, then end the loop thread."""
+def _stop(thread: LoopThread, engine: Engine, dispatcher: Dispatcher, services: set[Service]) -> None:
+    """Close the services, stop the engine on its loop, answer every request still open, then end
+    the loop thread."""
 
     async def stop_engine() -> None:
+        for service in list(services):
+            try:
+                await service.close()
+            except Exception:  # one endpoint failing to close must not keep the engine running
+                log.exception("closing an in-process endpoint failed")
+        services.clear()
         try:
             await engine.stop()
         finally:
