@@ -132,6 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     _bool_flag(parser, "--strict-readiness", True, "server is ready only when every model is ready")
     parser.add_argument("--exit-timeout-secs", type=float, default=30.0)
     parser.add_argument(
+        "--model-execute-timeout-secs",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="fail an execute still running after this long (503/UNAVAILABLE) and restart its instance "
+        "(0: no limit; a model's TRITONLITE_EXECUTE_TIMEOUT_MS parameter overrides it)",
+    )
+    parser.add_argument(
+        "--python-instance-mode",
+        choices=("thread", "process"),
+        default=None,
+        help="run every python model's instances in threads of the server or in processes of their own, "
+        "unless its config's TRITONLITE_INSTANCE_MODE says (decoupled models: threads only). Default: thread",
+    )
+    parser.add_argument(
         "--rate-limit",
         default="off",
         metavar="off|execution_count",
@@ -296,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         backend_settings = parse_backend_config(args.backend_config)
+        if args.python_instance_mode:
+            backend_settings.setdefault("python", {})["instance-mode"] = args.python_instance_mode
         trace_values = list(args.trace_config)
         trace_values += [f"level={level}" for level in args.trace_level]
         if args.trace_file:
@@ -352,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         strict_model_config=args.strict_model_config,
         strict_readiness=args.strict_readiness,
         exit_timeout_secs=args.exit_timeout_secs,
+        execute_timeout_secs=args.model_execute_timeout_secs,
         exit_on_error=args.exit_on_error,
         rate_limit=args.rate_limit,
         rate_limit_resources=args.rate_limit_resource,

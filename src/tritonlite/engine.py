@@ -64,6 +64,8 @@ class EngineOptions:
     poll_seconds: float = 15.0
     load_threads: int = 4
     exit_timeout: float = 30.0
+    # --model-execute-timeout-secs: the watchdog's limit on one execute of every model (0: none)
+    execute_timeout: float = 0.0
     cache_bytes: int | None = None
     metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
     extensions: list[str] = field(default_factory=lambda: list(EXTENSIONS))
@@ -91,6 +93,7 @@ class Engine:
             options.load_threads,
         )
         self.models.unload_timeout = options.exit_timeout
+        self.models.execute_timeout_s = options.execute_timeout
         self.cache = ResponseCache(options.cache_bytes) if options.cache_bytes else None
         self.models.response_cache = self.cache
         self.models.list_unloaded = options.model_control_mode == "explicit"
@@ -147,7 +150,9 @@ class Engine:
             except Exception:
                 log.exception("polling the model repository failed")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float | None = None) -> bool:
+        """Stop serving and release the models, within ``timeout`` seconds (None: no limit); returns
+        whether every model stopped in time (the instances of those that did not were abandoned)."""
         self.accepting = False
         if self._poller is not None:
             self._poller.cancel()
@@ -156,9 +161,10 @@ class Engine:
         self.shared_memory.close()
         if self._override_root is not None:
             shutil.rmtree(self._override_root, ignore_errors=True)
-        await self.models.shutdown()
+        clean = await self.models.shutdown(timeout)
         self.tracer.flush()
         self.live = False
+        return clean
 
     # --- model repository extension ------------------------------------------------------------
 

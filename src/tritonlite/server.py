@@ -52,6 +52,7 @@ class ServerOptions:
     strict_model_config: bool = False
     strict_readiness: bool = True
     exit_timeout_secs: float = 30.0
+    execute_timeout_secs: float = 0.0  # --model-execute-timeout-secs: the watchdog's limit (0: none)
     exit_on_error: bool = True
     rate_limit: str = "off"
     rate_limit_resources: list[str] = field(default_factory=list)
@@ -200,8 +201,13 @@ async def _start_openai(router, options: ServerOptions) -> list[tuple[_UvicornSe
     return [started]
 
 
-async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> int:
-    """Load the repository, open the endpoints, serve until stopped. Returns an exit code."""
+async def serve(options: ServerOptions, stop: asyncio.Event | None = None, *, exit_when_stuck: bool = False) -> int:
+    """Load the repository, open the endpoints, serve until stopped. Returns an exit code.
+
+    ``exit_when_stuck``: when the shutdown had to abandon model code still running at the exit
+    timeout, end the process here (``os._exit``) instead of returning: the abandoned threads may
+    be ones that interpreter exit joins (executor threads), and would keep it alive forever.
+    """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -224,6 +230,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
                 poll_seconds=options.poll_seconds,
                 load_threads=options.load_threads,
                 exit_timeout=options.exit_timeout_secs,
+                execute_timeout=options.execute_timeout_secs,
                 cache_bytes=options.cache_bytes,
                 metrics_config=options.metrics_config,
                 cpu_fallback_for_gpu_instances=options.cpu_fallback_for_gpu_instances,
@@ -334,24 +341,61 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None) -> in
     await stop.wait()
     log.info("Received a stop signal, shutting down")
     try:
-        await _shutdown(engine, grpc_server, servers, options.exit_timeout_secs)
+        clean = await _shutdown(engine, grpc_server, servers, options.exit_timeout_secs)
     except Exception:
         log.exception("shutdown did not complete cleanly")
         return 1
-    return 0
+    if clean:
+        return 0
+    # Triton's last words when its exit timeout expires (and its exit status)
+    log.error("failed to stop server: Internal - Exit timeout expired. Exiting immediately.")
+    if exit_when_stuck:
+        _exit_now(1)
+    return 1
 
 
-async def _shutdown(engine: Engine, grpc_server, servers, timeout: float) -> None:
+# After the exit timeout: how long the abandoned requests' errors may take to reach their clients,
+# and the idle instances to finalize.
+SHUTDOWN_GRACE_S = 1.0
+
+
+async def _shutdown(engine: Engine, grpc_server, servers, timeout: float) -> bool:
+    """Stop as Triton does: no new requests; those in flight get until ``timeout`` to finish; then
+    the instances still executing are abandoned (their requests answered with an error, process
+    instances killed) and the models unloaded. Returns False when work had to be abandoned."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     engine.accepting = False
     for server, _ in servers:
         server.should_exit = True
-    if grpc_server is not None:
-        await grpc_server.stop(grace=min(timeout, 5.0))
-    for _, task in servers:
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, timeout=timeout)
-    await engine.stop()
+    stopping = [task for _, task in servers]
+    if grpc_server is not None:  # RPCs still running at the grace's end are cancelled
+        stopping.append(asyncio.ensure_future(grpc_server.stop(grace=timeout + SHUTDOWN_GRACE_S)))
+    clean = await engine.models.wait_idle(timeout)
+    if not clean:
+        abandoned = engine.models.abandon_busy()
+        log.error("exit timeout expired: %d model instance(s) still executing are abandoned", abandoned)
+        await engine.models.wait_idle(SHUTDOWN_GRACE_S)
+    # the frontends end once their last answers are out
+    left = max(deadline - loop.time(), 0.0) + SHUTDOWN_GRACE_S
+    if stopping:
+        _, late = await asyncio.wait(stopping, timeout=left)
+        for task in late:
+            task.cancel()
+    clean = await engine.stop(max(deadline - loop.time(), SHUTDOWN_GRACE_S)) and clean
     log.info("tritonlite stopped")
+    return clean
+
+
+def _exit_now(code: int) -> None:
+    """End the process at once, its output flushed (no interpreter shutdown: see ``serve``)."""
+    import os
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def run(options: ServerOptions) -> int:
@@ -369,5 +413,5 @@ def run(options: ServerOptions) -> int:
         if os.environ.get("TRITONLITE_LOOP") == "asyncio":
             raise ImportError
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        return asyncio.run(serve(options))
-    return uvloop.run(serve(options))
+        return asyncio.run(serve(options, exit_when_stuck=True))
+    return uvloop.run(serve(options, exit_when_stuck=True))

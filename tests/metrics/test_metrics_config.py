@@ -223,7 +223,7 @@ def test_summaries_match_triton(tmp_path):
     theirs, their_samples = triton("summary_and_histogram")
     # every family Triton shows (minus the pinned memory/CPU/GPU ones that depend on the machine) is here,
     # with Triton's HELP, TYPE and label names, and nothing more but the load times of newer releases
-    assert without_gpu_families(families) == set(theirs) | {"nv_model_load_duration_secs"}
+    assert without_gpu_families(families) == set(theirs) | {"nv_model_load_duration_secs", "nv_model_instance_restarts"}
     for name, described in theirs.items():
         assert families[name] == described, name
         assert label_names(samples, name) == label_names(their_samples, name), name
@@ -256,7 +256,7 @@ def test_custom_quantiles_and_no_latency_counters_match_triton(tmp_path):
     _, after = scrape_after_workload(tmp_path, "custom_quantiles_no_counters")
     families, samples = parse(after)
     theirs, their_samples = triton("custom_quantiles_no_counters")
-    assert without_gpu_families(families) == set(theirs) | {"nv_model_load_duration_secs"}
+    assert without_gpu_families(families) == set(theirs) | {"nv_model_load_duration_secs", "nv_model_instance_restarts"}
     assert not [name for name in families if name.endswith("_duration_us") or name.endswith("_per_model")
                 and not name.endswith("summary_per_model")]  # fmt: skip
     for family in SUMMARIES:

@@ -62,10 +62,6 @@ class BackendInstance(ABC):
         """Whether the model says it can serve (asked on the event loop by readiness probes: cheap)."""
         return True
 
-    def is_ready(self) -> bool:
-        """Whether the model says it can serve (asked on the event loop by readiness probes: cheap)."""
-        return True
-
     def kill(self) -> bool:
         """End the instance now, from any thread, without its finalize (it hung, or the server
         gives up on it). True when that frees the instance's thread (a process instance kills its

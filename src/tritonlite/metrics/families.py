@@ -2,7 +2,8 @@
 
 Names, HELP texts, types and label names are Triton 2.51's (captured from the reference
 server; see tests/reference_data), but for ``nv_model_load_duration_secs`` and
-``nv_inference_first_response_histogram_ms``, which follow newer releases' documentation.
+``nv_inference_first_response_histogram_ms``, which follow newer releases' documentation, and
+``nv_model_instance_restarts``, tritonlite's own (Triton has no such counter).
 Counters carry no ``_total`` suffix, as in Triton, so the exposition is written here rather than
 through prometheus-client's counter classes, which would rename them; histogram ``le`` values are
 written as prometheus-cpp writes numbers (``100``, not ``100.0``). Nothing is counted on the
@@ -109,6 +110,7 @@ def render(
     elif config.counter_latencies:
         lines += _cache_model_lines(engine)
     lines += _load_time_lines(engine)
+    lines += _restart_lines(versions)
     lines += [
         "# HELP nv_pinned_memory_pool_total_bytes Pinned memory pool total memory size, in bytes",
         "# TYPE nv_pinned_memory_pool_total_bytes gauge",
@@ -157,6 +159,18 @@ def _load_time_lines(engine: Engine) -> list[str]:
     for name, model in models:
         labels = _labels({"model": name, "version": model.version_str})
         lines.append(f"nv_model_load_duration_secs{labels} {_number(model.load_seconds)}")
+    return lines
+
+
+def _restart_lines(versions: list[tuple[str, str, ModelStats]]) -> list[str]:
+    """``nv_model_instance_restarts``: instances started again after they hung or died (tritonlite's own)."""
+    if not versions:
+        return []
+    lines = ["# HELP nv_model_instance_restarts Number of model instances restarted after they hung or died",
+             "# TYPE nv_model_instance_restarts counter"]  # fmt: skip
+    for model, version, stats in versions:
+        labels = _labels({"model": model, "version": version})
+        lines.append(f"nv_model_instance_restarts{labels} {stats.instance_restarts}")
     return lines
 
 

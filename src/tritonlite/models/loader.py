@@ -46,6 +46,9 @@ INLINE_PARAMETER = "TRITONLITE_EXECUTE_INLINE"
 
 # how often a version that is still loading says so
 PROGRESS_SECONDS = 5.0
+# config parameter: the watchdog's limit on one execute, in milliseconds (0: none); it overrides
+# the server's --model-execute-timeout-secs
+EXECUTE_TIMEOUT_PARAMETER = "TRITONLITE_EXECUTE_TIMEOUT_MS"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class LoadSettings:
     first_response_histograms: bool = False  # decoupled versions get a first-response histogram
     # --allow-cpu-fallback-for-gpu-instances: KIND_GPU groups load without a GPU (on the CPU)
     cpu_fallback_for_gpu_instances: bool = False
+    # --model-execute-timeout-secs: the watchdog's limit on one execute (0: none)
+    execute_timeout_s: float = 0.0
 
 
 @dataclass
@@ -139,6 +144,7 @@ async def load_version(model: ModelVersion, settings: LoadSettings, generation: 
         inline_mode = _check(model, backend)
         await _start_instances(model, backend, inline_mode, settings, generation, instances)
         model.limiter_keys = instances.limiter_keys
+        model.runners = instances.runners
         pool = InstancePool(instances.runners, settings.limiter, instances.limiter_keys)
         model.scheduler = create_scheduler(
             config, model.stats, runners=instances.runners, pool=pool, model_path=model.model_path
@@ -284,6 +290,24 @@ def _check(model: ModelVersion, backend: str) -> str:
     return inline_mode
 
 
+def execute_timeout(model: ModelVersion, settings: LoadSettings) -> float:
+    """The watchdog's limit on one execute, in seconds (0: none): the model's parameter, or the server's."""
+    assert model.config is not None
+    text = _string_parameter(model.config, EXECUTE_TIMEOUT_PARAMETER, "")
+    if not text:
+        return settings.execute_timeout_s
+    try:
+        milliseconds = float(text)
+    except ValueError:
+        milliseconds = -1.0
+    if not milliseconds >= 0:  # negative, or NaN
+        raise invalid_arg(
+            f"parameter {EXECUTE_TIMEOUT_PARAMETER} of model '{model.name}' must be a number of "
+            f"milliseconds (0 for no limit), got '{text}'"
+        )
+    return milliseconds / 1000
+
+
 def _check_python(model: ModelVersion, config: mc.ModelConfig) -> None:
     """A python model needs its model.py; a decoupled one runs on threads only."""
     model_file = model.model_path / model.version_str / config.default_model_filename
@@ -311,6 +335,8 @@ async def _start_instances(
     config = model.config
     assert config is not None
     limiter = settings.limiter
+    timeout_s = execute_timeout(model, settings)
+    on_restart = functools.partial(_count_restart, model)
     for group in config.instance_group:
         kind = _KIND_NAMES.get(group.kind, "CPU")
         devices = list(group.gpus) if group.kind == mc.ModelInstanceGroup.KIND_GPU and group.gpus else [0]
@@ -328,7 +354,9 @@ async def _start_instances(
                     device_id=device,
                     backend_settings=dict(settings.backend_settings.get(backend, {})),
                 )
-                runner = InstanceRunner(name, inline_mode)
+                runner = InstanceRunner(
+                    name, inline_mode, model_name=model.name, execute_timeout_s=timeout_s, on_restart=on_restart
+                )
                 instances.runners.append(runner)
                 # Triton's backends' line for each instance they start
                 log.info("TRITONBACKEND_ModelInstanceInitialize: %s (%s device %d)", name, kind, device)
@@ -338,6 +366,10 @@ async def _start_instances(
                     key = f"{model.name}/{model.version}/{name}#{generation}"
                     limiter.register(key, device, resources, priority)
                     instances.limiter_keys.append(key)
+
+
+def _count_restart(model: ModelVersion) -> None:
+    model.stats.instance_restarts += 1
 
 
 def _string_parameter(config: mc.ModelConfig, key: str, default: str) -> str:

@@ -102,9 +102,11 @@ class ModelManager:
         self.allow_symlinks_outside_repository = False
         # --allow-cpu-fallback-for-gpu-instances: KIND_GPU groups load on the CPU where there is no GPU
         self.cpu_fallback_for_gpu_instances = False
+        # --model-execute-timeout-secs: the watchdog's limit on one execute of every model (0: none)
+        self.execute_timeout_s = 0.0
         self._load_slots = asyncio.Semaphore(max(load_threads, 1))
         self._generation = 0
-        self._retiring: set[asyncio.Task] = set()
+        self._retiring: dict[asyncio.Task, list[ModelVersion]] = {}  # draining task -> its versions
 
     # --- lookup (the hot path) -----------------------------------------------------------------
 
@@ -128,7 +130,8 @@ class ModelManager:
         return not_found(f"Request for unknown model: '{name}' has no available versions")
 
     def is_ready(self, name: str, version: str = "") -> bool:
-        return (name, version) in self._serving
+        found = self._serving.get((name, version))
+        return found is not None and found.healthy
 
     def all_ready(self) -> bool:
         return all(entry.state in (READY, UNLOADED) for entry in self.models.values())
@@ -273,6 +276,7 @@ class ModelManager:
             summary_quantiles=self.summary_quantiles,
             first_response_histograms=self.first_response_histograms,
             cpu_fallback_for_gpu_instances=self.cpu_fallback_for_gpu_instances,
+            execute_timeout_s=self.execute_timeout_s,
         )
 
     def dependents(self, name: str) -> list[str]:
@@ -289,8 +293,11 @@ class ModelManager:
 
     def _retire(self, versions: list[ModelVersion], reason: str = "") -> None:
         task = asyncio.get_running_loop().create_task(self._drain(versions, reason))
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        self._retiring[task] = versions
+        task.add_done_callback(self._forget_retired)
+
+    def _forget_retired(self, task: asyncio.Task) -> None:
+        self._retiring.pop(task, None)
 
     async def _drain(self, versions: list[ModelVersion], reason: str) -> None:
         """Wait (bounded) for in-flight requests of retired versions, then stop their instances."""
@@ -454,14 +461,74 @@ class ModelManager:
         if ready:
             self._serving[(entry.name, "")] = max(ready, key=lambda v: v.version)
 
-    async def shutdown(self) -> None:
+    def _all_versions(self) -> list[ModelVersion]:
+        """Every version, those still draining after a reload included."""
+        versions = [model for entry in self.models.values() for model in entry.versions.values()]
+        return versions + [model for retired in self._retiring.values() for model in retired]
+
+    def in_flight(self) -> int:
+        """Requests handed to a version and not answered yet (queued or executing)."""
+        return sum(model.stats.pending for model in self._all_versions())
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every request in flight to be answered; whether they were."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    def abandon_busy(self) -> int:
+        """Give up on every instance still executing (the exit timeout expired): its requests are
+        answered with an error, a process instance is killed. Returns how many were abandoned."""
+        count = 0
+        for model in self._all_versions():
+            for runner in model.runners:
+                if runner.busy:
+                    runner.abandon(_exit_timeout_error(model))
+                    count += 1
+        return count
+
+    async def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop every version, its instances finalized, within ``timeout`` seconds (None: no limit).
+        The instances of a version that has not stopped by then are abandoned (a process instance is
+        killed, a thread left behind). Returns whether everything stopped in time."""
         self._serving.clear()
-        await self.wait_retired()
-        for entry in self.models.values():
-            for model in entry.versions.values():
-                try:
-                    await stop_version(model, self.limiter)
-                except Exception:  # one model failing to stop must not stop the others
-                    log.exception("stopping '%s' version %s failed", model.name, model.version_str)
-                model.state = UNAVAILABLE
+        deadline = None if timeout is None else time.monotonic() + timeout
+        clean = True
+        if self._retiring:
+            _, late = await asyncio.wait(list(self._retiring), timeout=_left(deadline))
+            clean = not late
+        versions = self._all_versions()
+        stopping = {asyncio.ensure_future(self._stop_version(model)): model for model in versions}
+        if stopping:
+            _, late = await asyncio.wait(list(stopping), timeout=_left(deadline))
+            for task in late:
+                task.cancel()
+                model = stopping[task]
+                log.error("'%s' version %s did not stop within the exit timeout", model.name, model.version_str)
+                for runner in model.runners:
+                    runner.abandon(_exit_timeout_error(model))
+            clean = clean and not late
+        for model in versions:
+            model.state = UNAVAILABLE
         self.sources.close()  # after the models stopped: their files may be in the remote copies
+        return clean
+
+    async def _stop_version(self, model: ModelVersion) -> None:
+        try:
+            await stop_version(model, self.limiter)
+        except Exception:  # one model failing to stop must not stop the others
+            log.exception("stopping '%s' version %s failed", model.name, model.version_str)
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+
+def _exit_timeout_error(model: ModelVersion) -> TritonError:
+    return unavailable(
+        f"Exit timeout expired: the server stopped before model '{model.name}' version "
+        f"{model.version_str} finished executing the request"
+    )

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tritonlite.core.classification import classify
 from tritonlite.core.config_json import config_to_json
@@ -19,6 +19,9 @@ from tritonlite.models.submission import Submission
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.scheduling.base import Scheduler
 from tritonlite.statistics.model_stats import ModelStats
+
+if TYPE_CHECKING:
+    from tritonlite.scheduling.instance_runner import InstanceRunner
 
 READY = "READY"
 UNAVAILABLE = "UNAVAILABLE"
@@ -50,6 +53,7 @@ class ModelVersion:
         self.stats = ModelStats()
         self.cache = None  # core.response_cache.ResponseCache when response_cache is enabled
         self.limiter_keys: list[str] = []
+        self.runners: list[InstanceRunner] = []  # its instances (an ensemble has none)
         self._valid_keys: set = set()  # validation keys of requests that passed validation
         self.decoupled = False  # model_transaction_policy { decoupled: true }: zero or more responses
         self.ensemble = False  # platform "ensemble": the scheduler runs member models
@@ -67,6 +71,11 @@ class ModelVersion:
     @property
     def ready(self) -> bool:
         return self.state == READY
+
+    @property
+    def healthy(self) -> bool:
+        """Whether an instance can run its requests now (not all of them hung or dead, being replaced)."""
+        return not self.runners or any(runner.healthy for runner in self.runners)
 
     # -- one request, one response -------------------------------------------------------------
 

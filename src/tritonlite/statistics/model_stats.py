@@ -43,7 +43,7 @@ class ModelStats:
     __slots__ = (
         "success", "fail", "queue", "compute_input", "compute_infer", "compute_output",
         "cache_hit", "cache_miss", "inference_count", "execution_count", "last_inference_ms",
-        "batches", "failures", "pending", "summaries", "first_response",
+        "batches", "failures", "pending", "summaries", "first_response", "instance_restarts",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -61,6 +61,7 @@ class ModelStats:
         self.batches: dict[int, BatchStats] = {}
         self.failures = dict.fromkeys(FAILURE_REASONS, 0)
         self.pending = 0
+        self.instance_restarts = 0  # instances started again after they hung or died
         # statistics.summary.LatencySummaries with --metrics-config summary_latencies=true; they observe
         # what the counters add (in whole microseconds), so each summary's _sum is its counter's value
         self.summaries = None

@@ -303,7 +303,8 @@ def test_crash_fails_the_requests_in_flight_then_recovers(tmp_path, instances, t
     message = (
         "Failed to process the request(s) for model 'crashy_0_0', message: Stub process 'crashy_0_0' is not healthy."
     )
-    assert [(r.kind, r.message) for r in results] == [(ErrorKind.INTERNAL, message)] * 2
+    # UNAVAILABLE (Triton 2.51 answers INTERNAL): the request may be sent again once the instance restarted
+    assert [(r.kind, r.message) for r in results] == [(ErrorKind.UNAVAILABLE, message)] * 2
     assert instance.pid is None
     [response] = instance.execute([request([4.0])])  # a fresh stub, initialized again
     assert float(response.outputs[0].data[0]) == 8.0
@@ -645,7 +646,7 @@ def test_process_mode_through_the_server(tmp_path):
 
         first_pid = infer("crashy", [1.0]).json()["outputs"][1]["data"][0]
         crashed = infer("crashy", [-1.0])
-        assert crashed.status_code == 500
+        assert crashed.status_code == 503  # Triton 2.51: 500; UNAVAILABLE tells the client it may retry
         assert crashed.json() == {
             "error": "Failed to process the request(s) for model 'crashy_0', message: "
             "Stub process 'crashy_0' is not healthy."
