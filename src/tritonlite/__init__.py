@@ -10,8 +10,8 @@ TRITON_COMPATIBLE_VERSION = "2.51.0"
 _INPROCESS = frozenset({
     "AlreadyExistsError", "AsyncResponseIterator", "CancelledError", "DataType", "InferenceRequest",
     "InferenceResponse", "InternalError", "InvalidArgumentError", "KServeGrpc", "KServeHttp", "MemoryType",
-    "Model", "ModelBatchFlag", "ModelControlMode", "ModelDictionary", "ModelTxnPropertyFlag", "NotFoundError",
-    "Options", "RateLimitMode", "RateLimiterResource", "ResponseIterator", "Server", "Tensor", "TritonError",
+    "MetricFormat", "Model", "ModelBatchFlag", "ModelControlMode", "ModelDictionary", "ModelTxnPropertyFlag",
+    "NotFoundError", "Options", "RateLimitMode", "RateLimiterResource", "ResponseIterator", "Server", "Tensor", "TritonError",
     "UnavailableError", "UnknownError", "UnsupportedError",
 })  # fmt: skip
 

@@ -52,6 +52,9 @@ def test_start_serve_stop_leaves_no_thread(repository):
     assert metadata["name"] == "triton" and metadata["version"] == tritonlite.TRITON_COMPATIBLE_VERSION
     assert "model_repository" in metadata["extensions"]
     assert add_sub(server) == [2, 4, 6, 8]
+    metrics = server.metrics()
+    assert 'nv_inference_request_success{model="add_sub",version="1"} 1' in metrics
+    assert "# TYPE nv_cpu_utilization gauge" in metrics
     assert len(set(threading.enumerate()) - before) > 0
     server.stop()
     assert threads_settle(before) == set()

@@ -18,7 +18,7 @@ from tritonlite.inprocess.model import Model, ModelBatchFlag, ModelTxnPropertyFl
 from tritonlite.inprocess.options import ModelControlMode, Options, RateLimiterResource, RateLimitMode
 from tritonlite.inprocess.request import InferenceRequest
 from tritonlite.inprocess.response import AsyncResponseIterator, InferenceResponse, ResponseIterator
-from tritonlite.inprocess.server import ModelDictionary, Server
+from tritonlite.inprocess.server import MetricFormat, ModelDictionary, Server
 from tritonlite.inprocess.tensor import DataType, MemoryType, Tensor
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "KServeGrpc",
     "KServeHttp",
     "MemoryType",
+    "MetricFormat",
     "Model",
     "ModelBatchFlag",
     "ModelControlMode",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import enum
 import time
 from typing import Any
 
@@ -13,6 +14,12 @@ from tritonlite.inprocess.runtime import Runtime
 
 # states in which a version no longer serves (Triton's list; None: known to the repository only)
 _UNLOADED_STATES = (None, "UNAVAILABLE", "UNLOADING")
+
+
+class MetricFormat(enum.IntEnum):
+    """TRITONSERVER_MetricFormat."""
+
+    PROMETHEUS = 0
 
 
 class ModelDictionary(dict):
@@ -96,6 +103,16 @@ class Server:
     def metadata(self) -> dict[str, Any]:
         runtime = self._started()
         return runtime.call(runtime.engine.server_metadata)
+
+    def metrics(self, metric_format: MetricFormat = MetricFormat.PROMETHEUS) -> str:
+        """The metrics endpoint's exposition (Prometheus text): the model families and CPU metrics."""
+        from tritonlite.metrics.families import render  # noqa: PLC0415 - only for those who ask
+
+        runtime = self._started()
+        if metric_format != MetricFormat.PROMETHEUS:
+            raise InvalidArgumentError(f"unsupported metric format {metric_format!r}")
+        engine = runtime.engine
+        return runtime.call(lambda: render(engine, config=engine.options.metrics_config))
 
     # --- models ----------------------------------------------------------------------------------
 
