@@ -79,7 +79,8 @@ def complete_dali_config(
 
 
 def dali_error(exc: BaseException) -> TritonError:
-    text = str(exc).strip()
+    # DALI's last line says the pipeline is no longer valid: not for the client, the instance rebuilds it
+    text = str(exc).replace("Current pipeline object is no longer valid.", "").strip()
     if len(text) > _MAX_ERROR_CHARS:
         text = text[:_MAX_ERROR_CHARS] + " ..."
     return internal(f"DALI error: {text}")
