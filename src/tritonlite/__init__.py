@@ -11,8 +11,8 @@ _INPROCESS = frozenset({
     "AlreadyExistsError", "AsyncResponseIterator", "CancelledError", "DataType", "InferenceRequest",
     "InferenceResponse", "InternalError", "InvalidArgumentError", "KServeGrpc", "KServeHttp", "MemoryType",
     "MetricFormat", "Model", "ModelBatchFlag", "ModelControlMode", "ModelDictionary", "ModelTxnPropertyFlag",
-    "NotFoundError", "Options", "RateLimitMode", "RateLimiterResource", "ResponseIterator", "Server", "Tensor", "TritonError",
-    "UnavailableError", "UnknownError", "UnsupportedError",
+    "NotFoundError", "Options", "RateLimitMode", "RateLimiterResource", "ResponseIterator", "Server", "Tensor",
+    "TritonError", "UnavailableError", "UnknownError", "UnsupportedError",
 })  # fmt: skip
 
 
