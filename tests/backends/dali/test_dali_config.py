@@ -150,3 +150,14 @@ def test_a_missing_or_corrupt_pipeline_is_reported(tmp_path):
     with pytest.raises(TritonError) as error:
         DaliInstance(spec)
     assert error.value.kind == ErrorKind.INVALID_ARG and "not a serialized DALI pipeline" in error.value.message
+
+
+def test_a_missing_dali_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from tritonlite.backends.dali.backend import import_dali
+
+    monkeypatch.setitem(sys.modules, "nvidia.dali.pipeline", None)
+    with pytest.raises(TritonError) as error:
+        import_dali()
+    assert error.value.kind == ErrorKind.UNAVAILABLE and "pip install tritonlite[dali]" in error.value.message

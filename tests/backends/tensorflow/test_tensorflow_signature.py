@@ -127,3 +127,27 @@ def test_load_checks(old, new, message):
     with pytest.raises(TritonError) as error:
         validate_against_signature(parse(text), "m", BATCHING_IN, BATCHING_OUT)
     assert error.value.kind == ErrorKind.INVALID_ARG and error.value.message == message
+
+
+def test_thread_settings_from_parameters_then_backend_config():
+    from tritonlite.backends.tensorflow.backend import thread_settings
+
+    config = parse('parameters { key: "TF_NUM_INTRA_THREADS" value: { string_value: "3" } }')
+    settings = thread_settings(config, "m", {"intra-op-threads": "5", "inter-op-threads": "7"})
+    assert (settings.intra_op, settings.inter_op) == (3, 7)
+    with pytest.raises(TritonError) as error:
+        thread_settings(parse('parameters { key: "TF_NUM_INTER_THREADS" value: { string_value: "-1" } }'), "m", {})
+    assert (
+        error.value.message == "parameter 'TF_NUM_INTER_THREADS' must be non-negative number for TensorFlow model 'm'"
+    )
+
+
+def test_a_missing_tensorflow_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from tritonlite.backends.tensorflow.runtime import import_tensorflow
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    with pytest.raises(TritonError) as error:
+        import_tensorflow()
+    assert error.value.kind == ErrorKind.UNAVAILABLE and "pip install tritonlite[tensorflow]" in error.value.message
