@@ -87,7 +87,7 @@ LLM_MODEL = '''"""tiny_llm: continues a prompt one word per response with a word
 
 Inputs as Triton's OpenAI frontend sends them: text_input, stream (one response per word, else one
 response with the whole text), sampling_parameters (JSON: max_tokens, temperature, seed, stop, and
-delay_ms, a pause before each word for demos of streaming), exclude_input_in_output (false: the
+delay_ms, a pause before each word for demos of streaming, 0 by default), exclude_input_in_output (false: the
 prompt comes first). It stops early when the client cancels the request.
 """
 import json
@@ -152,8 +152,7 @@ class TritonPythonModel:
         for _ in range(max_tokens):
             if sender.is_cancelled():
                 break
-            if delay:
-                time.sleep(delay)
+            time.sleep(delay)  # even 0 lets other threads run: in thread mode the server's loop shares the GIL
             previous, word = word, self._next(previous, word, rng, temperature)
             piece = _join([word])
             cuts = [(generated + piece).find(s) for s in stop if s and s in generated + piece]
