@@ -235,8 +235,6 @@ class PythonProcessInstance(BackendInstance):
         if reply[0] == "init_error":
             stub.kill(wait_s=EXIT_TIMEOUT_S)  # it exits once it answered
             raise reply[1] from None
-        if self._watcher is not None:  # a stub started again by execute (on the instance thread)
-            self._watcher[0].call_soon_threadsafe(self._watch_stub, stub)
         return stub
 
     def kill(self) -> bool:
@@ -259,9 +257,8 @@ class PythonProcessInstance(BackendInstance):
         loop, on_exit = self._watcher
 
         def exited() -> None:
-            if self._ending or stub is not self._stub:  # ended on purpose, or replaced already
-                return
-            on_exit(f"stub process exited (status {stub.proc.poll()})")
+            if not self._ending:  # not ended on purpose
+                on_exit(f"stub process exited (status {stub.proc.poll()})")
 
         try:
             fd = os.pidfd_open(stub.pid)
@@ -285,6 +282,12 @@ class PythonProcessInstance(BackendInstance):
 
     def execute(self, requests: list[InferRequest]) -> list[InferResponse | TritonError]:
         name = self.spec.instance_name
+        if self._watcher is not None and (self._stub is None or self._stub.proc.poll() is not None):
+            # watched: its runner replaces the whole instance, the stub is not started again here
+            error = unavailable(
+                f"Failed to process the request(s) for model '{name}', message: Stub process '{name}' is not healthy."
+            )
+            return [error] * len(requests)
         if self._stub is not None and self._stub.proc.poll() is not None:  # died while idle: restart now
             status = self._stub.kill()
             self._stub = None
@@ -305,6 +308,11 @@ class PythonProcessInstance(BackendInstance):
             self._stub = None
             status = stub.kill()
             log.error("stub process of '%s' exited (status %s); it will be restarted", name, status)
+            if self._watcher is not None and not self._ending:
+                # told now, ahead of this answer (the pidfd may turn readable a moment later): the runner
+                # is restarting the instance before the client can send its next request
+                loop, on_exit = self._watcher
+                loop.call_soon_threadsafe(on_exit, f"stub process exited (status {status})")
             # UNAVAILABLE: the request may be sent again once the instance restarted
             error = unavailable(
                 f"Failed to process the request(s) for model '{name}', message: Stub process '{name}' is not healthy."
