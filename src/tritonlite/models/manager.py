@@ -131,7 +131,7 @@ class ModelManager:
 
     def is_ready(self, name: str, version: str = "") -> bool:
         found = self._serving.get((name, version))
-        return found is not None and found.healthy
+        return found is not None and found.healthy and found.instances_ready()
 
     def all_ready(self) -> bool:
         return all(entry.state in (READY, UNLOADED) for entry in self.models.values())

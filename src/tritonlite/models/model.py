@@ -77,6 +77,14 @@ class ModelVersion:
         """Whether an instance can run its requests now (not all of them hung or dead, being replaced)."""
         return not self.runners or any(runner.healthy for runner in self.runners)
 
+    def instances_ready(self) -> bool:
+        """Whether every instance's model says it is ready (a python model's ``is_ready()``)."""
+        for runner in self.runners:
+            instance = runner.instance
+            if instance is not None and not instance.is_ready():
+                return False
+        return True
+
     # -- one request, one response -------------------------------------------------------------
 
     def submit(self, request: InferRequest) -> Submission:
