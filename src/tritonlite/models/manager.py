@@ -307,7 +307,9 @@ class ModelManager:
                 model.state = UNLOADING
             while model.stats.pending > 0 and time.monotonic() < deadline:
                 await asyncio.sleep(0.005)
-            await stop_version(model, self.limiter)
+            # a hung execute must not hold the unload for ever: bounded, then its instances are abandoned
+            left = max(deadline - time.monotonic(), UNLOAD_GRACE_S)
+            await self._stop_in_time(model, left, "it was unloaded")
             if reason:
                 model.state, model.reason = UNAVAILABLE, reason
 
@@ -501,20 +503,26 @@ class ModelManager:
             _, late = await asyncio.wait(list(self._retiring), timeout=_left(deadline))
             clean = not late
         versions = self._all_versions()
-        stopping = {asyncio.ensure_future(self._stop_version(model)): model for model in versions}
-        if stopping:
-            _, late = await asyncio.wait(list(stopping), timeout=_left(deadline))
-            for task in late:
-                task.cancel()
-                model = stopping[task]
-                log.error("'%s' version %s did not stop within the exit timeout", model.name, model.version_str)
-                for runner in model.runners:
-                    runner.abandon(_exit_timeout_error(model))
-            clean = clean and not late
+        stopped = await asyncio.gather(*(self._stop_in_time(model, _left(deadline)) for model in versions))
+        clean = clean and all(stopped)
         for model in versions:
             model.state = UNAVAILABLE
         self.sources.close()  # after the models stopped: their files may be in the remote copies
         return clean
+
+    async def _stop_in_time(self, model: ModelVersion, timeout: float | None, why: str = "the server stopped") -> bool:
+        """Stop a version (its instances finalized) within ``timeout`` seconds (None: no limit);
+        past it, its instances are abandoned (their requests answered with an error, process instances
+        killed, stuck threads left behind). Returns whether it stopped in time."""
+        task = asyncio.ensure_future(self._stop_version(model))
+        done, _ = await asyncio.wait([task], timeout=timeout)
+        if done:
+            return True
+        task.cancel()
+        log.error("'%s' version %s did not stop within the exit timeout", model.name, model.version_str)
+        for runner in model.runners:
+            runner.abandon(_exit_timeout_error(model, why))
+        return False
 
     async def _stop_version(self, model: ModelVersion) -> None:
         try:
@@ -523,12 +531,16 @@ class ModelManager:
             log.exception("stopping '%s' version %s failed", model.name, model.version_str)
 
 
+# How long a version's instances get to finalize when its requests took the whole exit timeout.
+UNLOAD_GRACE_S = 1.0
+
+
 def _left(deadline: float | None) -> float | None:
     return None if deadline is None else max(deadline - time.monotonic(), 0.0)
 
 
-def _exit_timeout_error(model: ModelVersion) -> TritonError:
+def _exit_timeout_error(model: ModelVersion, why: str = "the server stopped") -> TritonError:
     return unavailable(
-        f"Exit timeout expired: the server stopped before model '{model.name}' version "
-        f"{model.version_str} finished executing the request"
+        f"Exit timeout expired: {why} before model '{model.name}' version {model.version_str} "
+        "finished executing the request"
     )
