@@ -1,9 +1,10 @@
 """Server-sent events that stop, and close their source, as soon as the client goes away.
 
-Starlette's StreamingResponse notices a lost client only when its next chunk fails to send, and
-leaves its iterator to the garbage collector; a model that is slow between tokens would keep
-generating for nobody. Here the client's disconnect cancels the stream at once, and the iterator
-is always closed (``aclose``), which closes the core's response stream behind it.
+Starlette's StreamingResponse watches for the disconnect only under servers of ASGI spec below 2.4
+(uvicorn says 2.3 today); from 2.4 on it notices a lost client when a send fails, which uvicorn
+never reports, and it leaves its iterator to the garbage collector either way. Here the disconnect
+always cancels the stream and the iterator is always closed (``aclose``), which closes the core's
+response stream behind it, so the model's request is cancelled at once.
 """
 
 from __future__ import annotations
