@@ -67,6 +67,45 @@ output [ { name: "text_output" data_type: TYPE_STRING dims: [ 1 ] } ]
 """
 
 
+# A model that answers vLLM's logprobs JSON when the sampling parameters ask for them
+LOGPROB_MODEL = """
+import json
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+ENTRIES = [
+    {"5": {"logprob": -0.1, "rank": 1, "decoded_token": "a"}, "7": {"logprob": -2.0, "rank": 2, "decoded_token": "x"}},
+    {"6": {"logprob": -0.2, "rank": 1, "decoded_token": " b"}},
+]
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        answers = []
+        for request in requests:
+            params = json.loads(pb_utils.get_input_tensor_by_name(request, "sampling_parameters").as_numpy()
+                                .reshape(-1)[0])
+            outputs = [pb_utils.Tensor("text_output", np.array([b"a b"], dtype=np.object_))]
+            if "logprobs" in params:
+                outputs.append(pb_utils.Tensor("logprobs", np.array([json.dumps(ENTRIES).encode()], dtype=np.object_)))
+            answers.append(pb_utils.InferenceResponse(outputs))
+        return answers
+"""
+LOGPROB_CONFIG = """
+name: "logprob_llm"
+backend: "python"
+input [
+  { name: "text_input" data_type: TYPE_STRING dims: [ 1 ] },
+  { name: "sampling_parameters" data_type: TYPE_STRING dims: [ 1 ] }
+]
+output [
+  { name: "text_output" data_type: TYPE_STRING dims: [ 1 ] },
+  { name: "logprobs" data_type: TYPE_STRING dims: [ 1 ] }
+]
+parameters { key: "chat_template" value { string_value: "chat.jinja" } }
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     extra = tmp_path_factory.mktemp("openai_repo")
@@ -76,6 +115,10 @@ def server(tmp_path_factory):
     (extra / "one_shot" / "1").mkdir(parents=True)
     (extra / "one_shot" / "1" / "model.py").write_text(ONE_SHOT_MODEL)
     (extra / "one_shot" / "config.pbtxt").write_text(ONE_SHOT_CONFIG)
+    (extra / "logprob_llm" / "1").mkdir(parents=True)
+    (extra / "logprob_llm" / "1" / "model.py").write_text(LOGPROB_MODEL)
+    (extra / "logprob_llm" / "config.pbtxt").write_text(LOGPROB_CONFIG)
+    (extra / "logprob_llm" / "chat.jinja").write_text("{{ messages[-1]['content'] }}")
     port = free_port()
     running = RunningServer([EXAMPLE, extra], f"--openai-port={port}", "--openai-address=127.0.0.1")
     running.openai = f"http://127.0.0.1:{port}/v1"
@@ -111,7 +154,7 @@ def generate_stream_text(server, model: str, prompt: str, max_tokens: int) -> st
 
 def test_models_lists_every_ready_model(client, server):
     ids = [m.id for m in client.models.list()]
-    assert ids == ["one_shot", "plain_llm", "tiny_embed", "tiny_llm"]
+    assert ids == ["logprob_llm", "one_shot", "plain_llm", "tiny_embed", "tiny_llm"]
     assert client.models.retrieve("tiny_llm").owned_by == "tritonlite"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("nope")
@@ -230,6 +273,22 @@ def test_sampling_parameters_reach_the_model(client):
     assert cut.choices[0].text == 'echo:hi:{"' and cut.choices[0].finish_reason == "stop"  # stopped here too
     streamed = list(client.completions.create(model="one_shot", prompt="hi", max_tokens=2, stream=True))
     assert "".join(c.choices[0].text for c in streamed).startswith("echo:hi:")
+
+
+def test_logprobs_from_the_model(client):
+    chat = client.chat.completions.create(model="logprob_llm", messages=CHAT, logprobs=True, top_logprobs=2)
+    content = chat.choices[0].logprobs.content
+    assert [(t.token, t.logprob) for t in content] == [("a", -0.1), (" b", -0.2)]
+    assert [(t.token, t.logprob) for t in content[0].top_logprobs] == [("a", -0.1), ("x", -2.0)]
+    assert content[1].bytes == list(b" b")
+    assert client.chat.completions.create(model="logprob_llm", messages=CHAT).choices[0].logprobs is None
+    completion = client.completions.create(model="logprob_llm", prompt="p", logprobs=1)
+    logprobs = completion.choices[0].logprobs
+    assert logprobs.tokens == ["a", " b"] and logprobs.token_logprobs == [-0.1, -0.2]
+    assert logprobs.top_logprobs == [{"a": -0.1}, {" b": -0.2}] and logprobs.text_offset == [0, 1]
+    streamed = list(client.chat.completions.create(model="logprob_llm", messages=CHAT, logprobs=True, stream=True))
+    tokens = [t.token for c in streamed if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content]
+    assert tokens == ["a", " b"]
 
 
 def test_embeddings(client):
