@@ -55,7 +55,10 @@ def collect(engine, plans) -> list:
 
 
 def plan(name: str, index: int = 0, stop=(), max_tokens: int = 100, count=lambda t: len(t.split())) -> ChoicePlan:
-    return ChoicePlan(index, InferRequest(name), max_tokens, list(stop), count)
+    async def count_tokens(text: str) -> int | None:
+        return count(text)
+
+    return ChoicePlan(index, InferRequest(name), max_tokens, list(stop), count_tokens)
 
 
 def test_stop_split_across_responses_is_never_sent():

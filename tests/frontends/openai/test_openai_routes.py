@@ -258,6 +258,14 @@ def test_stop_n_seed_temperature_echo(client, server):
     assert texts[0] == texts[1] == generate_stream_text(server, "tiny_llm", CHAT_PROMPT, 5)
 
 
+def test_long_prompts_and_too_many_choices(client):
+    long = client.completions.create(model="tiny_llm", prompt="the sea " * 20000, max_tokens=2)  # counted off the loop
+    assert long.usage.prompt_tokens == 40000 and long.usage.completion_tokens == 2
+    with pytest.raises(openai.BadRequestError) as too_many:
+        client.completions.create(model="tiny_llm", prompt=["a"] * 5, n=128, max_tokens=1)
+    assert "at most 512 choices" in too_many.value.body["message"]
+
+
 def test_sampling_parameters_reach_the_model(client):
     answer = client.completions.create(
         model="one_shot", prompt="hi", max_tokens=5, temperature=0.5, top_p=0.9, seed=3,

@@ -54,6 +54,6 @@ async def embeddings(engine: Engine, tokenizers: TokenizerCatalog, request: Embe
         else:
             value = vector.tolist()
         data.append({"object": "embedding", "index": index, "embedding": value})
-    counts = [tokenizer.count(text) for text in texts]
-    usage = None if None in counts else {"prompt_tokens": sum(counts), "total_tokens": sum(counts)}  # type: ignore[arg-type]
+    count = await tokenizer.count_all(texts)
+    usage = None if count is None else {"prompt_tokens": count, "total_tokens": count}
     return {"object": "list", "data": data, "model": request.model, "usage": usage}

@@ -8,7 +8,7 @@ Leaving either early (the client went away, a stop string) closes the core's res
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -28,7 +28,7 @@ class ChoicePlan:
     request: InferRequest
     max_tokens: int
     stop: list[str] = field(default_factory=list)
-    count_tokens: Callable[[str], int | None] = lambda _text: None
+    count_tokens: Callable[[str], Awaitable[int | None]] | None = None  # the tokenizer's count
     want_logprobs: bool = False
 
 
@@ -102,8 +102,8 @@ async def choice_events(engine: Engine, plan: ChoicePlan) -> AsyncIterator[Piece
                 break
     if sent < len(text):
         yield Piece(plan.index, text[sent:])
-    if completion_tokens is None:
-        completion_tokens = plan.count_tokens(text)
+    if completion_tokens is None and plan.count_tokens is not None:
+        completion_tokens = await plan.count_tokens(text)
     length = not stopped and completion_tokens is not None and completion_tokens >= plan.max_tokens
     yield Finished(plan.index, text, "length" if length else "stop", prompt_tokens, completion_tokens)
 

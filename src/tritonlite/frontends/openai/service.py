@@ -23,7 +23,7 @@ from starlette.responses import Response
 from tritonlite.core.errors import TritonError
 from tritonlite.engine import Engine
 from tritonlite.frontends.openai.contract import TextModel
-from tritonlite.frontends.openai.errors import OpenAIError, from_triton, model_not_found
+from tritonlite.frontends.openai.errors import OpenAIError, bad_request, from_triton, model_not_found
 from tritonlite.frontends.openai.generation import ChoicePlan, Finished, Piece, run_choices
 from tritonlite.frontends.openai.logprobs import chat_logprobs, completion_logprobs
 from tritonlite.frontends.openai.schemas import (
@@ -37,6 +37,7 @@ from tritonlite.frontends.openai.text_tokenizer import TextTokenizer, TokenizerC
 from tritonlite.models.model import ModelVersion
 
 DEFAULT_MAX_TOKENS = 16  # as Triton's OpenAI frontend (--default-max-tokens)
+MAX_CHOICES = 512  # requests to the model for one OpenAI request
 
 
 def json_answer(document: Any) -> Response:
@@ -114,7 +115,7 @@ class Completions:
                     sampling["seed"] = request.seed + j
                 core = model.request(prompt, request.stream, sampling, exclude_input=True)
                 plans.append(
-                    ChoicePlan(p * request.n + j, core, max_tokens, stop, tokenizer.count, logprobs is not None)
+                    ChoicePlan(p * request.n + j, core, max_tokens, stop, tokenizer.count_async, logprobs is not None)
                 )
         return plans
 
@@ -123,11 +124,12 @@ class Completions:
         model, tokenizer = await self._model(request.model)
         max_tokens = DEFAULT_MAX_TOKENS if request.max_tokens is None else request.max_tokens
         logprobs = request.logprobs if request.logprobs is not None and model.returns_logprobs else None
-        counts = [tokenizer.count(p) for p in prompts]
+        if len(prompts) * request.n > MAX_CHOICES:
+            raise bad_request(f"at most {MAX_CHOICES} choices per request (prompts times n)", param="n")
         job = Job(
             "text_completion", f"cmpl-{uuid.uuid4().hex}", request.model,
             self._plans(model, tokenizer, request, prompts, max_tokens, logprobs),
-            None if None in counts else sum(counts),  # type: ignore[arg-type]
+            await tokenizer.count_all(prompts),
             request.n, prompts if request.echo else [], logprobs,
         )  # fmt: skip
         return await self._answer(job, request)
@@ -136,14 +138,15 @@ class Completions:
         request.check_supported()
         model, tokenizer = await self._model(request.model)
         messages = [{**m.model_dump(exclude_none=True), "content": m.text()} for m in request.messages]
-        prompt = tokenizer.chat_prompt(request.model, messages)
+        prompt = await tokenizer.chat_prompt_async(request.model, messages)
         limit = request.max_completion_tokens if request.max_completion_tokens is not None else request.max_tokens
         max_tokens = DEFAULT_MAX_TOKENS if limit is None else limit
         logprobs = (request.top_logprobs or 1) if request.logprobs and model.returns_logprobs else None
+        top = (request.top_logprobs or 0) if logprobs is not None else None  # how many alternatives to show
         job = Job(
             "chat.completion", f"chatcmpl-{uuid.uuid4().hex}", request.model,
             self._plans(model, tokenizer, request, [prompt], max_tokens, logprobs),
-            tokenizer.count(prompt), request.n, [], (request.top_logprobs or 0) if logprobs is not None else None,
+            await tokenizer.count_async(prompt), request.n, [], top,
         )  # fmt: skip
         return await self._answer(job, request)
 

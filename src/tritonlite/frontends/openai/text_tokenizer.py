@@ -24,6 +24,7 @@ from tritonlite.frontends.openai.errors import OpenAIError, bad_request, server_
 from tritonlite.models.model import ModelVersion
 
 TOKENIZER_KEY = "tokenizer"
+LARGE_TEXT = 64 * 1024  # characters: longer texts are tokenized or rendered on a worker thread, off the event loop
 CHAT_TEMPLATE_KEY = "chat_template"
 LLM_EXTRA = 'install the llm extra: pip install "tritonlite[llm]"'
 
@@ -41,6 +42,26 @@ class TextTokenizer:
         if self.tokenizer is None:
             return None
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    async def count_async(self, text: str) -> int | None:
+        if self.tokenizer is None or len(text) < LARGE_TEXT:
+            return self.count(text)
+        return await asyncio.to_thread(self.count, text)
+
+    async def count_all(self, texts: list[str]) -> int | None:
+        """The tokens of all ``texts`` together; None without a tokenizer."""
+        total = 0
+        for text in texts:
+            count = await self.count_async(text)
+            if count is None:
+                return None
+            total += count
+        return total
+
+    async def chat_prompt_async(self, model_name: str, messages: list[dict[str, Any]]) -> str:
+        if sum(len(str(m.get("content", ""))) for m in messages) < LARGE_TEXT:
+            return self.chat_prompt(model_name, messages)
+        return await asyncio.to_thread(self.chat_prompt, model_name, messages)
 
     def chat_prompt(self, model_name: str, messages: list[dict[str, Any]]) -> str:
         if self.chat_template is None:
