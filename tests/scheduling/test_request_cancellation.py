@@ -13,6 +13,7 @@ import numpy as np
 from tritonlite.backends.base import BackendInstance
 from tritonlite.backends.python.cancel_flags import CancelFlags, StubCancelFlags
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor
+from tritonlite.models.model import ModelVersion
 from tritonlite.models.submission import Submission
 from tritonlite.protocol import model_config_pb2 as mc
 from tritonlite.scheduling.direct import DirectScheduler
@@ -74,18 +75,18 @@ def test_direct_scheduler_running_and_queued():
     asyncio.run(go())
 
 
-def test_dynamic_batcher_running_and_queued():
+def test_dynamic_batcher_running_and_queued(tmp_path):
     async def go():
         instance = Watching()
         config = mc.ModelConfig(name="m", max_batch_size=1)
         config.dynamic_batching.SetInParent()
-        batcher = DynamicBatcher([runner_of(instance)], config)
+        version = ModelVersion("m", 1, config, tmp_path)
+        batcher = version.scheduler = DynamicBatcher([runner_of(instance)], config, version.stats)
         running_request, queued_request = request("running"), request("queued")
-        running = batcher.enqueue(running_request)
+        running = version._admit(running_request)
         await asyncio.get_running_loop().run_in_executor(None, instance.started.wait)
-        queued = batcher.enqueue(queued_request)
-        queued.cancel()
-        running.cancel()
+        queued = version._admit(queued_request)
+        assert queued.cancel() and running.future.cancel()  # as the client, and as a cancelled awaiting task
         await asyncio.sleep(0)  # the futures' callbacks run
         assert running_request.cancelled and queued_request.cancelled
         while instance.seen == []:
@@ -93,6 +94,7 @@ def test_dynamic_batcher_running_and_queued():
         await asyncio.sleep(0.05)  # the batcher looks at its queue again once the instance is back
         assert instance.seen == [("running", True)]
         assert not any(batcher.queues) and not batcher.delayed  # nothing left queued
+        assert version.stats.failures["CANCELED"] == 2 and version.stats.pending == 0
         await batcher.stop()
 
     asyncio.run(go())

@@ -146,7 +146,8 @@ class ModelVersion:
         request, future = submission.request, submission.future
         stats = self.stats
         stats.pending -= 1
-        if future.cancelled():
+        if future.cancelled():  # withdrawn: a model still running it sees is_cancelled()
+            request.cancel()
             stats.record_failure(time.monotonic_ns() - request.arrival_ns, "CANCELED")
             return asyncio.CancelledError()
         error = future.exception()

@@ -8,7 +8,6 @@ the scheduler decides when and on which instance the request runs. ``create_sche
 from __future__ import annotations
 
 import asyncio
-import functools
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeAlias
@@ -65,17 +64,6 @@ class TaskScheduler(Scheduler):
     @abstractmethod
     def run(self, request: InferRequest) -> Coroutine[Any, Any, SchedulerResult]:
         """Run one request to its result."""
-
-
-def cancel_when_withdrawn(request: InferRequest, future: asyncio.Future) -> None:
-    """Mark ``request`` cancelled when its future is (its client withdrew it): a queued request's
-    slot is skipped, a running model sees ``is_cancelled()``."""
-    future.add_done_callback(functools.partial(_withdrawn, request))
-
-
-def _withdrawn(request: InferRequest, future: asyncio.Future) -> None:
-    if future.cancelled():
-        request.cancel()
 
 
 def _end_stream(stream: ResponseStream, done: asyncio.Future) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import time
 from dataclasses import dataclass
 
@@ -151,7 +150,6 @@ class DynamicBatcher(Scheduler):
         future = self._loop.create_future()
         deadline = time.monotonic() + timeout_us / 1e6 if timeout_us else float("inf")
         pending = _Pending(request, future, _batch_size(request), _signature(request, self.ragged), deadline)
-        future.add_done_callback(functools.partial(self._settled, request))
         queue.append(pending)
         armed = self._armed
         if armed is None or self.levels > 1:
@@ -161,13 +159,6 @@ class DynamicBatcher(Scheduler):
             if armed[1] >= self._wake_rows or pending.signature != armed[2] or pending.deadline < armed[0]:
                 self._wake()
         return future
-
-    def _settled(self, request: InferRequest, future: asyncio.Future) -> None:
-        """A withdrawn request: a running model sees ``is_cancelled()``; a queued one leaves its
-        queue when the batcher next looks (woken now if it sleeps)."""
-        if future.cancelled():
-            request.cancel()
-            self._wake()
 
     # --- batch formation -------------------------------------------------------------------------
 

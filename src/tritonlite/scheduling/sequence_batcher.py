@@ -39,7 +39,7 @@ from tritonlite.core.datatypes import CONFIG_TO_DATATYPE, numpy_dtype
 from tritonlite.core.errors import TritonError, internal, invalid_arg, unavailable
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
 from tritonlite.protocol import model_config_pb2 as mc
-from tritonlite.scheduling.base import TaskScheduler, cancel_when_withdrawn
+from tritonlite.scheduling.base import TaskScheduler
 from tritonlite.scheduling.instance_runner import InstanceRunner
 from tritonlite.statistics.model_stats import ModelStats
 from tritonlite.tracing.tracer import stamp_compute
@@ -396,7 +396,6 @@ class SequenceBatcher(TaskScheduler):
             self._start()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        cancel_when_withdrawn(request, future)
         item = _Item(request, future)
         corrid = request.correlation_id
         end = bool(request.flags & END_FLAG)
