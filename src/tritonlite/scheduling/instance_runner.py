@@ -302,7 +302,9 @@ class InstanceRunner:
             self.thread.abandon(InstanceAbandoned(unavailable(f"instance '{self.name}' is being restarted")))
             self.thread = InstanceThread(self.thread.name)
             old = None
-        self._healing = asyncio.get_running_loop().create_task(self._heal(old, reason))
+        loop = asyncio.get_running_loop()
+        self._attempt = loop.create_future()  # now: an execute that comes before the task runs waits for it
+        self._healing = loop.create_task(self._heal(old, reason))
 
     async def _heal(self, old: BackendInstance | None, reason: str) -> None:
         loop = asyncio.get_running_loop()
@@ -318,7 +320,8 @@ class InstanceRunner:
         )  # fmt: skip
         assert self._created is not None
         while True:
-            self._attempt = loop.create_future()
+            if self._attempt is None or self._attempt.done():
+                self._attempt = loop.create_future()
             if self._backoff:
                 await asyncio.sleep(self._backoff)
             try:
