@@ -415,5 +415,5 @@ def test_uvicorns_protocol_has_what_ours_builds_on():
     for name in used:
         assert callable(getattr(HttpToolsProtocol, name, None)), name
     overridden = {name for name in vars(HttpProtocol) if callable(vars(HttpProtocol)[name])}
-    assert overridden - {"__init__", "head", "answered", "_idle", "_start", "_serve_next", "_now_idle",
+    assert overridden - {"__init__", "head", "writable", "answered", "_idle", "_start", "_serve_next", "_now_idle",
                          "_keep_alive_due"} <= set(used)  # fmt: skip

@@ -20,7 +20,7 @@ def test_perf_analyzers_head_is_taken():
     head = parse_head(PERF_HEAD, InferTargets())
     assert head.target == InferTarget("mlp", "")
     assert head.content_length == 2228 and head.keep_alive
-    assert head.headers == InferHeaders(header_length=180)
+    assert head.headers == InferHeaders(header_length=180, content_length=2228)
 
 
 def test_a_versioned_path_compression_and_connection_options_are_taken():
@@ -31,7 +31,7 @@ def test_a_versioned_path_compression_and_connection_options_are_taken():
         InferTargets(),
     )
     assert head.target == InferTarget("m", "3") and not head.keep_alive
-    assert head.headers == InferHeaders(180, b"deflate", b"gzip")
+    assert head.headers == InferHeaders(180, b"deflate", b"gzip", content_length=2228)
 
 
 @pytest.mark.parametrize(

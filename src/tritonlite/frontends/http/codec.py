@@ -7,6 +7,7 @@ viewed in place with ``numpy.frombuffer`` (no copy).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from tritonlite.core.types import (
     apply_sequence_parameter,
 )
 from tritonlite.core.validation import RAW_INPUT_NAME, request_prefix
+from tritonlite.frontends.http import large_json
 
 if TYPE_CHECKING:
     from tritonlite.models.model import ModelVersion
@@ -50,15 +52,34 @@ def decode_request(model_name: str, model_version: str, body: bytes, header_leng
         json_part: bytes | memoryview = body
         binary = memoryview(b"")
     else:
-        if header_length > len(body):
-            raise invalid_arg(f"inference header size should be in range (0, {len(body)}), got: {header_length}")
+        check_header_length(header_length, len(body))
         view = memoryview(body)
         json_part = view[:header_length]
         binary = view[header_length:]
+    if len(json_part) > large_json.SPLIT:  # its "data" arrays parsed in pieces (see large_json)
+        try:
+            return _request_of(_parse(json_part, large_json.load), model_name, model_version, binary, shm)
+        except large_json.Irregular:
+            pass
+    return _request_of(_parse(json_part, orjson.loads), model_name, model_version, binary, shm)
+
+
+def check_header_length(header_length: int, body_size: int) -> None:
+    """Triton's check of ``Inference-Header-Content-Length`` against the (inflated) body."""
+    if header_length < 0 or header_length > body_size:
+        raise invalid_arg(f"inference header size should be in range (0, {body_size}), got: {header_length}")
+
+
+def _parse(json_part: bytes | memoryview, loads: Callable[[Any], Any]) -> Any:
     try:
-        document = orjson.loads(json_part)
+        return loads(json_part)
     except orjson.JSONDecodeError as exc:
         raise internal(f"failed to parse the request JSON buffer: {_json_error(exc, json_part)} at {exc.pos}") from None
+
+
+def _request_of(
+    document: Any, model_name: str, model_version: str, binary: memoryview, shm
+) -> tuple[InferRequest, bool]:
     if not isinstance(document, dict):
         raise internal("Unable to parse 'inputs': attempt to access non-existing object member 'inputs'")
 
@@ -222,6 +243,8 @@ def _flatten(data: Any) -> list:
 
 
 def _json_data(datatype: str, dtype: np.dtype, shape: list[int], count: int, data: Any) -> np.ndarray:
+    if isinstance(data, large_json.NumberArray):
+        return _number_array(datatype, dtype, shape, count, data)
     flat = _flatten(data)
     if len(flat) != count:
         raise internal("Unable to parse 'data': Shape does not match true shape of 'data' field")
@@ -230,22 +253,42 @@ def _json_data(datatype: str, dtype: np.dtype, shape: list[int], count: int, dat
             if not isinstance(value, str):
                 raise internal("Unable to parse 'data': attempt to access JSON non-string as string")
         return bytes_array([value.encode("utf-8") for value in flat], shape)
-    kind = dtype.kind
-    for value in flat:
-        if kind == "b":
-            ok = isinstance(value, bool)
-        elif isinstance(value, bool):
-            ok = False
-        elif kind == "f":
-            ok = isinstance(value, (int, float))
-        else:
-            ok = isinstance(value, int) and (kind == "i" or value >= 0)
-        if not ok:
-            raise internal(f"Unable to parse 'data': {_NON_NUMBER[kind]}")
+    _check_numbers(dtype.kind, flat)
     try:
         return np.array(flat, dtype=dtype).reshape(shape)
     except OverflowError:
         raise invalid_arg(f"Unable to parse 'data': value out of range for {datatype}") from None
+
+
+# the Python types of JSON values that each numpy kind takes (bool is not an int here)
+_NUMBER_TYPES = {"b": {bool}, "f": {int, float}, "i": {int}, "u": {int}}
+
+
+def _check_numbers(kind: str, flat: list) -> None:
+    types = set(map(type, flat))
+    if not types <= _NUMBER_TYPES[kind] or (kind == "u" and flat and min(flat) < 0):
+        raise internal(f"Unable to parse 'data': {_NON_NUMBER[kind]}")
+
+
+def _number_array(
+    datatype: str, dtype: np.dtype, shape: list[int], count: int, data: large_json.NumberArray
+) -> np.ndarray:
+    """``_json_data`` for an array ``large_json`` cut out: checked and converted piece by piece."""
+    pieces = data.pieces()
+    if large_json.count(pieces) != count:
+        raise internal("Unable to parse 'data': Shape does not match true shape of 'data' field")
+    if datatype == "BYTES":
+        raise internal("Unable to parse 'data': attempt to access JSON non-string as string")
+    out = np.empty(count, dtype)
+    offset = 0
+    for values in large_json.iter_numbers(pieces):
+        _check_numbers(dtype.kind, values)
+        try:
+            out[offset : offset + len(values)] = np.array(values, dtype=dtype)
+        except OverflowError:
+            raise invalid_arg(f"Unable to parse 'data': value out of range for {datatype}") from None
+        offset += len(values)
+    return out.reshape(shape)
 
 
 def _region_params(params: dict, name: str) -> tuple[int, int]:
@@ -304,6 +347,7 @@ def encode_response(
                 regions[requested.name] = requested.parameters["shm"]
     chunks: list[bytes | np.ndarray] = []
     outputs = []
+    splice: large_json.Splice | None = None
     for tensor in response.outputs:
         binary = binary_names.get(tensor.name, binary_default)
         entry: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
@@ -315,7 +359,12 @@ def encode_response(
             chunks.append(raw)
             entry["parameters"] = {"binary_data_size": len(raw) if isinstance(raw, bytes) else raw.nbytes}
         else:
-            entry["data"] = _json_values(tensor)
+            values = _json_values(tensor)
+            if type(values) is bytes:  # JSON text written apart (large_json)
+                if splice is None:
+                    splice = large_json.Splice()
+                values = splice.mark(values)
+            entry["data"] = values
         outputs.append(entry)
     document: dict[str, Any] = {"model_name": response.model_name, "model_version": response.model_version}
     if response.id:
@@ -324,18 +373,24 @@ def encode_response(
         document["parameters"] = response.parameters
     document["outputs"] = outputs
     header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    if splice is not None:
+        header = splice.apply(header)
     if not chunks:
         return header, None
     return b"".join([header, *chunks]), len(header)
 
 
 def _json_values(tensor: InferTensor) -> Any:
+    """An output's values for the JSON answer; or their JSON text, when written apart: BYTES values
+    that are not UTF-8 (passed as they are, as Triton does) and numeric arrays too big for one
+    orjson call (``large_json``)."""
     data = tensor.data
     if tensor.datatype == "BYTES":
-        return [
-            v.decode("utf-8", errors="replace") if isinstance(v, (bytes, bytearray)) else str(v)
-            for v in np.asarray(data).reshape(-1)
-        ]
+        values = [v if isinstance(v, (bytes, bytearray)) else str(v).encode() for v in np.asarray(data).reshape(-1)]
+        try:
+            return [v.decode("utf-8") for v in values]
+        except UnicodeDecodeError:
+            return large_json.render_bytes(values)
     if tensor.datatype in ("FP16", "BF16", "FP32"):
         if tensor.datatype == "FP16":  # Triton 2.51's text, which names no output; the whole request fails
             raise invalid_arg(
@@ -344,8 +399,10 @@ def _json_values(tensor: InferTensor) -> Any:
         if tensor.datatype == "BF16":
             raise invalid_arg(f"BF16 output '{tensor.name}' can only be returned as binary data")
         # Triton writes float values as doubles: 0.2f is 0.20000000298023224 on the wire
-        return np.asarray(data, dtype=np.float64).reshape(-1)
-    return np.ascontiguousarray(data).reshape(-1)
+        values = np.asarray(data, dtype=np.float64).reshape(-1)
+    else:
+        values = np.ascontiguousarray(data).reshape(-1)
+    return large_json.render_numbers(values) if values.size > large_json.PIECE else values
 
 
 def raw_request(model: ModelVersion, model_name: str, model_version: str, body: bytes) -> InferRequest:

@@ -131,17 +131,23 @@ class HttpProtocol(HttpToolsProtocol):
         self.answering = exchange
         exchange.start()
 
-    def head(self, status: int, headers: Headers, length: int, keep_alive: bool) -> bytes:
+    def head(self, status: int, headers: Headers, length: int | None, keep_alive: bool) -> bytes:
         parts = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:  # none with tritonlite's settings
             parts += (name, b": ", value, b"\r\n")
         for name, value in headers:
             parts += (name, b": ", value, b"\r\n")
-        parts += (b"content-length: ", str(length).encode(), b"\r\n")
+        if length is None:
+            parts.append(b"transfer-encoding: chunked\r\n")
+        else:
+            parts += (b"content-length: ", str(length).encode(), b"\r\n")
         if not keep_alive:
             parts.append(b"connection: close\r\n")
         parts.append(b"\r\n")
         return b"".join(parts)
+
+    async def writable(self) -> None:
+        await self.flow.drain()  # uvicorn's flow control: pause_writing/resume_writing set it
 
     def answered(self, exchange: InferExchange) -> None:
         if self.answering is exchange:
