@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -160,3 +162,13 @@ def test_sigterm_while_a_request_finishes_in_time_exits_cleanly(tmp_path):
         server.stop()
     assert status == 0, server.log()
     np.testing.assert_array_equal(answers[0], [5.0])
+
+
+def test_the_backstop_ends_a_process_whose_shutdown_is_blocked():
+    # what the server starts on a stop signal: even a loop blocked for good does not keep the process
+    code = "import time; from tritonlite.server import _start_backstop; _start_backstop(0.2); time.sleep(30)"
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert run.returncode == 1
+    assert time.monotonic() - started < 10
+    assert "Exit timeout expired. Exiting immediately." in run.stderr

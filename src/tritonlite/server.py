@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,6 +341,8 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None, *, ex
     engine.freeze_heap()  # the models and endpoints are up: later collections skip their objects
     await stop.wait()
     log.info("Received a stop signal, shutting down")
+    if exit_when_stuck:
+        _start_backstop(options.exit_timeout_secs + BACKSTOP_MARGIN_S)
     try:
         clean = await _shutdown(engine, grpc_server, servers, options.exit_timeout_secs)
     except Exception:
@@ -385,6 +388,23 @@ async def _shutdown(engine: Engine, grpc_server, servers, timeout: float) -> boo
     clean = await engine.stop(max(deadline - loop.time(), SHUTDOWN_GRACE_S)) and clean
     log.info("tritonlite stopped")
     return clean
+
+
+# The shutdown ends by itself within the exit timeout and about two grace periods; past this margin
+# something blocks the event loop (model code run inline, say) and the backstop ends the process.
+BACKSTOP_MARGIN_S = 5.0
+
+
+def _start_backstop(seconds: float) -> None:
+    """End the process with status 1 after ``seconds``, from a thread of its own, whatever the loop does."""
+
+    def backstop() -> None:
+        log.error("failed to stop server: Internal - Exit timeout expired. Exiting immediately.")
+        _exit_now(1)
+
+    timer = threading.Timer(seconds, backstop)
+    timer.daemon = True
+    timer.start()
 
 
 def _exit_now(code: int) -> None:

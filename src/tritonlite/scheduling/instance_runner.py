@@ -392,6 +392,8 @@ class InstanceRunner:
         self._stopping = True
         if self._healing is not None:
             self._healing.cancel()
+        if self._attempt is not None and not self._attempt.done():  # executes waiting for it fail now
+            self._attempt.set_result(False)
         if self.instance is not None and self._closed is None:
             await self.thread.run(self.instance.finalize)
             self.instance = None
