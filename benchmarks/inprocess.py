@@ -1,8 +1,8 @@
 """In-process infer calls per second on add_sub, beside the same over HTTP and a direct call.
 
-    .venv/bin/python benchmarks/inprocess.py [--seconds 3] [--concurrency 8]
+    .venv/bin/python benchmarks/inprocess.py [--seconds 2] [--repeat 3] [--concurrency 8]
 
-Rows, each timed for ``--seconds`` after a short warm-up, one call at a time unless it says so:
+Rows, one call at a time unless it says so, each timed for ``--seconds`` after a short warm-up:
 
 * direct execute: the model's ``TritonPythonModel.execute`` called in a loop on one
   ``pb_utils.InferenceRequest`` (the floor: no server at all);
@@ -10,8 +10,9 @@ Rows, each timed for ``--seconds`` after a short warm-up, one call at a time unl
 * in-process async_infer, N in flight: ``async_infer`` from N coroutines on one caller loop;
 * HTTP infer: ``tritonclient.http`` against a ``tritonlite-server`` subprocess on loopback.
 
-Prints calls/s and microseconds per call, then the ratios. On a shared machine the numbers move
-by 10-20 % between runs; compare rows of one run.
+Both servers start once; every repeat measures every row in turn. Prints each row's median
+calls/s and microseconds per call, then the median over the repeats of the ratios taken within a
+repeat (paired, so that a busy moment of a shared machine weighs on both sides).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import importlib.util
 import json
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -42,16 +44,17 @@ def rate(call: Callable[[], object], seconds: float) -> float:
         start = time.perf_counter()
         end = deadline if deadline is not None else start + seconds
         while True:
-            for _ in range(100):
+            for _ in range(50):
                 call()
-            count += 100
+            count += 50
             now = time.perf_counter()
             if now >= end:
                 break
     return count / (now - start)
 
 
-def direct_execute(seconds: float) -> float:
+def direct_call() -> Callable[[], object]:
+    """One execute of add_sub's model.py, called directly (no server)."""
     from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 
     sys.modules.setdefault("triton_python_backend_utils", pb_utils)
@@ -66,38 +69,29 @@ def direct_execute(seconds: float) -> float:
         inputs=[pb_utils.Tensor("INPUT0", A), pb_utils.Tensor("INPUT1", B)],
         requested_output_names=[],
     )
-    return rate(lambda: model.execute([request]), seconds)
+    return lambda: model.execute([request])
 
 
-def in_process(seconds: float, concurrency: int) -> tuple[float, float]:
-    import tritonlite
+def async_rate(model, seconds: float, concurrency: int) -> float:
+    inputs = {"INPUT0": A, "INPUT1": B}
 
-    server = tritonlite.Server(model_repository=REPOSITORY, model_control_mode=tritonlite.ModelControlMode.EXPLICIT,
-                               startup_models=["add_sub"]).start(wait_until_ready=True)  # fmt: skip
-    try:
-        model = server.model("add_sub")
-        inputs = {"INPUT0": A, "INPUT1": B}
-        sync = rate(lambda: list(model.infer(inputs=inputs)), seconds)
+    async def one() -> None:
+        async for _ in model.async_infer(inputs=inputs):
+            pass
 
-        async def many() -> float:
-            async def one() -> None:
-                async for _ in model.async_infer(inputs=inputs):
-                    pass
+    async def measure() -> float:
+        async def batch() -> None:
+            await asyncio.gather(*(one() for _ in range(concurrency)))
 
-            async def batch() -> None:
-                await asyncio.gather(*(one() for _ in range(concurrency)))
+        for _ in range(20):
+            await batch()
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            await batch()
+            count += concurrency
+        return count / (time.perf_counter() - start)
 
-            for _ in range(20):
-                await batch()
-            count, start = 0, time.perf_counter()
-            while time.perf_counter() - start < seconds:
-                await batch()
-                count += concurrency
-            return count / (time.perf_counter() - start)
-
-        return sync, asyncio.run(many())
-    finally:
-        server.stop()
+    return asyncio.run(measure())
 
 
 def free_port() -> int:
@@ -106,7 +100,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def over_http(seconds: float) -> float:
+def http_server() -> tuple[subprocess.Popen, Callable[[], object]]:
+    """A tritonlite-server subprocess serving add_sub, and one tritonclient.http infer call to it."""
     import tritonclient.http as httpclient
 
     port = free_port()
@@ -116,47 +111,68 @@ def over_http(seconds: float) -> float:
          "--allow-metrics=false"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    try:
-        client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if client.is_model_ready("add_sub"):
-                    break
-            except Exception:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("tritonlite-server did not start")
-            time.sleep(0.1)
-        inputs = [httpclient.InferInput("INPUT0", [4], "FP32"), httpclient.InferInput("INPUT1", [4], "FP32")]
-        inputs[0].set_data_from_numpy(A)
-        inputs[1].set_data_from_numpy(B)
-        return rate(lambda: client.infer("add_sub", inputs).as_numpy("OUTPUT0"), seconds)
-    finally:
-        server.terminate()
-        server.wait(20)
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if client.is_model_ready("add_sub"):
+                break
+        except Exception:  # not listening yet
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            raise RuntimeError("tritonlite-server did not start")
+        time.sleep(0.1)
+    inputs = [httpclient.InferInput("INPUT0", [4], "FP32"), httpclient.InferInput("INPUT1", [4], "FP32")]
+    inputs[0].set_data_from_numpy(A)
+    inputs[1].set_data_from_numpy(B)
+    return server, lambda: client.infer("add_sub", inputs).as_numpy("OUTPUT0")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    direct = direct_execute(args.seconds)
-    sync, many = in_process(args.seconds, args.concurrency)
-    http = over_http(args.seconds)
-    rows = [
-        ("direct execute (no server)", direct),
-        ("in-process infer", sync),
-        (f"in-process async_infer, {args.concurrency} in flight", many),
-        ("HTTP infer (tritonclient.http, c1)", http),
-    ]
-    print(f"{'add_sub':45s} {'calls/s':>10s} {'us/call':>9s}")
-    for name, value in rows:
+
+    import tritonlite
+
+    direct = direct_call()
+    server = tritonlite.Server(
+        model_repository=REPOSITORY,
+        model_control_mode=tritonlite.ModelControlMode.EXPLICIT,
+        startup_models=["add_sub"],
+    ).start(wait_until_ready=True)
+    model = server.model("add_sub")
+    inputs = {"INPUT0": A, "INPUT1": B}
+    http, http_call = http_server()
+    names = ["direct execute (no server)", "in-process infer", f"in-process async_infer, {args.concurrency} in flight",
+             "HTTP infer (tritonclient.http, c1)"]  # fmt: skip
+    runs: list[list[float]] = []
+    try:
+        for _ in range(args.repeat):
+            runs.append([
+                rate(direct, args.seconds),
+                rate(lambda: list(model.infer(inputs=inputs)), args.seconds),
+                async_rate(model, args.seconds, args.concurrency),
+                rate(http_call, args.seconds),
+            ])  # fmt: skip
+    finally:
+        server.stop()
+        http.terminate()
+        http.wait(20)
+    print(f"add_sub, median of {args.repeat}                       calls/s   us/call")
+    for index, name in enumerate(names):
+        value = statistics.median(run[index] for run in runs)
         print(f"{name:45s} {value:10.0f} {1e6 / value:9.1f}")
-    print(f"in-process / HTTP:           {sync / http:5.2f}x the calls/s")
-    print(f"in-process / direct execute: {sync / direct:5.2f} of the floor")
-    print(f"async {args.concurrency} in flight / HTTP:  {many / http:5.2f}x")
+
+    def paired(top: int, bottom: int) -> float:
+        return statistics.median(run[top] / run[bottom] for run in runs)
+
+    print(f"in-process infer / HTTP infer (paired):         {paired(1, 3):6.2f}x")
+    print(f"in-process async_infer / HTTP infer (paired):   {paired(2, 3):6.2f}x")
+    print(f"in-process infer / direct execute (paired):     {paired(1, 0):6.3f}")
     return 0
 
 

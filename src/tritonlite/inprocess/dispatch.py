@@ -49,7 +49,7 @@ class LoopSink:
 class Ticket:
     """One request's place on the loop: its sink, the work answering it, whether it was withdrawn."""
 
-    __slots__ = ("sink", "job", "cancelled", "__weakref__")
+    __slots__ = ("sink", "job", "cancelled")
 
     def __init__(self, sink: ResponseSink) -> None:
         self.sink = sink
