@@ -9,11 +9,22 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from tritonlite.core.datatypes import datatype_of
+from tritonlite.core.errors import TritonError as CoreTritonError
 from tritonlite.core.types import InferRequest, InferTensor
 from tritonlite.inprocess.errors import InvalidArgumentError
 from tritonlite.inprocess.tensor import Tensor
 
 _PARAMETER_TYPES = (str, int, bool, float)
+# numpy dtype kinds an input array is taken as it is
+_NUMERIC_KINDS = frozenset("biuf")
+
+
+def _datatype(array: np.ndarray) -> str:
+    try:
+        return datatype_of(array)
+    except CoreTritonError as exc:  # e.g. float128
+        raise InvalidArgumentError(exc.message) from None
 
 
 class ModelRef(Protocol):
@@ -56,13 +67,17 @@ class InferenceRequest:
             )
         tensors = []
         for name, value in self.inputs.items():
-            tensor = Tensor._from_object(value)
-            array = np.ascontiguousarray(tensor.array())
+            if type(value) is np.ndarray and value.dtype.kind in _NUMERIC_KINDS:
+                datatype = _datatype(value)  # the common case, without a Tensor
+            else:
+                tensor = Tensor._from_object(value)
+                value, datatype = tensor.array(), tensor.datatype
+            array = np.ascontiguousarray(value)
             if array.flags.writeable:
                 # models read it in place, without a copy; they must not change the caller's array
                 array = array.view()
                 array.flags.writeable = False
-            tensors.append(InferTensor(name, tensor.datatype, list(tensor.shape), array))
+            tensors.append(InferTensor(name, datatype, list(array.shape), array))
         for key, value in self.parameters.items():
             if not isinstance(value, _PARAMETER_TYPES):
                 raise InvalidArgumentError(
