@@ -127,11 +127,14 @@ def bytes_array(items: list[bytes], shape: list[int] | tuple[int, ...]) -> np.nd
 
 def tensor_from_bytes(chunk: memoryview | bytes, datatype: str, shape: list[int], count: int) -> np.ndarray:
     """View raw tensor bytes as an array; a wrong size stays a byte array for validation to report."""
-    if datatype == "BYTES":
-        return bytes_array(deserialize_bytes(chunk, count), shape)
-    if len(chunk) != count * ELEMENT_SIZE[datatype]:
+    try:
+        if datatype == "BYTES":
+            return bytes_array(deserialize_bytes(chunk, count), shape)
+        if len(chunk) != count * ELEMENT_SIZE[datatype]:
+            return np.frombuffer(chunk, dtype=np.uint8)
+        return np.frombuffer(chunk, dtype=numpy_dtype(datatype)).reshape(shape)
+    except ValueError:  # no element, but dimensions whose product numpy cannot hold (a 0 among huge ones)
         return np.frombuffer(chunk, dtype=np.uint8)
-    return np.frombuffer(chunk, dtype=numpy_dtype(datatype)).reshape(shape)
 
 
 def tensor_buffer(datatype: str, data: np.ndarray) -> np.ndarray | bytes:

@@ -120,7 +120,10 @@ def decode_request(message: pb.ModelInferRequest, shm=None, raw: Sequence[Any] |
         for item in message.outputs:
             class_count = 0
             if "classification" in item.parameters:
-                class_count = int(parameter_value(item.parameters["classification"]) or 0)
+                classification = item.parameters["classification"]
+                if classification.WhichOneof("parameter_choice") != "int64_param":
+                    raise invalid_arg("invalid value type for 'classification' parameter, expected int64_param")
+                class_count = classification.int64_param
             requested = RequestedOutput(item.name, None, class_count)
             region = _region(item.parameters, item.name) if item.parameters else None
             if region is not None:
@@ -176,7 +179,10 @@ def _decode_input(item: pb.ModelInferRequest.InferInputTensor, raw: bytes | None
         raise invalid_arg(f"invalid shape {shape} for input '{name}': dimensions must be non-negative")
     if field is None:
         if element_count(shape) == 0:
-            return InferTensor(name, datatype, shape, np.empty(shape, dtype=numpy_dtype(datatype)))
+            try:
+                return InferTensor(name, datatype, shape, np.empty(shape, dtype=numpy_dtype(datatype)))
+            except ValueError:  # a 0 among dimensions too large for numpy: Triton's byte size overflows too
+                pass
         raise invalid_arg(f"unable to find data for input tensor '{name}' for model '{model}' in request.")
     values = getattr(item.contents, field)
     if datatype == "BYTES":
