@@ -4,36 +4,32 @@ from __future__ import annotations
 
 import argparse
 
+import grpc
 import pytest
 
 from tritonlite import TRITON_COMPATIBLE_VERSION, __version__, cli
+from tritonlite.triton_flags import refused_flag
 
 
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--model-repository=/models", "--host-policy=numa,cpu-cores=0"],
-        ["--model-repository", "/models", "--host-policy", "numa"],
-        ["--host-policy=numa,cpu-cores=0", "--model-repository=/models"],
+        ["--model-repository=/models", "--model-config-name=h100"],
+        ["--model-repository", "/models", "--model-config-name", "h100"],
+        ["--model-config-name=h100", "--model-repository=/models"],
     ],
 )
-def test_unsupported_flag_is_refused_with_exit_code_2(argv, capsys):
+def test_a_refused_flag_exits_2_naming_it(argv, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("tritonlite-server: flag --host-policy is a Triton flag")
-    assert "does not support yet" in err
+    assert err.startswith("tritonlite-server: --model-config-name is refused: tritonlite reads each model's")
+    assert "remove it to start the server" in err
 
 
-@pytest.mark.parametrize("flag", ["--host-policy=numa,cpu-cores=0", "--pinned-memory-pool-byte-size=5"])
-def test_other_unsupported_flags_name_the_flag(flag, capsys):
-    assert cli.main(["--model-repository=/models", flag]) == 2
-    assert f"flag {flag.split('=')[0]} " in capsys.readouterr().err
-
-
-def test_unsupported_flag_is_refused_before_parsing(capsys):
+def test_a_refused_flag_is_refused_before_parsing(capsys):
     # even without the required --model-repository the refusal names the flag
-    assert cli.main(["--host-policy=x"]) == 2
-    assert "--host-policy" in capsys.readouterr().err
+    assert cli.main(["--http-header-forward-pattern=.*"]) == 2
+    assert "--http-header-forward-pattern" in capsys.readouterr().err
 
 
 def test_model_control_flags_parse():
@@ -59,10 +55,30 @@ def test_rate_limit_flags_parse():
     assert args.rate_limit == "execution_count" and args.rate_limit_resource == ["R1:2", "R2:1:0"]
 
 
-def test_flag_value_that_looks_like_an_unsupported_flag_is_not_refused():
-    assert cli._refuse_unsupported(["--model-repository=/models", "--id=--load-model"]) is None
-    args = cli.build_parser().parse_args(["--model-repository=/models", "--id=--load-model"])
-    assert args.id == "--load-model"
+def test_flag_value_that_looks_like_a_refused_flag_is_not_refused():
+    assert refused_flag(["--model-repository=/models", "--id=--model-config-name"]) is None
+    args = cli.build_parser().parse_args(["--model-repository=/models", "--id=--model-config-name"])
+    assert args.id == "--model-config-name"
+
+
+def test_grpc_transport_flags_become_channel_arguments(monkeypatch):
+    import tritonlite.logging_setup
+    import tritonlite.server
+
+    seen = {}
+    monkeypatch.setattr(tritonlite.server, "run", lambda options: seen.setdefault("options", options) and 0)
+    monkeypatch.setattr(tritonlite.logging_setup, "configure", lambda *levels: None)
+    cli.main(
+        ["--model-repository=/models", "--grpc-keepalive-time=1000", "--grpc-keepalive-permit-without-calls=1",
+         "--grpc-max-connection-age=5000", "--reuse-grpc-port=true", "--grpc-infer-response-compression-level=high"]
+    )  # fmt: skip
+    channel = seen["options"].grpc_channel
+    args = dict(channel.channel_args())
+    assert args["grpc.keepalive_time_ms"] == 1000 and args["grpc.keepalive_permit_without_calls"] == 1
+    assert args["grpc.keepalive_timeout_ms"] == 20_000 and args["grpc.http2.max_ping_strikes"] == 2  # Triton's
+    assert args["grpc.max_connection_age_ms"] == 5000 and "grpc.max_connection_age_grace_ms" not in args
+    assert args["grpc.so_reuseport"] == 1
+    assert channel.compression == grpc.Compression.Gzip
 
 
 @pytest.mark.parametrize("text", ["true", "True", "TRUE", "1", "yes", "on", " true "])

@@ -8,18 +8,7 @@ import sys
 from pathlib import Path
 
 from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
-
-# Triton flags that tritonlite does not implement yet: refused with a clear message.
-UNSUPPORTED_FLAGS = (
-    "--pinned-memory-pool-byte-size",
-    "--cuda-memory-pool-byte-size",
-    "--cache-directory", "--backend-directory",
-    "--repoagent-directory", "--model-namespacing",
-    "--http-thread-count",
-    "--allow-sagemaker", "--allow-vertex-ai", "--host-policy",
-    "--buffer-manager-thread-count", "--model-config-name", "--disable-auto-complete-config",
-    "--min-supported-compute-capability",
-)  # fmt: skip
+from tritonlite.triton_flags import add_inert_flags, inert_flag_notes, refused_flag
 
 
 def parse_bool(text: str) -> bool:
@@ -31,7 +20,7 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got '{text}'")
 
 
-def _bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
+def _bool_flag(parser: argparse._ActionsContainer, name: str, default: bool, help: str) -> None:
     parser.add_argument(name, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL", help=help)
 
 
@@ -222,7 +211,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trace-file", help=argparse.SUPPRESS)
     parser.add_argument("--trace-level", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--trace-rate", help=argparse.SUPPRESS)
+    parser.add_argument("--trace-count", help=argparse.SUPPRESS)
+    parser.add_argument("--trace-log-frequency", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--disable-auto-complete-config", action="store_true", help="the same as --strict-model-config=true"
+    )
+    _add_grpc_transport_flags(parser)
+    add_inert_flags(parser)
     return parser
+
+
+def _add_grpc_transport_flags(parser: argparse.ArgumentParser) -> None:
+    """Triton's gRPC transport flags, with Triton's defaults (GrpcChannelOptions)."""
+    group = parser.add_argument_group("gRPC transport")
+    for name, default, what in (
+        ("--grpc-keepalive-time", 7_200_000, "ms between keepalive pings"),
+        ("--grpc-keepalive-timeout", 20_000, "ms to wait for a keepalive ping's acknowledgement"),
+        ("--grpc-http2-max-pings-without-data", 2, "pings sent with no data frame (0: no limit)"),
+        ("--grpc-http2-min-recv-ping-interval-without-data", 300_000, "least ms between a client's pings"),
+        ("--grpc-http2-max-ping-strikes", 2, "bad pings tolerated before GOAWAY (0: any)"),
+        ("--grpc-max-connection-age", None, "ms a connection may live"),
+        ("--grpc-max-connection-age-grace", None, "ms of grace after the maximum age"),
+    ):
+        group.add_argument(name, type=int, default=default, metavar="MS" if "ms" in what else "N", help=what)
+    _bool_flag(group, "--grpc-keepalive-permit-without-calls", False, "allow keepalive pings with no call in flight")
+    _bool_flag(group, "--reuse-grpc-port", False, "bind the gRPC port with SO_REUSEPORT")
+    group.add_argument(
+        "--grpc-infer-response-compression-level",
+        default="none",
+        choices=("none", "low", "medium", "high"),
+        help="compress responses (gzip for low, medium and high)",
+    )
 
 
 def parse_trace_config(values: list[str]):
@@ -272,24 +291,19 @@ def check(repositories: list[str | Path], strict: bool, backend_settings: dict[s
     return 1 if problems else 0
 
 
-def _refuse_unsupported(argv: list[str]) -> str | None:
-    for arg in argv:
-        flag = arg.split("=", 1)[0]
-        if flag in UNSUPPORTED_FLAGS:
-            return (
-                f"tritonlite-server: flag {flag} is a Triton flag that tritonlite does not support yet; "
-                "remove it to start the server"
-            )
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    refusal = _refuse_unsupported(argv)
+    refusal = refused_flag(argv)
     if refusal:
         print(refusal, file=sys.stderr)
         return 2
     args = build_parser().parse_args(argv)
+    inert_notes, refusal = inert_flag_notes(args)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    if args.disable_auto_complete_config:
+        args.strict_model_config = True
 
     if args.rate_limit not in ("off", "execution_count"):
         print('Bad option: "--rate-limit".\ninvalid argument for --rate-limit', file=sys.stderr)
@@ -319,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
             trace_values.append(f"file={args.trace_file}")
         if args.trace_rate:
             trace_values.append(f"rate={args.trace_rate}")
+        if args.trace_count:
+            trace_values.append(f"count={args.trace_count}")
+        if args.trace_log_frequency:
+            trace_values.append(f"log-frequency={args.trace_log_frequency}")
         trace_settings = parse_trace_config(trace_values)
         from tritonlite.core.response_cache import parse_cache_config
 
@@ -329,6 +347,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"tritonlite-server: {exc}", file=sys.stderr)
         return 2
+    from tritonlite.frontends.grpc.channel_options import GrpcChannelOptions
+
+    grpc_channel = GrpcChannelOptions(
+        keepalive_time_ms=args.grpc_keepalive_time,
+        keepalive_timeout_ms=args.grpc_keepalive_timeout,
+        keepalive_permit_without_calls=args.grpc_keepalive_permit_without_calls,
+        http2_max_pings_without_data=args.grpc_http2_max_pings_without_data,
+        http2_min_recv_ping_interval_without_data_ms=args.grpc_http2_min_recv_ping_interval_without_data,
+        http2_max_ping_strikes=args.grpc_http2_max_ping_strikes,
+        max_connection_age_ms=args.grpc_max_connection_age,
+        max_connection_age_grace_ms=args.grpc_max_connection_age_grace,
+        reuse_port=args.reuse_grpc_port,
+        response_compression=args.grpc_infer_response_compression_level,
+    )
     if args.check:
         return check(repositories, args.strict_model_config, backend_settings)
 
@@ -341,8 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for note in metrics_notes:
         logging.getLogger("tritonlite").warning("%s", note)
+    for note in inert_notes:
+        logging.getLogger("tritonlite").info("%s", note)
     options = ServerOptions(
         repositories=repositories,
+        grpc_channel=grpc_channel,
         server_id=args.id,
         allow_http=args.allow_http,
         http_address=args.http_address,
@@ -382,11 +417,11 @@ def main(argv: list[str] | None = None) -> int:
         cache_bytes=cache_bytes,
         metrics_config=metrics_config,
         cpu_fallback_for_gpu_instances=args.allow_cpu_fallback_for_gpu_instances,
-        allow_symlinks_outside_repository=args.allow_symlinks_outside_repository,
         allow_openai=args.allow_openai,
         openai_address=args.openai_address,
         openai_port=args.openai_port,
         tokenizer=Path(args.tokenizer).resolve() if args.tokenizer else None,
+        allow_symlinks_outside_repository=args.allow_symlinks_outside_repository,
         status_page=args.status_page,
     )
     return run(options)

@@ -18,6 +18,7 @@ from tritonlite import TRITON_COMPATIBLE_VERSION, __version__
 from tritonlite.core.errors import TritonError
 from tritonlite.engine import Engine, EngineOptions
 from tritonlite.frontends.access import Restrictions
+from tritonlite.frontends.grpc.channel_options import GrpcChannelOptions
 from tritonlite.frontends.http.exchange import DEFAULT_MAX_INPUT_SIZE, InferEndpoint
 from tritonlite.frontends.http.protocol import HttpConfig
 from tritonlite.frontends.http.restricted import infer_check, restrict_api
@@ -44,6 +45,7 @@ class ServerOptions:
     http_restrictions: Restrictions = field(default_factory=Restrictions)
     grpc_restrictions: Restrictions = field(default_factory=Restrictions)
     grpc_tls: GrpcTls = field(default_factory=GrpcTls)
+    grpc_channel: GrpcChannelOptions = field(default_factory=GrpcChannelOptions)
     http_tls: HttpTls = field(default_factory=HttpTls)
     allow_metrics: bool = True
     allow_cpu_metrics: bool = True
@@ -298,7 +300,9 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None, *, ex
             address = f"{options.grpc_address}:{options.grpc_port}"
             try:
                 credentials = options.grpc_tls.credentials() if options.grpc_tls.enabled else None
-                grpc_server = build_server(engine, address, options.grpc_restrictions, credentials)
+                grpc_server = build_server(
+                    engine, address, options.grpc_restrictions, credentials, options.grpc_channel
+                )
             except Exception as exc:
                 raise StartupError(f"failed to start GRPCInferenceService at {address}: {exc}") from None
             await grpc_server.start()

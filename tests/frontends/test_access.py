@@ -15,6 +15,7 @@ from tritonlite.frontends.access import Restriction, parse_restrictions
 from tritonlite.frontends.grpc.restricted import GROUP_BY_METHOD
 from tritonlite.frontends.http.restricted import HeaderCheck, group_of_path, groups_of_path
 from tritonlite.protocol import grpc_service_pb2 as pb
+from tritonlite.triton_flags import INERT_FLAGS, REFUSED_FLAGS
 
 HTTP_FLAG = "--http-restricted-api"
 GRPC_FLAG = "--grpc-restricted-protocol"
@@ -124,7 +125,7 @@ def test_cli_passes_restrictions_and_tls_to_the_server(monkeypatch, tmp_path):
 
 def test_ssl_flags_are_no_longer_refused():
     for flag in ("--grpc-use-ssl", "--grpc-server-cert", "--grpc-server-key", "--grpc-root-cert"):
-        assert flag not in cli.UNSUPPORTED_FLAGS
+        assert flag not in REFUSED_FLAGS and flag not in {inert.name for inert in INERT_FLAGS}
 
 
 # Triton 2.51's group of each HTTP path (captured: a restricted server's 403 names each group's header)

@@ -16,6 +16,7 @@ from google.protobuf.message import DecodeError, Message
 from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError, internal, invalid_arg
 from tritonlite.engine import Engine
 from tritonlite.frontends.access import Restrictions
+from tritonlite.frontends.grpc.channel_options import GrpcChannelOptions
 from tritonlite.frontends.grpc.codec import decode_request, encode_response, encode_response_parts
 from tritonlite.frontends.grpc.restricted import restrict
 from tritonlite.frontends.grpc.wire import join_response, split_request
@@ -419,14 +420,18 @@ def build_server(
     address: str,
     restrictions: Restrictions | None = None,
     credentials: grpc.ServerCredentials | None = None,
+    channel: GrpcChannelOptions | None = None,
 ) -> grpc.aio.Server:
-    """A grpc.aio server bound to address ("host:port"), not yet started; with ``credentials``, TLS only."""
+    """A grpc.aio server bound to address ("host:port"), not yet started; with ``credentials``, TLS only;
+    ``channel`` holds the transport settings of Triton's --grpc-* flags."""
+    channel = channel or GrpcChannelOptions()
     server = grpc.aio.server(
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-        ]
+            *channel.channel_args(),
+        ],
+        compression=channel.compression,
     )
     handlers = service_handlers(InferenceServicer(engine), restrictions)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
