@@ -74,6 +74,12 @@ def _parse(json_part: bytes | memoryview, loads: Callable[[Any], Any]) -> Any:
     try:
         return loads(json_part)
     except orjson.JSONDecodeError as exc:
+        end = bytes(json_part).find(b"\0")
+        if end >= 0:  # rapidjson (Triton) stops at a NUL byte: a document before it stands
+            try:
+                return loads(json_part[:end])
+            except orjson.JSONDecodeError:
+                pass
         raise internal(f"failed to parse the request JSON buffer: {_json_error(exc, json_part)} at {exc.pos}") from None
 
 

@@ -266,20 +266,20 @@ class InferExchange:
             if self._received > endpoint.max_input_size:
                 raise endpoint.too_large(self._received)
             chunks = self._chunks
-            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            chunks.clear()  # the connection keeps its last exchange: not its body
+            self._chunks = []  # the connection keeps its last exchange: not its body
             encoding = self.headers.content_encoding
             inflation = None
             if encoding is not None:
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 inflation = Inflation(body, encoding, endpoint.max_input_size, endpoint.inflated_too_large)
                 inline = inflation.step(INLINE_LIMIT)  # most compressed bodies are small: done here
             else:
-                inline = len(body) <= INLINE_LIMIT
+                inline = self._received <= INLINE_LIMIT
             if inline:
-                request = self._decode(model, body, inflation)
+                request = self._decode(model, chunks, inflation)
             else:
                 task = self._task = asyncio.get_running_loop().run_in_executor(
-                    endpoint.workers, self._decode, model, body, inflation
+                    endpoint.workers, self._decode, model, chunks, inflation
                 )
                 task.add_done_callback(self._decoded)
                 return
@@ -313,11 +313,13 @@ class InferExchange:
         self._submission = submission
         submission.on_settled(self._settled)
 
-    def _decode(self, model: ModelVersion, body: bytes, inflation: Inflation | None) -> InferRequest:
-        """The request a body holds (on the loop, or in a worker for a large one)."""
+    def _decode(self, model: ModelVersion, chunks: list[bytes], inflation: Inflation | None) -> InferRequest:
+        """The request a body (its ``chunks``) holds (on the loop, or in a worker for a large one)."""
         if inflation is not None:
             inflation.step()
             body = inflation.result()
+        else:
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         engine = self.endpoint.engine
         length = self.headers.header_length
         if length == 0 or (length is None and not body):

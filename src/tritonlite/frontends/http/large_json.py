@@ -150,10 +150,11 @@ def _array_end(text: bytes, start: int) -> int:
             break
         pos = stop
     depth = 0
-    for bracket in _BRACKETS.finditer(text, start, stop):
-        depth += 1 if bracket.group() == b"[" else -1
-        if depth == 0:
-            return bracket.end()
+    for window in range(start, stop, WINDOW):
+        for bracket in _BRACKETS.finditer(text, window, min(window + WINDOW, stop)):
+            depth += 1 if bracket.group() == b"[" else -1
+            if depth == 0:
+                return bracket.end()
     return start + 1
 
 
