@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import ssl
 import time
 
 import numpy as np
@@ -133,15 +135,34 @@ def test_https_port_speaks_no_plain_http(https_server, tls):
     assert answer.status_code == 200
 
 
+def test_https_server_stops_cleanly_beside_an_idle_keep_alive_client(repository, tls):
+    server = start(repository, f"--http-ssl-certfile={tls.server_cert}", f"--http-ssl-keyfile={tls.server_key}")
+    context = ssl.create_default_context(cafile=str(tls.ca))
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as conn:
+            conn.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.recv(1024).startswith(b"HTTP/1.1 200 ")
+            # the client keeps the connection and reads no more: SIGTERM still ends the server (not killed)
+            assert server.stop() == 0
+
+
 def test_https_with_ca_certs_requires_a_client_certificate(repository, tls):
     server = start(repository, f"--http-ssl-certfile={tls.server_cert}", f"--http-ssl-keyfile={tls.server_key}",
                    f"--http-ssl-ca-certs={tls.ca}")  # fmt: skip
     try:
+        context = ssl.create_default_context(cafile=str(tls.ca))
+        # a client without a certificate: the server's alert ends the connection (closed here, at once)
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as conn:
+                try:
+                    conn.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+                    answer = conn.recv(1024)
+                except (ssl.SSLError, ConnectionError):  # the alert, or the connection reset
+                    answer = b""
+                assert answer == b""  # no HTTP answer
         url = f"https://{server.http}/v2/health/live"
-        with pytest.raises((requests.exceptions.SSLError, requests.ConnectionError)):
-            requests.get(url, verify=str(tls.ca), timeout=10)
-        answer = requests.get(url, verify=str(tls.ca), cert=(str(tls.client_cert), str(tls.client_key)), timeout=10)
-        assert answer.status_code == 200
+        with requests.get(url, verify=str(tls.ca), cert=(str(tls.client_cert), str(tls.client_key)), timeout=10) as got:
+            assert got.status_code == 200
     finally:
         server.stop()
 

@@ -187,6 +187,16 @@ class HttpProtocol(HttpToolsProtocol):
 
     # -- the connection ends -----------------------------------------------------------------------
 
+    def shutdown(self) -> None:
+        """The server stops. An idle HTTPS connection is dropped: closing it would wait (up to 30 s) for
+        the client's TLS close_notify, which an idle keep-alive client never sends."""
+        cycle = self.cycle
+        idle = cycle is None or cycle.response_complete
+        if idle and self.transport.get_extra_info("sslcontext") is not None:
+            self.transport.abort()
+        else:
+            super().shutdown()
+
     def connection_lost(self, exc: Exception | None) -> None:
         answering = self.answering
         if answering is not None:
