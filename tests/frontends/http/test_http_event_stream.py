@@ -274,3 +274,31 @@ def test_a_client_that_leaves_mid_stream_cancels_the_request(repository, tmp_pat
             assert engine.ready_model("ticker").stats.pending == 0
 
     asyncio.run(go())
+
+
+def test_a_client_that_leaves_generate_stream_cancels_the_request(repository, tmp_path):
+    async def go():
+        async with served(repository) as (engine, _, port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            payload = b'{"N": 0}'
+            writer.write(
+                b"POST /v2/models/ticker/generate_stream HTTP/1.1\r\nHost: t\r\n"
+                b"Content-Length: %d\r\n\r\n%b" % (len(payload), payload)
+            )
+            seen = b""
+            while seen.count(b"data: ") < 3:
+                seen += await asyncio.wait_for(reader.read(4096), 10)
+            writer.close()
+            log = tmp_path / "ticker.log"
+            for _ in range(250):
+                if log.exists() and log.read_text():
+                    break
+                await asyncio.sleep(0.02)
+            assert 3 <= int(log.read_text()) < 100
+            for _ in range(100):
+                if engine.ready_model("ticker").stats.pending == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert engine.ready_model("ticker").stats.pending == 0
+
+    asyncio.run(go())

@@ -79,9 +79,14 @@ async def generate(engine: Engine, request: InferRequest) -> bytes:
 
 
 async def generate_stream(engine: Engine, request: InferRequest) -> AsyncIterator[bytes]:
-    """Server-sent events, one per response (a final flag without a response sends nothing)."""
+    """Server-sent events, one per response (a final flag without a response sends nothing).
+
+    Starlette sends each event once the previous one is written (uvicorn's flow control: a slow
+    reader holds the responses back); a client that leaves cancels the response's task, and closing
+    the engine's stream here withdraws the request at once, not when the generator is collected."""
+    events = engine.infer_stream(request)
     try:
-        async for item, _final in engine.infer_stream(request):
+        async for item, _final in events:
             if isinstance(item, TritonError):
                 yield b"data: " + orjson.dumps({"error": item.message}) + b"\n\n"
                 return
@@ -89,3 +94,5 @@ async def generate_stream(engine: Engine, request: InferRequest) -> AsyncIterato
                 yield b"data: " + response_json(item) + b"\n\n"
     except TritonError as exc:
         yield b"data: " + orjson.dumps({"error": exc.message}) + b"\n\n"
+    finally:
+        await events.aclose()
