@@ -14,15 +14,15 @@ from tritonlite.triton_flags import refused_flag
 @pytest.mark.parametrize(
     "argv",
     [
-        ["--model-repository=/models", "--model-config-name=h100"],
-        ["--model-repository", "/models", "--model-config-name", "h100"],
-        ["--model-config-name=h100", "--model-repository=/models"],
+        ["--model-repository=/models", "--grpc-header-forward-pattern=x-.*"],
+        ["--model-repository", "/models", "--grpc-header-forward-pattern", "x-.*"],
+        ["--grpc-header-forward-pattern=x-.*", "--model-repository=/models"],
     ],
 )
 def test_a_refused_flag_exits_2_naming_it(argv, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("tritonlite-server: --model-config-name is refused: tritonlite reads each model's")
+    assert err.startswith("tritonlite-server: --grpc-header-forward-pattern is refused: tritonlite does not forward")
     assert "remove it to start the server" in err
 
 
@@ -56,9 +56,9 @@ def test_rate_limit_flags_parse():
 
 
 def test_flag_value_that_looks_like_a_refused_flag_is_not_refused():
-    assert refused_flag(["--model-repository=/models", "--id=--model-config-name"]) is None
-    args = cli.build_parser().parse_args(["--model-repository=/models", "--id=--model-config-name"])
-    assert args.id == "--model-config-name"
+    assert refused_flag(["--model-repository=/models", "--id=--http-header-forward-pattern"]) is None
+    args = cli.build_parser().parse_args(["--model-repository=/models", "--id=--http-header-forward-pattern"])
+    assert args.id == "--http-header-forward-pattern"
 
 
 def test_grpc_transport_flags_become_channel_arguments(monkeypatch):

@@ -181,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         "load KIND_GPU instance groups on the CPU where this machine has no GPU (or not the GPU ids they "
         "name), instead of refusing the model as Triton does",
     )
+    parser.add_argument(
+        "--model-config-name",
+        default="",
+        metavar="NAME",
+        help="read each model's configs/NAME.pbtxt instead of its config.pbtxt where it has one",
+    )
     _bool_flag(
         parser,
         "--allow-symlinks-outside-repository",
@@ -275,7 +281,13 @@ def _repository(text: str) -> str | Path:
     return Path(text).resolve()
 
 
-def check(repositories: list[str | Path], strict: bool, backend_settings: dict[str, dict[str, str]]) -> int:
+def check(
+    repositories: list[str | Path],
+    strict: bool,
+    backend_settings: dict[str, dict[str, str]],
+    config_name: str = "",
+    allow_symlinks_outside: bool = False,
+) -> int:
     """``--check``: print every problem of the local repositories; 1 when there is any."""
     from tritonlite.models.check import check_repositories
 
@@ -283,7 +295,9 @@ def check(repositories: list[str | Path], strict: bool, backend_settings: dict[s
     if remote:
         print(f"tritonlite-server: --check reads local repositories only, not {remote[0]}", file=sys.stderr)
         return 2
-    problems = check_repositories([Path(r) for r in repositories], strict, backend_settings)
+    problems = check_repositories(
+        [Path(r) for r in repositories], strict, backend_settings, config_name, allow_symlinks_outside
+    )
     for problem in problems:
         print(problem)
     count = len(problems)
@@ -361,8 +375,14 @@ def main(argv: list[str] | None = None) -> int:
         reuse_port=args.reuse_grpc_port,
         response_compression=args.grpc_infer_response_compression_level,
     )
+    if any(char.isspace() for char in args.model_config_name):
+        print("tritonlite-server: --model-config-name must not contain spaces", file=sys.stderr)
+        return 2
     if args.check:
-        return check(repositories, args.strict_model_config, backend_settings)
+        return check(
+            repositories, args.strict_model_config, backend_settings, args.model_config_name,
+            args.allow_symlinks_outside_repository,
+        )  # fmt: skip
 
     from tritonlite import logging_setup
     from tritonlite.frontends.tls import GrpcTls, HttpTls
@@ -422,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         openai_port=args.openai_port,
         tokenizer=Path(args.tokenizer).resolve() if args.tokenizer else None,
         allow_symlinks_outside_repository=args.allow_symlinks_outside_repository,
+        model_config_name=args.model_config_name,
         status_page=args.status_page,
     )
     return run(options)

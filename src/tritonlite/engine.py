@@ -75,6 +75,8 @@ class EngineOptions:
     cpu_fallback_for_gpu_instances: bool = False
     # a model folder or config.pbtxt may be a symlink that leads out of its repository
     allow_symlinks_outside_repository: bool = False
+    # --model-config-name: each model's configs/<name>.pbtxt where it has one
+    model_config_name: str = ""
 
 
 class Engine:
@@ -102,6 +104,7 @@ class Engine:
         self.models.first_response_histograms = options.metrics_config.histogram_latencies
         self.models.cpu_fallback_for_gpu_instances = options.cpu_fallback_for_gpu_instances
         self.models.allow_symlinks_outside_repository = options.allow_symlinks_outside_repository
+        self.models.model_config_name = options.model_config_name
         self._poller: asyncio.Task | None = None
         self._refreezing: asyncio.Task | None = None  # freezes the heap again once replaced versions are gone
         self._override_root: Path | None = None

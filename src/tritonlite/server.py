@@ -69,6 +69,7 @@ class ServerOptions:
     metrics_config: MetricsConfig = field(default_factory=MetricsConfig)
     cpu_fallback_for_gpu_instances: bool = False
     allow_symlinks_outside_repository: bool = False
+    model_config_name: str = ""
     status_page: bool = True  # GET / on the HTTP port
     allow_openai: bool = True  # the OpenAI routes: on the HTTP port and on their own port
     openai_address: str = "0.0.0.0"
@@ -238,6 +239,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None, *, ex
                 metrics_config=options.metrics_config,
                 cpu_fallback_for_gpu_instances=options.cpu_fallback_for_gpu_instances,
                 allow_symlinks_outside_repository=options.allow_symlinks_outside_repository,
+                model_config_name=options.model_config_name,
                 freeze_heap=True,
             )
         )
@@ -270,6 +272,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None, *, ex
             for i, spec in enumerate(options.rate_limit_resources if engine.limiter.enabled else [])
         ],
         ["strict_model_config", str(int(options.strict_model_config))],
+        ["model_config_name", options.model_config_name],
         ["strict_readiness", str(int(options.strict_readiness))],
         ["cache_enabled", str(int(bool(options.cache_bytes)))],
         ["exit_timeout", str(int(options.exit_timeout_secs))],

@@ -82,7 +82,6 @@ INERT_FLAGS: tuple[InertFlag, ...] = (
 REFUSED_FLAGS: dict[str, str] = {
     "--http-header-forward-pattern": "tritonlite does not forward HTTP headers to models as request parameters",
     "--grpc-header-forward-pattern": "tritonlite does not forward gRPC metadata to models as request parameters",
-    "--model-config-name": "tritonlite reads each model's config.pbtxt only, not configs/<name>.pbtxt",
 }
 
 

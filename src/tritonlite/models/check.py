@@ -19,8 +19,9 @@ from tritonlite.backends import BackendSettings, auto_complete
 from tritonlite.backends.registry import ENSEMBLE_PLATFORM, backend_of, by_name
 from tritonlite.core.errors import TritonError
 from tritonlite.protocol import model_config_pb2 as mc
-from tritonlite.repository.config import CONFIG_FILENAME, complete_config, read_config, validate_config
-from tritonlite.repository.scan import find_models, select_versions, version_folders
+from tritonlite.repository.config import complete_config, read_config, validate_config
+from tritonlite.repository.config import config_path as path_of_config
+from tritonlite.repository.scan import ModelSource, find_models, select_versions, version_folders
 from tritonlite.scheduling.ensemble import Member, member_names, validate_ensemble_config, validate_ensemble_members
 from tritonlite.scheduling.sequence_batcher import SequenceSettings
 
@@ -58,19 +59,24 @@ class _Checked:
 
 
 def check_repositories(
-    repositories: Sequence[Path], strict: bool = False, backend_settings: BackendSettings | None = None
+    repositories: Sequence[Path],
+    strict: bool = False,
+    backend_settings: BackendSettings | None = None,
+    config_name: str = "",
+    allow_symlinks_outside: bool = False,
 ) -> list[Problem]:
-    """Every problem found in the repositories' models, in model order."""
+    """Every problem found in the repositories' models, in model order (the server's settings for
+    config files: ``config_name`` as --model-config-name, symlinks as --allow-symlinks-outside-repository)."""
     problems: list[Problem] = []
     try:
-        sources, duplicates = find_models(list(repositories))
+        sources, duplicates = find_models(list(repositories), allow_symlinks_outside, config_name)
     except TritonError as exc:
         return [Problem("", Path(str(repositories[0]) if repositories else "."), exc.message)]
     for name, reason in sorted(duplicates.items()):
         problems.append(Problem(name, Path(name), reason))
     checked: dict[str, _Checked] = {}
     for name, source in sorted(sources.items()):
-        result = _check_model(name, source.path, strict, backend_settings or {})
+        result = _check_model(source, strict, backend_settings or {})
         problems += result.problems
         if not result.problems:
             checked[name] = result
@@ -80,8 +86,9 @@ def check_repositories(
     return problems
 
 
-def _check_model(name: str, path: Path, strict: bool, settings: BackendSettings) -> _Checked:
-    config_path = path / CONFIG_FILENAME
+def _check_model(source: ModelSource, strict: bool, settings: BackendSettings) -> _Checked:
+    name, path = source.name, source.path
+    config_path = path_of_config(path, source.config_name)
     text = _read_text(config_path)
     empty = _Checked(mc.ModelConfig(), [], config_path)
 
@@ -92,7 +99,7 @@ def _check_model(name: str, path: Path, strict: bool, settings: BackendSettings)
         return empty
 
     try:
-        config = read_config(path, strict)
+        config = read_config(path, strict, source.root, source.config_name)
     except TritonError as exc:
         position = _PARSE_POSITION.search(exc.message)
         if position:

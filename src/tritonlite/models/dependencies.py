@@ -19,7 +19,7 @@ from tritonlite.scheduling.ensemble import is_ensemble, member_names
 def peek_config(source: ModelSource, strict: bool) -> mc.ModelConfig | None:
     """A model's config.pbtxt as written (None when it cannot be read)."""
     try:
-        return read_config(source.path, strict, source.root)
+        return read_config(source.path, strict, source.root, source.config_name)
     except TritonError:
         return None
 

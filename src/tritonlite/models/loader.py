@@ -90,7 +90,7 @@ def prepare_config(
         config = mc.ModelConfig()
         config.CopyFrom(override)
     else:
-        config = read_config(source.path, settings.strict_config, source.root)
+        config = read_config(source.path, settings.strict_config, source.root, source.config_name)
         if not settings.strict_config:
             versions = version_folders(source.path)
             newest = source.path / str(versions[-1]) if versions else None

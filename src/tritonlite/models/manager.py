@@ -100,6 +100,7 @@ class ModelManager:
         self.first_response_histograms = False
         # --allow-symlinks-outside-repository: a model folder or config.pbtxt may lead out of its repository
         self.allow_symlinks_outside_repository = False
+        self.model_config_name = ""  # --model-config-name
         # --allow-cpu-fallback-for-gpu-instances: KIND_GPU groups load on the CPU where there is no GPU
         self.cpu_fallback_for_gpu_instances = False
         # --model-execute-timeout-secs: the watchdog's limit on one execute of every model (0: none)
@@ -193,7 +194,7 @@ class ModelManager:
                 self._install(entry)
 
     def _scan(self) -> tuple[dict[str, ModelSource], dict[str, str]]:
-        return find_models(self.repositories, self.allow_symlinks_outside_repository)
+        return find_models(self.repositories, self.allow_symlinks_outside_repository, self.model_config_name)
 
     async def _sync(self, names: list[str] | None = None) -> None:
         """Bring the local copies of remote repositories up to date (the named models' files, or all)."""

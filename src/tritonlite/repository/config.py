@@ -16,14 +16,15 @@ ModelConfig = mc.ModelConfig
 CONFIG_FILENAME = "config.pbtxt"
 
 
-def read_config(model_path: Path, strict: bool, root: Path | None = None) -> ModelConfig:
+def read_config(model_path: Path, strict: bool, root: Path | None = None, config_name: str = "") -> ModelConfig:
     """Read a model's config.pbtxt (or an empty config where none exists and strict is off).
 
     ``root``: the repository folder the model folder and its config must resolve into (symlinks
     that lead out of it are refused); None allows any target (--allow-symlinks-outside-repository).
+    ``config_name``: as Triton's --model-config-name, ``configs/<name>.pbtxt`` where the model has one.
     """
     config = ModelConfig()
-    path = model_path / CONFIG_FILENAME
+    path = config_path(model_path, config_name)
     if root is not None:
         confine(model_path, root)
     if not path.exists():
@@ -38,6 +39,15 @@ def read_config(model_path: Path, strict: bool, root: Path | None = None) -> Mod
     except text_format.ParseError as exc:
         raise invalid_arg(f"failed to parse model configuration {path}: {_describe_parse_error(exc, text)}") from None
     return config
+
+
+def config_path(model_path: Path, config_name: str = "") -> Path:
+    """The file a model's config is read from: ``configs/<config_name>.pbtxt`` where it exists, else config.pbtxt."""
+    if config_name:
+        custom = model_path / "configs" / f"{config_name}.pbtxt"
+        if custom.is_file():
+            return custom
+    return model_path / CONFIG_FILENAME
 
 
 def confine(path: Path, root: Path) -> None:

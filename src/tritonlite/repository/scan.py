@@ -17,10 +17,12 @@ class ModelSource:
     path: Path
     # the repository its folder and config must resolve into (None: symlinks may lead anywhere)
     root: Path | None = None
+    # --model-config-name: configs/<name>.pbtxt is read instead of config.pbtxt where it exists
+    config_name: str = ""
 
 
 def find_models(
-    repositories: list[str | Path], allow_symlinks_outside: bool = False
+    repositories: list[str | Path], allow_symlinks_outside: bool = False, config_name: str = ""
 ) -> tuple[dict[str, ModelSource], dict[str, str]]:
     """Model folders of all repositories.
 
@@ -42,7 +44,9 @@ def find_models(
                     f"model '{entry.name}' appears in multiple repositories: {found[entry.name].path.parent} and {root}"
                 )
                 continue
-            found[entry.name] = ModelSource(entry.name, Path(entry.path), None if allow_symlinks_outside else root)
+            found[entry.name] = ModelSource(
+                entry.name, Path(entry.path), None if allow_symlinks_outside else root, config_name
+            )
     for name in duplicates:
         found.pop(name, None)
     return found, duplicates
