@@ -107,3 +107,13 @@ def test_what_the_fuzz_found_answers_as_triton():
     request.inputs.add(name="INPUT0", datatype="UINT64", shape=[2588205, 140737488355329, 387328, 0])
     decoded = decode_request(request, SharedMemory(), [b""])
     assert decoded.inputs[0].data.size == 0 and decoded.inputs[0].shape == [2588205, 140737488355329, 387328, 0]
+
+
+def test_more_dimensions_than_numpy_holds_are_left_for_validation():
+    # Triton 2.51 decodes them and refuses the shape ("unexpected shape for input ...") or the datatype
+    for datatype, field, value in (("BYTES", "bytes_contents", b"abc"), ("FP32", "fp32_contents", 1.0)):
+        request = pb.ModelInferRequest(model_name="m")
+        tensor = request.inputs.add(name="INPUT0", datatype=datatype, shape=[1] * 70)
+        getattr(tensor.contents, field).append(value)
+        decoded = decode_request(request, SharedMemory())
+        assert decoded.inputs[0].shape == [1] * 70 and decoded.inputs[0].data.size == 1

@@ -148,6 +148,9 @@ _DATATYPE_BY_CONTENTS = {
 }
 
 
+MAX_DIMS = 64  # numpy's limit on an array's dimensions
+
+
 def _decode_input(item: pb.ModelInferRequest.InferInputTensor, raw: bytes | None, model: str) -> InferTensor:
     name, datatype = item.name, item.datatype
     shape = list(item.shape)
@@ -191,12 +194,15 @@ def _decode_input(item: pb.ModelInferRequest.InferInputTensor, raw: bytes | None
             raise invalid_arg(
                 f"unexpected number of string elements {len(values)} for inference input '{name}', expecting {count}"
             )
-        return InferTensor(name, datatype, shape, bytes_array(list(values), shape))
+        try:
+            return InferTensor(name, datatype, shape, bytes_array(list(values), shape))
+        except ValueError:  # more dimensions than numpy holds (64): flat, for validation to refuse the shape
+            return InferTensor(name, datatype, shape, bytes_array(list(values), [count]))
     try:
         data = np.array(values, dtype=numpy_dtype(datatype))
     except OverflowError:
         raise invalid_arg(f"value out of range for {datatype} input '{name}' for model '{model}'") from None
-    if data.size == element_count(shape):
+    if data.size == element_count(shape) and len(shape) <= MAX_DIMS:
         data = data.reshape(shape)
     return InferTensor(name, datatype, shape, data)
 
