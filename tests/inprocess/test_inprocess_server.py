@@ -3,6 +3,7 @@ repository index, explicit load and unload, startup failures, two servers in one
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import threading
@@ -180,3 +181,11 @@ def test_a_model_outlives_its_server_object_and_the_last_reference_stops_it(repo
     del model, response
     gc.collect()
     assert threads_settle(before) == set()
+
+
+def test_start_and_stop_inside_a_running_event_loop(repository):
+    async def main() -> list[float]:
+        with tritonlite.Server(model_repository=repository) as server:
+            return add_sub(server)
+
+    assert asyncio.run(main()) == [2, 4, 6, 8]
