@@ -117,3 +117,12 @@ def test_classification_must_be_an_integer():
         "outputs": [{"name": "OUTPUT0", "parameters": {"classification": [1]}}],
     })  # fmt: skip
     decodes_or_refuses(body, None)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="codec.py (not this test's owner) reshapes JSON data: numpy's 64-dimension limit"
+)
+def test_json_data_with_more_dimensions_than_numpy_holds():
+    # Triton 2.51: 400 "[request id: <id_unknown>] unexpected shape for input 'INPUT0' for model ..." (validation)
+    body = orjson.dumps({"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1] * 70, "data": [1.0]}]})
+    decodes_or_refuses(body, None)
