@@ -34,7 +34,7 @@ def loads_or_refuses(folder: Path, blob: bytes) -> None:
         pass
 
 
-@settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(st.integers(0, len(VALID)), st.integers(0, 30), st.text(max_size=12), st.binary(max_size=16))
 def test_mangled_configs(tmp_path_factory, position, cut, inserted, prefix):
     folder = tmp_path_factory.mktemp("fuzz") / "m"

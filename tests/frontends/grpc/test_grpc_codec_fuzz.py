@@ -13,7 +13,7 @@ from tritonlite.frontends.grpc.server import parse_infer_request
 from tritonlite.protocol import grpc_service_pb2 as pb
 from tritonlite.sharedmem.registry import SharedMemory
 
-FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 DATATYPES = ["BOOL", "UINT8", "INT8", "INT32", "INT64", "UINT32", "UINT64", "FP16", "BF16", "FP32", "FP64", "BYTES"]
 DATATYPES.append("X")  # not a datatype

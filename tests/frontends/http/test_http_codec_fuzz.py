@@ -14,7 +14,7 @@ from tritonlite.core.errors import TritonError
 from tritonlite.frontends.http.codec import decode_request
 from tritonlite.sharedmem.registry import SharedMemory
 
-FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 DATATYPES = ["BOOL", "UINT8", "INT8", "INT16", "INT32", "INT64", "UINT64", "FP16", "BF16", "FP32", "FP64", "BYTES", "X"]
 PARAMETER_KEYS = [
