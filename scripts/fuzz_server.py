@@ -293,6 +293,16 @@ def send_raw_http(address: str, data: bytes) -> bytes:
     return b"".join(chunks)
 
 
+def first_body(answer: bytes) -> bytes:
+    """The body of the first HTTP answer in ``answer`` (a mangled head may read as two pipelined requests)."""
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return rest[: int(value)]
+    return rest
+
+
 def healthy(http: str, grpc_address: str) -> bool:
     try:
         if requests.get(f"http://{http}/v2/health/live", timeout=10).status_code != 200:
@@ -339,7 +349,7 @@ def fuzz(http: str, grpc_address: str, count: int, seed: int, pid: int | None = 
                     answer = send_raw_http(http, _mutate_bytes(rng, head.encode("utf-8", "replace")) + body)
                     status = int(answer[9:12]) if answer[:5] == b"HTTP/" and answer[9:12].isdigit() else 0
                     summary.statuses[f"http-raw {status or 'closed'}"] += 1
-                    finding = http_finding(status, answer.partition(b"\r\n\r\n")[2]) if status else None
+                    finding = http_finding(status, first_body(answer)) if status else None
                     if finding:
                         summary.findings.append(f"#{index} raw HTTP: {finding}")
                 elif kind < 0.6:
