@@ -258,10 +258,10 @@ def _json_data(datatype: str, dtype: np.dtype, shape: list[int], count: int, dat
         for value in flat:
             if not isinstance(value, str):
                 raise internal("Unable to parse 'data': attempt to access JSON non-string as string")
-        return bytes_array([value.encode("utf-8") for value in flat], shape)
+        return bytes_array([value.encode("utf-8") for value in flat], _numpy_shape(shape))
     _check_numbers(dtype.kind, flat)
     try:
-        return np.array(flat, dtype=dtype).reshape(shape)
+        return np.array(flat, dtype=dtype).reshape(_numpy_shape(shape))
     except OverflowError:
         raise invalid_arg(f"Unable to parse 'data': value out of range for {datatype}") from None
 
@@ -294,7 +294,13 @@ def _number_array(
         except OverflowError:
             raise invalid_arg(f"Unable to parse 'data': value out of range for {datatype}") from None
         offset += len(values)
-    return out.reshape(shape)
+    return out.reshape(_numpy_shape(shape))
+
+
+def _numpy_shape(shape: list[int]) -> list[int]:
+    """The shape to give JSON data: as declared, or flat past numpy's 64 dimensions (no model has
+    that many: validation then refuses the request with Triton's text, not numpy)."""
+    return shape if len(shape) <= 64 else [-1]
 
 
 def _region_params(params: dict, name: str) -> tuple[int, int]:
@@ -316,7 +322,11 @@ def _decode_output(item: Any, binary_default: bool, shm=None) -> RequestedOutput
     if params:
         if not isinstance(params, dict):
             raise invalid_arg(f"Unable to parse 'parameters' for output '{item['name']}'")
-        class_count = int(params.get("classification", 0) or 0)
+        class_count = params.get("classification", 0)
+        if type(class_count) is not int or class_count < 0:
+            raise internal(
+                "Unable to set 'classification': attempt to access JSON non-unsigned-integer as unsigned-integer"
+            )
         binary = bool(params.get("binary_data", binary_default))
         if "shared_memory_region" in params:
             region_offset, region_size = _region_params(params, item["name"])
