@@ -368,7 +368,7 @@ class Engine:
         model = self.models.get(request.model_name, request.model_version)
         if model.decoupled:
             raise DecoupledModelError(model.name)
-        hold = self.shared_memory.hold_outputs(request)  # output regions stay registered until written
+        hold = self.shared_memory.hold(request)  # the regions it reads and writes stay until it is answered
         if hold is None:
             return model.submit(request)
         try:
@@ -391,7 +391,7 @@ class Engine:
         execution is a final ``TritonError`` item.
         """
         model = self.models.get(request.model_name, request.model_version)
-        hold = self.shared_memory.hold_outputs(request)
+        hold = self.shared_memory.hold(request)
         try:
             async for item in model.infer_stream(request):
                 yield item  # the caller writes an item's outputs before it asks for the next
