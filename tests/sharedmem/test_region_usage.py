@@ -29,7 +29,7 @@ def test_cuda_regions_in_use_are_refused_as_triton_refuses_them():
     memory = SharedMemory()
     for name in ("b_busy", "a_busy", "idle"):
         _cuda_region(memory, name)
-    hold = memory.hold_outputs(_request("b_busy", "a_busy", "a_busy"))
+    hold = memory.hold(_request("b_busy", "a_busy", "a_busy"))
     assert hold is not None
     with pytest.raises(TritonError) as info:
         memory.cuda.unregister("a_busy")
@@ -47,14 +47,14 @@ def test_cuda_regions_in_use_are_refused_as_triton_refuses_them():
 
 def test_requests_naming_no_region_hold_nothing():
     memory = SharedMemory()
-    assert memory.hold_outputs(_request("x")) is None  # nothing registered
+    assert memory.hold(_request("x")) is None  # nothing registered
     _cuda_region(memory, "r")
-    assert memory.hold_outputs(InferRequest("m", "")) is None
-    assert memory.hold_outputs(_request("unknown")) is None
+    assert memory.hold(InferRequest("m", "")) is None
+    assert memory.hold(_request("unknown")) is None
 
 
 def test_output_uses_end_one_loop_turn_after_the_answer():
-    """The frontends write outputs in callbacks of the request's future's own turn; the use ends after."""
+    """The frontends write outputs in callbacks of the turn the request's future settles in; the use ends after."""
     memory = SharedMemory()
     _cuda_region(memory, "r")
     seen = []
@@ -62,7 +62,7 @@ def test_output_uses_end_one_loop_turn_after_the_answer():
     async def run():
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        hold = memory.hold_outputs(_request("r"))
+        hold = memory.hold(_request("r"))
         future.add_done_callback(hold.release_after_answer)
         future.add_done_callback(lambda _: seen.append(memory.cuda.usage.in_use("r")))  # a writer's turn
         future.set_result(None)
