@@ -191,7 +191,7 @@ class InferExchange:
     def receive(self, chunk: bytes) -> None:
         """A piece of the body; past ``--http-max-input-size`` the rest is only counted."""
         self._received += len(chunk)
-        if self._received <= self.endpoint.max_input_size:
+        if self._received <= self.endpoint.max_input_size and not self._draining:
             self._chunks.append(chunk)
 
     def body_complete(self) -> None:
@@ -235,12 +235,16 @@ class InferExchange:
     def _refuse(self, declared: int) -> None:
         """``Content-Length`` says the body is too large: answer now (the model is looked up first,
         as always), then read the body only to drop it, and close the connection after it."""
-        try:
-            self.endpoint.engine.ready_model(self.model_name, self.model_version)
-            error: BaseException = self.endpoint.too_large(declared)
-        except Exception as exc:
-            error = exc
-        status, headers, payload = failure(error, self.model_name)
+        guard = self.endpoint.guard
+        if guard is not None and not self.headers.allowed:  # a restricted API is refused first, as always
+            status, headers, payload = 403, REFUSAL_HEADERS, guard.refusal
+        else:
+            try:
+                self.endpoint.engine.ready_model(self.model_name, self.model_version)
+                error: BaseException = self.endpoint.too_large(declared)
+            except Exception as exc:
+                error = exc
+            status, headers, payload = failure(error, self.model_name)
         self.keep_alive = False
         self._draining = True
         self._chunks.clear()
