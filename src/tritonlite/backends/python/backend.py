@@ -191,12 +191,13 @@ class PythonInstance(BackendInstance):
         self._enter()
         pb_requests = [self._to_pb(request) for request in requests]
         flags = self.cancel_flags
-        for index, (request, pb_request) in enumerate(zip(requests, pb_requests, strict=True)):
-            pb_request._cancelled = _cancel_probe(request) if flags is None else _flag_probe(flags, index)
+        if flags is not None:  # in-process, is_cancelled() reads the request itself (_to_pb)
+            for index, pb_request in enumerate(pb_requests):
+                pb_request._cancelled = _flag_probe(flags, index)
         if self.decoupled:
             for request, pb_request in zip(requests, pb_requests, strict=True):
                 pb_request._response_sender = pb_utils.InferenceResponseSender(
-                    self._sender(request), pb_request._cancelled
+                    self._sender(request), pb_request.is_cancelled
                 )
         converted = time.perf_counter_ns()
         try:
@@ -251,8 +252,10 @@ class PythonInstance(BackendInstance):
 
     def _enter(self) -> None:
         """This thread runs this instance now: custom metrics name it in errors and belong to it."""
-        pb_utils._context.instance_name = self.spec.instance_name
-        pb_utils._context.finalizers = self.metric_finalizers
+        context = pb_utils._context
+        if getattr(context, "finalizers", None) is not self.metric_finalizers:  # set once per thread
+            context.instance_name = self.spec.instance_name
+            context.finalizers = self.metric_finalizers
 
     def is_ready(self) -> bool:
         """The model's own ``is_ready()`` when it has one (as newer Triton python backends ask it);
@@ -299,6 +302,7 @@ class PythonInstance(BackendInstance):
             timeout=request.timeout_us,
             parameters=orjson.dumps(request.parameters).decode() if request.parameters else "{}",
         )
+        pb_request._core = request
         return pb_request
 
     def _from_pb(self, request: InferRequest, response: Any) -> InferResponse | TritonError:
@@ -332,10 +336,6 @@ class PythonInstance(BackendInstance):
             outputs,
             response._parameters or None,
         )
-
-
-def _cancel_probe(request: InferRequest) -> Callable[[], bool]:
-    return lambda: request.cancelled
 
 
 def _flag_probe(flags: Callable[[int], bool], index: int) -> Callable[[], bool]:

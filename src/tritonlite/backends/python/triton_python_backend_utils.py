@@ -304,7 +304,8 @@ class InferenceRequest:
         self._parameters = parameters or "{}"
         self._response_sender: InferenceResponseSender | None = None
         self._sent: list[InferenceResponse] | None = None  # what a non-decoupled model sent
-        self._cancelled: Callable[[], bool] | None = None
+        self._cancelled: Callable[[], bool] | None = None  # how a stub process learns it
+        self._core: Any = None  # the server's request this one stands for (its ``cancelled`` flag)
 
     def inputs(self) -> list[Tensor]:
         return self._inputs
@@ -331,7 +332,11 @@ class InferenceRequest:
         return self._parameters
 
     def is_cancelled(self) -> bool:
-        return self._cancelled() if self._cancelled is not None else False
+        """Whether the client withdrew the request (disconnected, cancelled its call, closed its stream)."""
+        if self._cancelled is not None:
+            return self._cancelled()
+        core = self._core
+        return core is not None and core.cancelled
 
     def get_response_sender(self) -> InferenceResponseSender:
         """The sender of this request's responses.
