@@ -48,16 +48,13 @@ PROTO_FILES = ("model_config.proto", "grpc_service.proto")
 # exactly once in protoc's output, so a change in grpcio-tools' code
 # generator fails loudly instead of silently producing broken modules.
 _POOL_NOTE = (
-    "# tritonlite: descriptors live in a private pool, not the default one\n"
-    "# (see scripts/generate_protocol.py).\n"
+    "# tritonlite: descriptors live in a private pool, not the default one\n# (see scripts/generate_protocol.py).\n"
 )
 FIXUPS: dict[str, list[tuple[str, str]]] = {
     "model_config_pb2.py": [
         (
             "DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(",
-            _POOL_NOTE
-            + "_POOL = _descriptor_pool.DescriptorPool()\n"
-            + "DESCRIPTOR = _POOL.AddSerializedFile(",
+            _POOL_NOTE + "_POOL = _descriptor_pool.DescriptorPool()\n" + "DESCRIPTOR = _POOL.AddSerializedFile(",
         ),
     ],
     "model_config_pb2.pyi": [],
@@ -215,8 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             committed, installed = _committed_tools_version(), _grpcio_tools_version()
             if committed and committed != installed:
                 print(
-                    f"note: committed files were generated with grpcio-tools {committed}, "
-                    f"but {installed} is installed",
+                    f"note: committed files were generated with grpcio-tools {committed}, but {installed} is installed",
                     file=sys.stderr,
                 )
             return 1

@@ -245,7 +245,7 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None, *, ex
         )
     except TritonError as exc:
         flag = "--rate-limit-resource" if options.rate_limit_resources else "--rate-limit"
-        log.error('Bad option: "%s".\n%s', flag, exc.message)
+        print(f'Bad option: "{flag}".\n{exc.message}', file=sys.stderr)  # raw, as Triton prints it
         return 1
     log.info("tritonlite %s (Triton %s compatible)", __version__, TRITON_COMPATIBLE_VERSION)
     for repository in options.repositories:

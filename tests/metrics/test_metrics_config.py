@@ -23,9 +23,7 @@ from tritonlite.metrics.config import DEFAULT_QUANTILES, MetricsConfig, parse_me
 from tritonlite.metrics.system import SystemReadings
 from tritonlite.statistics.summary import Summary
 
-FACTS = json.loads(
-    (Path(__file__).parents[1] / "reference_data" / "metrics" / "triton_2.51_metrics.json").read_text()
-)
+FACTS = json.loads((Path(__file__).parents[1] / "reference_data" / "metrics" / "triton_2.51_metrics.json").read_text())
 SUMMARIES = [
     "nv_inference_request_summary_us", "nv_inference_queue_summary_us", "nv_inference_compute_input_summary_us",
     "nv_inference_compute_infer_summary_us", "nv_inference_compute_output_summary_us",

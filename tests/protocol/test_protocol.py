@@ -247,9 +247,7 @@ def test_service_is_wire_compatible(triton):
     theirs = triton.service.DESCRIPTOR.services_by_name["GRPCInferenceService"]
     ours = grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"]
     assert ours.full_name == theirs.full_name == "inference.GRPCInferenceService"
-    problems = _diff(
-        "GRPCInferenceService", _service_signature(ours), _service_signature(theirs), triton.strict
-    )
+    problems = _diff("GRPCInferenceService", _service_signature(ours), _service_signature(theirs), triton.strict)
     assert not problems, "\n".join(problems)
     assert _service_signature(ours)["ModelStreamInfer"] == (
         "inference.ModelInferRequest",
@@ -621,10 +619,7 @@ for _path in sorted((REPO_ROOT / "examples").glob("**/config.pbtxt")):
 @pytest.mark.parametrize("config_name", list(CONFIGS))
 def test_config_pbtxt_round_trip(triton, config_name):
     tc_model_config = triton.model_config
-    if (
-        config_name == "newer_fields"
-        and "model_metrics" not in tc_model_config.ModelConfig.DESCRIPTOR.fields_by_name
-    ):
+    if config_name == "newer_fields" and "model_metrics" not in tc_model_config.ModelConfig.DESCRIPTOR.fields_by_name:
         pytest.skip(f"tritonclient {triton.version} predates these ModelConfig fields")
     config_text = CONFIGS[config_name]
     ours = text_format.Parse(config_text, model_config_pb2.ModelConfig())

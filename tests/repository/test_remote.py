@@ -208,9 +208,7 @@ def put(fs, key: str, data: bytes = b"x") -> None:
 
 
 def files(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def repository(fs, tmp_path) -> RemoteRepository:

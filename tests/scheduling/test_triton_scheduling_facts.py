@@ -1048,7 +1048,9 @@ def test_rate_limit_refusal_keeps_the_server_up(refused_rate_limit):
         replay_case(refused_rate_limit, recorded)
     assert _index_row(case["cases"][0]["answer"]["json"], "rate_limited")["reason"] == REFUSED_REASON
     log = refused_rate_limit.server.log()
-    assert f"failed to load 'rate_limited' version 1: {REFUSED_REASON}" in log
+    # Triton's line, message quoted and escaped: "failed to load 'rate_limited' version 1: ... \"R1\" ..."
+    quoted = REFUSED_REASON.replace('"', '\\"')
+    assert f"] \"failed to load 'rate_limited' version 1: {quoted}\"" in log
     assert f"| rate_limited | 1       | UNAVAILABLE: {REFUSED_REASON} |" in log
 
 

@@ -273,9 +273,7 @@ def test_model_pt_alone_is_detected_as_pytorch(tmp_path):
 
 @pytest.mark.parametrize(("disabled", "during"), [("false", True), ("true", False)])
 def test_optimized_execution_is_the_configured_one_during_forward_and_restored_after(tmp_path, disabled, during):
-    config = ADD_SUB + (
-        f'parameters {{ key: "DISABLE_OPTIMIZED_EXECUTION" value {{ string_value: "{disabled}" }} }}\n'
-    )
+    config = ADD_SUB + (f'parameters {{ key: "DISABLE_OPTIMIZED_EXECUTION" value {{ string_value: "{disabled}" }} }}\n')
     instance = create_instance("pytorch", spec(save(AddSub(), tmp_path, "add_sub", config)))
     seen = []
     scripted = instance.module

@@ -166,7 +166,7 @@ def test_a_body_that_arrives_in_pieces_is_joined_in_order(server):
     data = header + np.array([1, 2, 3, 4], np.float32).tobytes() + np.array([10, 20, 30, 40], np.float32).tobytes()
     request = post(data, f"Inference-Header-Content-Length: {len(header)}")
     head_end = request.index(b"\r\n\r\n") + 4
-    pieces = [request[:head_end], data[:7], data[7:len(header) + 5], data[len(header) + 5:]]
+    pieces = [request[:head_end], data[:7], data[7 : len(header) + 5], data[len(header) + 5 :]]
     host, port = server.http.split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -69,4 +69,3 @@ def test_disconnected_request_is_not_executed(tmp_path, monkeypatch):
         server.stop()
     executed = [rid for line in Path(log).read_text().splitlines() for rid in json.loads(line)]
     assert executed == ["busy", "after"]
-

@@ -3,6 +3,7 @@ the request and the model, which checks ``is_cancelled()`` between tokens, stops
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -23,9 +24,14 @@ class TritonPythonModel:
             sender = request.get_response_sender()
             params = json.loads(pb_utils.get_input_tensor_by_name(request, "sampling_parameters")
                                 .as_numpy().reshape(-1)[0])
+            prompt = pb_utils.get_input_tensor_by_name(request, "text_input").as_numpy().reshape(-1)[0]
             for i in range(params["max_tokens"]):
                 if sender.is_cancelled():
                     break
+                if prompt == b"fail" and i == 2:
+                    sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError("failed at 2")),
+                                flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+                    return None
                 with open(params["log_path"], "a") as log:
                     log.write(f"{i}\\n")
                 sender.send(pb_utils.InferenceResponse([
@@ -109,3 +115,15 @@ def test_openai_client_closing_its_stream_stops_the_model(server, tmp_path):
     # the server still serves: a short stream runs to its end
     short = client.completions.create(model="slow_llm", prompt="x", max_tokens=3, extra_body={"log_path": str(log)})
     assert short.choices[0].text == " tok" * 3
+
+
+def test_an_error_midway_is_an_error_event(server, tmp_path):
+    body = {"model": "slow_llm", "prompt": "fail", "max_tokens": 5, "stream": True, "log_path": str(tmp_path / "l")}
+    answer = requests.post(f"http://{server.http}/v1/completions", json=body, timeout=30)
+    events = [line[6:] for line in answer.text.splitlines() if line.startswith("data: ")]
+    assert answer.status_code == 200 and len(events) == 3
+    assert [json.loads(e)["choices"][0]["text"] for e in events[:2]] == [" tok", " tok"]
+    assert json.loads(events[2]) == {"error": {"message": "failed at 2", "type": "server_error", "param": None,
+                                               "code": None}}  # fmt: skip
+    whole = requests.post(f"http://{server.http}/v1/completions", json={**body, "stream": False}, timeout=30)
+    assert whole.status_code == 500 and whole.json()["error"]["message"] == "failed at 2"

@@ -177,8 +177,11 @@ def main() -> int:
             log_path = root / f"{name}.log"
             proc = start(repo, log_path, flags)
             if proc.poll() is not None:
-                facts["runs"][name] = {"flags": flags, "exited": proc.returncode,
-                                       "log_tail": log_path.read_text(errors="replace")[-3000:]}
+                facts["runs"][name] = {
+                    "flags": flags,
+                    "exited": proc.returncode,
+                    "log_tail": log_path.read_text(errors="replace")[-3000:],
+                }
                 continue
             before = metrics_text()
             sent = workload()

@@ -30,6 +30,7 @@ this was written), the group is rerun on a fresh server from the scenario that w
 Options: --only main,warmup,rate_limit (merges into the existing JSON file)
          --groups startup,batching,errors,ordering,perf (main phase only)  --no-perf  --keep
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,6 +73,7 @@ class ServerDied(RuntimeError):
 
 # =========================================================================== server control
 
+
 class Server:
     def __init__(self, repo: Path, flags, workdir: Path, name: str, wait_live=True):
         self.repo, self.flags, self.name = repo, list(flags), name
@@ -79,14 +81,14 @@ class Server:
         self.model_log_dir = workdir / f"{name}_model_logs"
         shutil.rmtree(self.model_log_dir, ignore_errors=True)
         self.model_log_dir.mkdir(parents=True)
-        self.cmd = [str(RUN_TRITON), str(repo), str(HTTP_PORT), str(GRPC_PORT), str(METRICS_PORT),
-                    "--", *self.flags]
+        self.cmd = [str(RUN_TRITON), str(repo), str(HTTP_PORT), str(GRPC_PORT), str(METRICS_PORT), "--", *self.flags]
         env = dict(os.environ, TRITONLITE_SCHED_LOG_DIR=str(self.model_log_dir))
         wait_ports_free()
         self.t_start = time.time()
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         self.stopped = False
         self.live_after_s = None
         if wait_live:
@@ -133,9 +135,11 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def command_for_json(self):
-        return ["run-triton.sh", str(self.repo.relative_to(ROOT)) if self.repo.is_relative_to(ROOT)
-                else "<temporary copy>",
-                *self.cmd[2:]]
+        return [
+            "run-triton.sh",
+            str(self.repo.relative_to(ROOT)) if self.repo.is_relative_to(ROOT) else "<temporary copy>",
+            *self.cmd[2:],
+        ]
 
 
 def wait_ports_free(timeout=60):
@@ -161,6 +165,7 @@ def run_phase(fn, *args, attempts=3):
 
 # =========================================================================== model logs
 
+
 class ModelLog:
     """Reads the JSON lines the probe model writes, from a remembered offset."""
 
@@ -185,19 +190,30 @@ class ModelLog:
 
 # =========================================================================== requests
 
+
 class Req:
     """One inference request of a scenario."""
 
-    def __init__(self, rid, protocol="http", offset_ms=0, batch=1, cols=4, sleep_ms=None,
-                 params=None, grpc_param_types=None, note=None, send_id=True):
+    def __init__(
+        self,
+        rid,
+        protocol="http",
+        offset_ms=0,
+        batch=1,
+        cols=4,
+        sleep_ms=None,
+        params=None,
+        grpc_param_types=None,
+        note=None,
+        send_id=True,
+    ):
         self.rid, self.protocol, self.offset_ms = rid, protocol, offset_ms
         self.send_id = send_id  # False: the request carries no "id" (rid is only the local key)
         self.batch, self.cols, self.sleep_ms = batch, cols, sleep_ms
         self.params = dict(params or {})
         # gRPC parameter field per key; default: what tritonclient 2.x sends
         # (priority -> uint64_param, timeout -> int64_param).
-        self.grpc_param_types = {"priority": "uint64_param", "timeout": "int64_param",
-                                 **(grpc_param_types or {})}
+        self.grpc_param_types = {"priority": "uint64_param", "timeout": "int64_param", **(grpc_param_types or {})}
         self.note = note
 
     def tensors(self):
@@ -207,22 +223,40 @@ class Req:
 
     def http_request(self, model):
         x, s = self.tensors()
-        inputs = [{"name": "INPUT0", "datatype": "FP32", "shape": list(x.shape),
-                   "parameters": {"binary_data_size": x.nbytes}}]
+        inputs = [
+            {"name": "INPUT0", "datatype": "FP32", "shape": list(x.shape), "parameters": {"binary_data_size": x.nbytes}}
+        ]
         chunks = [x.tobytes()]
         if s is not None:
-            inputs.append({"name": "SLEEP_MS", "datatype": "INT32", "shape": list(s.shape),
-                           "parameters": {"binary_data_size": s.nbytes}})
+            inputs.append(
+                {
+                    "name": "SLEEP_MS",
+                    "datatype": "INT32",
+                    "shape": list(s.shape),
+                    "parameters": {"binary_data_size": s.nbytes},
+                }
+            )
             chunks.append(s.tobytes())
         header = {"id": self.rid} if self.send_id else {}
-        header.update({"inputs": inputs,
-                       "outputs": [{"name": "BATCH", "parameters": {"binary_data": False}},
-                                   {"name": "ORDER", "parameters": {"binary_data": False}}]})
+        header.update(
+            {
+                "inputs": inputs,
+                "outputs": [
+                    {"name": "BATCH", "parameters": {"binary_data": False}},
+                    {"name": "ORDER", "parameters": {"binary_data": False}},
+                ],
+            }
+        )
         if self.params:
             header["parameters"] = self.params
         body, headers = base.binary_body(header, *chunks)
-        return {"method": "POST", "path": f"/v2/models/{model}/infer", "headers": headers,
-                "body_b64": b64(body), "header_json": header}
+        return {
+            "method": "POST",
+            "path": f"/v2/models/{model}/infer",
+            "headers": headers,
+            "body_b64": b64(body),
+            "header_json": header,
+        }
 
     def grpc_request(self, model):
         x, s = self.tensors()
@@ -238,13 +272,15 @@ class Req:
                 base.set_param(r.parameters[k], v)
             else:
                 setattr(r.parameters[k], field, v)
-        return {"rpc": "ModelInfer", "request_b64": b64(r.SerializeToString(deterministic=True)),
-                "request_json": json_format.MessageToDict(r, preserving_proto_field_name=True)}
+        return {
+            "rpc": "ModelInfer",
+            "request_b64": b64(r.SerializeToString(deterministic=True)),
+            "request_json": json_format.MessageToDict(r, preserving_proto_field_name=True),
+        }
 
 
 def decode_http(status, reason, all_headers, data):
-    headers = {k: all_headers[k] for k in ("content-type", "inference-header-content-length")
-               if k in all_headers}
+    headers = {k: all_headers[k] for k in ("content-type", "inference-header-content-length") if k in all_headers}
     ans = {"status": status, "reason": reason, "headers": headers, "body_b64": b64(data)}
     try:
         ans["json"] = json.loads(data.decode()) if data else None
@@ -259,7 +295,7 @@ def outputs_of(ans):
     if "json" in ans and isinstance(ans.get("json"), dict) and "outputs" in ans["json"]:
         for o in ans["json"]["outputs"]:
             d = o["data"]
-            out[o["name"]] = [d[i:i + 4] for i in range(0, len(d), 4)] if o["name"] == "BATCH" else d
+            out[o["name"]] = [d[i : i + 4] for i in range(0, len(d), 4)] if o["name"] == "BATCH" else d
     elif ans.get("response_b64"):
         resp = pb.ModelInferResponse.FromString(base64.b64decode(ans["response_b64"]))
         for o, raw in zip(resp.outputs, resp.raw_output_contents, strict=False):
@@ -269,9 +305,15 @@ def outputs_of(ans):
 
 
 def send_one(req: Req, model, t0, results, channel, recorded):
-    rec = {"id": req.rid, "protocol": req.protocol, "offset_ms": req.offset_ms,
-           "batch": req.batch, "shape": [req.batch, req.cols], "sleep_ms_input": req.sleep_ms,
-           "parameters": req.params}
+    rec = {
+        "id": req.rid,
+        "protocol": req.protocol,
+        "offset_ms": req.offset_ms,
+        "batch": req.batch,
+        "shape": [req.batch, req.cols],
+        "sleep_ms_input": req.sleep_ms,
+        "parameters": req.params,
+    }
     if req.note:
         rec["note"] = req.note
     try:
@@ -289,8 +331,7 @@ def send_one(req: Req, model, t0, results, channel, recorded):
                 resp = conn.getresponse()
                 data = resp.read()
                 te = time.time()
-                ans = decode_http(resp.status, resp.reason,
-                                  {k.lower(): v for k, v in resp.getheaders()}, data)
+                ans = decode_http(resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, data)
             except (http.client.HTTPException, OSError) as e:
                 te = time.time()
                 ans = {"status": None, "connection_error": f"{type(e).__name__}: {e}"}
@@ -333,8 +374,7 @@ def fire(server: Server, model, reqs, settle_s=0.3, record_requests=True):
     grpc.channel_ready_future(channel).result(timeout=10)
     results = {}
     t0 = time.time() + 0.3
-    threads = [threading.Thread(target=send_one, args=(r, model, t0, results, channel, record_requests))
-               for r in reqs]
+    threads = [threading.Thread(target=send_one, args=(r, model, t0, results, channel, record_requests)) for r in reqs]
     for t in threads:
         t.start()
     for t in threads:
@@ -346,13 +386,19 @@ def fire(server: Server, model, reqs, settle_s=0.3, record_requests=True):
     for e in mlog.read_new():
         if e.get("event") != "execute":
             continue
-        execs.append({"instance": e["instance"], "exec_index": e["exec_index"],
-                      "n_requests": e["n_requests"], "total_batch": e["total_batch"],
-                      "request_ids": [r["id"] for r in e["requests"]],
-                      "request_shapes": [r["shape"] for r in e["requests"]],
-                      "request_timeouts_us": [r.get("timeout_us") for r in e["requests"]],
-                      "start_ms": round((e["t_start"] - t0) * 1000, 1),
-                      "end_ms": round((e["t_end"] - t0) * 1000, 1)})
+        execs.append(
+            {
+                "instance": e["instance"],
+                "exec_index": e["exec_index"],
+                "n_requests": e["n_requests"],
+                "total_batch": e["total_batch"],
+                "request_ids": [r["id"] for r in e["requests"]],
+                "request_shapes": [r["shape"] for r in e["requests"]],
+                "request_timeouts_us": [r.get("timeout_us") for r in e["requests"]],
+                "start_ms": round((e["t_start"] - t0) * 1000, 1),
+                "end_ms": round((e["t_end"] - t0) * 1000, 1),
+            }
+        )
     execs.sort(key=lambda e: e["start_ms"])
     return t0, [results[r.rid] for r in reqs], execs
 
@@ -381,24 +427,35 @@ def scenario(server, sid, model, reqs, description, trials=1, settle_s=0.3, paus
             "batch_sizes": [e["total_batch"] for e in execs],
             "requests_per_execute": [e["n_requests"] for e in execs],
             "execution_order": [rid for e in execs for rid in e["request_ids"]],
-            "gaps_between_executes_ms": [round(b["start_ms"] - a["end_ms"], 1)
-                                         for a, b in zip(execs, execs[1:], strict=False)],
-            "answers": {r["id"]: {"status": status_of(r), "error": error_of(r),
-                                  "latency_ms": r["latency_ms"], "answered_ms": r["answered_ms"]}
-                        for r in recs},
+            "gaps_between_executes_ms": [
+                round(b["start_ms"] - a["end_ms"], 1) for a, b in zip(execs, execs[1:], strict=False)
+            ],
+            "answers": {
+                r["id"]: {
+                    "status": status_of(r),
+                    "error": error_of(r),
+                    "latency_ms": r["latency_ms"],
+                    "answered_ms": r["answered_ms"],
+                }
+                for r in recs
+            },
             "response_arrival_order": [r["id"] for r in sorted(recs, key=lambda r: r["answered_ms"])],
             "executes": execs,
             "requests": recs,
         }
         out["trials"].append(trial)
-        print(f"  {sid} trial {k}: batches={trial['batches']} "
-              f"statuses={[trial['answers'][r.rid]['status'] for r in reqs]} "
-              f"lat={[trial['answers'][r.rid]['latency_ms'] for r in reqs]}", flush=True)
+        print(
+            f"  {sid} trial {k}: batches={trial['batches']} "
+            f"statuses={[trial['answers'][r.rid]['status'] for r in reqs]} "
+            f"lat={[trial['answers'][r.rid]['latency_ms'] for r in reqs]}",
+            flush=True,
+        )
         time.sleep(pause_s)
     return out
 
 
 # =========================================================================== main phase
+
 
 def lazy(sid, *args, **kw):
     """A scenario to run later, on whatever server is up then: (id, fn(server))."""
@@ -411,270 +468,653 @@ def simultaneous(n, protocol="http", batch=1, cols=4, prefix="r", **kw):
 
 def batching_scenarios():
     s = []
-    s.append(lazy("preferred_8_simultaneous", "batch_preferred", simultaneous(8),
-                      "8 requests [1,4] sent at the same moment; preferred_batch_size [4,8], "
-                      "max_queue_delay_microseconds 100000", trials=3))
-    s.append(lazy("preferred_5_simultaneous", "batch_preferred", simultaneous(5),
-                      "5 requests [1,4] sent at the same moment; preferred [4,8], delay 100 ms", trials=3))
-    s.append(lazy("preferred_4_simultaneous", "batch_preferred", simultaneous(4),
-                      "4 requests [1,4] at once; preferred [4,8], delay 100 ms", trials=3))
-    s.append(lazy("preferred_3_simultaneous", "batch_preferred", simultaneous(3),
-                      "3 requests [1,4] at once; preferred [4,8], delay 100 ms", trials=3))
-    s.append(lazy("preferred_lone_request", "batch_preferred", simultaneous(1),
-                      "a single request; preferred [4,8], delay 100 ms: latency", trials=3))
-    s.append(lazy("delay_only_lone_request", "batch_delay_only", simultaneous(1),
-                      "a single request; no preferred size, delay 100 ms: latency", trials=3))
-    s.append(lazy("nodelay_lone_request", "batch_nodelay", simultaneous(1),
-                      "a single request; no preferred size, delay 0: latency", trials=3))
-    s.append(lazy("no_dynamic_batching_lone_request", "no_dynamic_batching", simultaneous(1),
-                      "a single request; no dynamic_batching at all: latency", trials=3))
-    s.append(lazy("delay_only_8_simultaneous", "batch_delay_only", simultaneous(8),
-                      "8 requests at once; no preferred size, delay 100 ms (max_batch_size 8)", trials=3))
-    s.append(lazy("delay_only_5_simultaneous", "batch_delay_only", simultaneous(5),
-                      "5 requests at once; no preferred size, delay 100 ms", trials=3))
-    s.append(lazy("delay_only_10_simultaneous", "batch_delay_only", simultaneous(10),
-                      "10 requests at once; no preferred size, delay 100 ms (more than max_batch_size)",
-                      trials=3))
-    s.append(lazy("nodelay_8_simultaneous", "batch_nodelay", simultaneous(8),
-                      "8 requests at once; delay 0, model idle (racy: whatever was queued when the "
-                      "batcher looked)", trials=3))
-    s.append(lazy("nodelay_8_behind_blocker", "batch_nodelay",
-                      [Req("blocker", sleep_ms=400)] + [Req(f"r{i + 1}", offset_ms=100) for i in range(8)],
-                      "blocker (SLEEP_MS 400) first, then 8 requests [1,4] at +100 ms while it runs; delay 0",
-                      trials=2))
-    s.append(lazy("nodelay_10_behind_blocker", "batch_nodelay",
-                      [Req("blocker", sleep_ms=400)] + [Req(f"r{i + 1}", offset_ms=100 + 5 * i)
-                                                        for i in range(10)],
-                      "blocker, then 10 requests [1,4] (5 ms apart) while it runs; delay 0, max_batch_size 8",
-                      trials=2))
-    s.append(lazy("preferred_8_behind_blocker", "batch_preferred",
-                  [Req("blocker", sleep_ms=400)] + [Req(f"r{i + 1}", offset_ms=200) for i in range(8)],
-                  "blocker (SLEEP_MS 400; it waits the 100 ms delay alone, then runs until ~500 ms), "
-                  "8 requests at +200 ms queue up while it runs; preferred [4,8], delay 100 ms", trials=2))
-    s.append(lazy("preferred_5_behind_blocker", "batch_preferred",
-                  [Req("blocker", sleep_ms=400)] + [Req(f"r{i + 1}", offset_ms=200) for i in range(5)],
-                  "blocker as above, 5 requests queue up while it runs; preferred [4,8], delay 100 ms",
-                  trials=2))
-    s.append(lazy("preferred_mixed_shapes", "batch_preferred",
-                      [Req(f"c{'3' if i % 2 == 0 else '5'}_{i // 2 + 1}", cols=3 if i % 2 == 0 else 5)
-                       for i in range(8)],
-                      "8 requests at once, alternating shapes [1,3] and [1,5] (INPUT0 dims [-1]); "
-                      "preferred [4,8], delay 100 ms", trials=3))
-    s.append(lazy("nodelay_mixed_shapes_behind_blocker", "batch_nodelay",
-                      [Req("blocker", sleep_ms=400)] + [
-                          Req(f"c{'3' if i % 2 == 0 else '5'}_{i // 2 + 1}", offset_ms=100 + 10 * i,
-                              cols=3 if i % 2 == 0 else 5) for i in range(6)],
-                      "blocker, then 6 requests alternating [1,3]/[1,5] 10 ms apart (queue order "
-                      "c3_1 c5_1 c3_2 c5_2 c3_3 c5_3); delay 0", trials=2))
-    s.append(lazy("nodelay_grouped_shapes_behind_blocker", "batch_nodelay",
-                      [Req("blocker", sleep_ms=400)] + [
-                          Req(f"c{c}_{j + 1}", offset_ms=100 + 10 * (i * 3 + j), cols=c)
-                          for i, c in enumerate((3, 5)) for j in range(3)],
-                      "blocker, then 3 x [1,3] followed by 3 x [1,5], 10 ms apart; delay 0", trials=2))
-    s.append(lazy("preferred_batch_sizes_3_3_3", "batch_preferred",
-                      [Req(f"b3_{i + 1}", batch=3) for i in range(3)],
-                      "3 requests of batch size 3 ([3,4]) at once; preferred [4,8], max 8", trials=3))
-    s.append(lazy("preferred_batch_sizes_2x4", "batch_preferred",
-                      [Req(f"b2_{i + 1}", batch=2) for i in range(4)],
-                      "4 requests of batch size 2 at once; preferred [4,8]", trials=3))
-    s.append(lazy("preferred_batch_sizes_3_3", "batch_preferred",
-                      [Req(f"b3_{i + 1}", batch=3) for i in range(2)],
-                      "2 requests of batch size 3 at once (6: not a preferred size); preferred [4,8]",
-                      trials=3))
-    s.append(lazy("preferred_optional_input_mix", "batch_preferred",
-                      [Req("with_sleep_1", sleep_ms=0), Req("plain_1"), Req("with_sleep_2", sleep_ms=0),
-                       Req("plain_2")],
-                      "4 requests at once, two carry the optional input SLEEP_MS (value 0), two do not; "
-                      "preferred [4,8]", trials=3))
-    s.append(lazy("preferred_http_and_grpc_mix", "batch_preferred",
-                      [Req(f"h{i + 1}", "http") for i in range(4)] + [Req(f"g{i + 1}", "grpc") for i in range(4)],
-                      "4 HTTP + 4 gRPC requests at once; preferred [4,8]", trials=3))
-    s.append(lazy("nodelay_oversized_request", "batch_nodelay", [Req("b9", batch=9)],
-                      "one request with batch size 9 > max_batch_size 8"))
+    s.append(
+        lazy(
+            "preferred_8_simultaneous",
+            "batch_preferred",
+            simultaneous(8),
+            "8 requests [1,4] sent at the same moment; preferred_batch_size [4,8], max_queue_delay_microseconds 100000",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_5_simultaneous",
+            "batch_preferred",
+            simultaneous(5),
+            "5 requests [1,4] sent at the same moment; preferred [4,8], delay 100 ms",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_4_simultaneous",
+            "batch_preferred",
+            simultaneous(4),
+            "4 requests [1,4] at once; preferred [4,8], delay 100 ms",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_3_simultaneous",
+            "batch_preferred",
+            simultaneous(3),
+            "3 requests [1,4] at once; preferred [4,8], delay 100 ms",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_lone_request",
+            "batch_preferred",
+            simultaneous(1),
+            "a single request; preferred [4,8], delay 100 ms: latency",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "delay_only_lone_request",
+            "batch_delay_only",
+            simultaneous(1),
+            "a single request; no preferred size, delay 100 ms: latency",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "nodelay_lone_request",
+            "batch_nodelay",
+            simultaneous(1),
+            "a single request; no preferred size, delay 0: latency",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "no_dynamic_batching_lone_request",
+            "no_dynamic_batching",
+            simultaneous(1),
+            "a single request; no dynamic_batching at all: latency",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "delay_only_8_simultaneous",
+            "batch_delay_only",
+            simultaneous(8),
+            "8 requests at once; no preferred size, delay 100 ms (max_batch_size 8)",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "delay_only_5_simultaneous",
+            "batch_delay_only",
+            simultaneous(5),
+            "5 requests at once; no preferred size, delay 100 ms",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "delay_only_10_simultaneous",
+            "batch_delay_only",
+            simultaneous(10),
+            "10 requests at once; no preferred size, delay 100 ms (more than max_batch_size)",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "nodelay_8_simultaneous",
+            "batch_nodelay",
+            simultaneous(8),
+            "8 requests at once; delay 0, model idle (racy: whatever was queued when the batcher looked)",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "nodelay_8_behind_blocker",
+            "batch_nodelay",
+            [Req("blocker", sleep_ms=400)] + [Req(f"r{i + 1}", offset_ms=100) for i in range(8)],
+            "blocker (SLEEP_MS 400) first, then 8 requests [1,4] at +100 ms while it runs; delay 0",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "nodelay_10_behind_blocker",
+            "batch_nodelay",
+            [Req("blocker", sleep_ms=400)] + [Req(f"r{i + 1}", offset_ms=100 + 5 * i) for i in range(10)],
+            "blocker, then 10 requests [1,4] (5 ms apart) while it runs; delay 0, max_batch_size 8",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_8_behind_blocker",
+            "batch_preferred",
+            [Req("blocker", sleep_ms=400)] + [Req(f"r{i + 1}", offset_ms=200) for i in range(8)],
+            "blocker (SLEEP_MS 400; it waits the 100 ms delay alone, then runs until ~500 ms), "
+            "8 requests at +200 ms queue up while it runs; preferred [4,8], delay 100 ms",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_5_behind_blocker",
+            "batch_preferred",
+            [Req("blocker", sleep_ms=400)] + [Req(f"r{i + 1}", offset_ms=200) for i in range(5)],
+            "blocker as above, 5 requests queue up while it runs; preferred [4,8], delay 100 ms",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_mixed_shapes",
+            "batch_preferred",
+            [Req(f"c{'3' if i % 2 == 0 else '5'}_{i // 2 + 1}", cols=3 if i % 2 == 0 else 5) for i in range(8)],
+            "8 requests at once, alternating shapes [1,3] and [1,5] (INPUT0 dims [-1]); preferred [4,8], delay 100 ms",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "nodelay_mixed_shapes_behind_blocker",
+            "batch_nodelay",
+            [Req("blocker", sleep_ms=400)]
+            + [
+                Req(f"c{'3' if i % 2 == 0 else '5'}_{i // 2 + 1}", offset_ms=100 + 10 * i, cols=3 if i % 2 == 0 else 5)
+                for i in range(6)
+            ],
+            "blocker, then 6 requests alternating [1,3]/[1,5] 10 ms apart (queue order "
+            "c3_1 c5_1 c3_2 c5_2 c3_3 c5_3); delay 0",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "nodelay_grouped_shapes_behind_blocker",
+            "batch_nodelay",
+            [Req("blocker", sleep_ms=400)]
+            + [
+                Req(f"c{c}_{j + 1}", offset_ms=100 + 10 * (i * 3 + j), cols=c)
+                for i, c in enumerate((3, 5))
+                for j in range(3)
+            ],
+            "blocker, then 3 x [1,3] followed by 3 x [1,5], 10 ms apart; delay 0",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_batch_sizes_3_3_3",
+            "batch_preferred",
+            [Req(f"b3_{i + 1}", batch=3) for i in range(3)],
+            "3 requests of batch size 3 ([3,4]) at once; preferred [4,8], max 8",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_batch_sizes_2x4",
+            "batch_preferred",
+            [Req(f"b2_{i + 1}", batch=2) for i in range(4)],
+            "4 requests of batch size 2 at once; preferred [4,8]",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_batch_sizes_3_3",
+            "batch_preferred",
+            [Req(f"b3_{i + 1}", batch=3) for i in range(2)],
+            "2 requests of batch size 3 at once (6: not a preferred size); preferred [4,8]",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_optional_input_mix",
+            "batch_preferred",
+            [Req("with_sleep_1", sleep_ms=0), Req("plain_1"), Req("with_sleep_2", sleep_ms=0), Req("plain_2")],
+            "4 requests at once, two carry the optional input SLEEP_MS (value 0), two do not; preferred [4,8]",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "preferred_http_and_grpc_mix",
+            "batch_preferred",
+            [Req(f"h{i + 1}", "http") for i in range(4)] + [Req(f"g{i + 1}", "grpc") for i in range(4)],
+            "4 HTTP + 4 gRPC requests at once; preferred [4,8]",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "nodelay_oversized_request",
+            "batch_nodelay",
+            [Req("b9", batch=9)],
+            "one request with batch size 9 > max_batch_size 8",
+        )
+    )
     return s
 
 
 def error_scenarios():
     s = []
     # --- queue full
-    s.append(lazy("queue_full", "batch_queue_full", [
-        Req("blocker", sleep_ms=600),
-        Req("q1", offset_ms=100), Req("q2", offset_ms=150),
-        Req("over_http", offset_ms=200), Req("over_grpc", "grpc", offset_ms=250),
-        Req("q_after", offset_ms=1700)],
-        "max_queue_size 2: blocker executes (600 ms); q1, q2 wait; over_http and over_grpc arrive "
-        "while 2 are queued; q_after arrives at +1700 ms, after the queue drained (q1/q2 run at "
-        "~600 ms, or ~1100 ms when the batcher's 500 ms idle wait hits)", settle_s=0.5, trials=2))
-    s.append(lazy("queue_full_no_id", "batch_queue_full", [
-        Req("blocker", sleep_ms=500),
-        Req("q1", offset_ms=100), Req("q2", offset_ms=150),
-        Req("over_http_no_id", offset_ms=200, send_id=False),
-        Req("over_grpc_no_id", "grpc", offset_ms=250, send_id=False)],
-        "queue full for requests without an id"))
-    s.append(lazy("queue_full_batch4", "batch_queue_full", [
-        Req("blocker", sleep_ms=500),
-        Req("q1_b4", offset_ms=100, batch=4), Req("q2_b1", offset_ms=150),
-        Req("over_b1", offset_ms=200)],
-        "max_queue_size 2 counts requests, not batch elements? q1 has batch 4, q2 batch 1"))
+    s.append(
+        lazy(
+            "queue_full",
+            "batch_queue_full",
+            [
+                Req("blocker", sleep_ms=600),
+                Req("q1", offset_ms=100),
+                Req("q2", offset_ms=150),
+                Req("over_http", offset_ms=200),
+                Req("over_grpc", "grpc", offset_ms=250),
+                Req("q_after", offset_ms=1700),
+            ],
+            "max_queue_size 2: blocker executes (600 ms); q1, q2 wait; over_http and over_grpc arrive "
+            "while 2 are queued; q_after arrives at +1700 ms, after the queue drained (q1/q2 run at "
+            "~600 ms, or ~1100 ms when the batcher's 500 ms idle wait hits)",
+            settle_s=0.5,
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "queue_full_no_id",
+            "batch_queue_full",
+            [
+                Req("blocker", sleep_ms=500),
+                Req("q1", offset_ms=100),
+                Req("q2", offset_ms=150),
+                Req("over_http_no_id", offset_ms=200, send_id=False),
+                Req("over_grpc_no_id", "grpc", offset_ms=250, send_id=False),
+            ],
+            "queue full for requests without an id",
+        )
+    )
+    s.append(
+        lazy(
+            "queue_full_batch4",
+            "batch_queue_full",
+            [
+                Req("blocker", sleep_ms=500),
+                Req("q1_b4", offset_ms=100, batch=4),
+                Req("q2_b1", offset_ms=150),
+                Req("over_b1", offset_ms=200),
+            ],
+            "max_queue_size 2 counts requests, not batch elements? q1 has batch 4, q2 batch 1",
+        )
+    )
     # --- timeout, REJECT policy
-    s.append(lazy("timeout_reject", "batch_timeout_reject", [
-        Req("blocker", sleep_ms=500, params={"timeout": 10000000}),
-        Req("default_http", offset_ms=50), Req("default_grpc", "grpc", offset_ms=60),
-        Req("long_http", offset_ms=70, params={"timeout": 2000000}),
-        Req("long_grpc", "grpc", offset_ms=80, params={"timeout": 2000000}),
-        Req("short_http", offset_ms=90, params={"timeout": 1000}),
-        Req("short_grpc", "grpc", offset_ms=100, params={"timeout": 1000})],
-        "REJECT, default_timeout_microseconds 100000, allow_timeout_override true. Blocker (500 ms, "
-        "timeout 10 s) executes; default_* use the 100 ms default, long_* 'timeout' 2000000 us "
-        "(more than the default), short_* 'timeout' 1000 us", settle_s=0.5))
-    s.append(lazy("timeout_reject_idle", "batch_timeout_reject", [
-        Req("short_http", params={"timeout": 1}), Req("short_grpc", "grpc", offset_ms=200,
-                                                       params={"timeout": 1})],
-        "REJECT policy, model idle, 'timeout' 1 us"))
-    s.append(lazy("timeout_reject_late", "batch_timeout_reject", [
-        Req("blocker", sleep_ms=500, params={"timeout": 10000000}),
-        Req("late_default", offset_ms=450), Req("late_short", offset_ms=455, params={"timeout": 1000}),
-        Req("late_long", offset_ms=460, params={"timeout": 2000000}),
-        Req("late_short_grpc", "grpc", offset_ms=465, params={"timeout": 1000})],
-        "REJECT, default 100 ms, override allowed. Requests arrive at +450..465 ms, shortly before the "
-        "blocker (500 ms) ends: late_default/late_long have not expired when the instance frees up, "
-        "late_short* ('timeout' 1000 us) have. Racy: when the dynamic batcher's 500 ms idle wait "
-        "delays the next look at the queue past ~560 ms, all four are rejected", settle_s=0.5, trials=3))
-    s.append(lazy("timeout_delay", "batch_timeout_delay", [
-        Req("blocker", sleep_ms=500),
-        Req("d_early_short", offset_ms=50, batch=8, params={"timeout": 1000}),
-        Req("d_late_default", offset_ms=100, batch=8)],
-        "DELAY, default_timeout_microseconds 2000000, override allowed. Both batch 8 (one execute "
-        "each). d_early_short ('timeout' 1000 us, sent first) has expired when the blocker (500 ms) "
-        "ends, d_late_default (2 s default) has not", trials=2))
-    s.append(lazy("timeout_delay_small", "batch_timeout_delay", [
-        Req("blocker", sleep_ms=500),
-        Req("d_short_1", offset_ms=50, params={"timeout": 1000}),
-        Req("d_short_2", offset_ms=60, params={"timeout": 1000}),
-        Req("d_default_1", offset_ms=100), Req("d_default_2", offset_ms=110)],
-        "DELAY policy, batch-1 requests: two expired (short), two not: grouping and order", trials=2))
-    s.append(lazy("timeout_no_override", "batch_no_override", [
-        Req("blocker", sleep_ms=400),
-        Req("t_http", offset_ms=50, params={"timeout": 1000}),
-        Req("t_grpc", "grpc", offset_ms=60, params={"timeout": 1000})],
-        "REJECT, default_timeout_microseconds 0, allow_timeout_override FALSE; requests carry "
-        "'timeout' 1000 us while the model is busy 400 ms"))
-    s.append(lazy("timeout_no_queue_policy", "batch_nodelay", [
-        Req("blocker", sleep_ms=400),
-        Req("t_http", offset_ms=50, params={"timeout": 1000}),
-        Req("t_grpc", "grpc", offset_ms=60, params={"timeout": 1000})],
-        "dynamic_batching without default_queue_policy; 'timeout' 1000 us while busy"))
-    s.append(lazy("timeout_default_scheduler", "no_dynamic_batching", [
-        Req("blocker", sleep_ms=400),
-        Req("t_http", offset_ms=50, params={"timeout": 1000}),
-        Req("t_grpc", "grpc", offset_ms=60, params={"timeout": 1000})],
-        "no dynamic_batching (default scheduler); 'timeout' 1000 us while busy"))
+    s.append(
+        lazy(
+            "timeout_reject",
+            "batch_timeout_reject",
+            [
+                Req("blocker", sleep_ms=500, params={"timeout": 10000000}),
+                Req("default_http", offset_ms=50),
+                Req("default_grpc", "grpc", offset_ms=60),
+                Req("long_http", offset_ms=70, params={"timeout": 2000000}),
+                Req("long_grpc", "grpc", offset_ms=80, params={"timeout": 2000000}),
+                Req("short_http", offset_ms=90, params={"timeout": 1000}),
+                Req("short_grpc", "grpc", offset_ms=100, params={"timeout": 1000}),
+            ],
+            "REJECT, default_timeout_microseconds 100000, allow_timeout_override true. Blocker (500 ms, "
+            "timeout 10 s) executes; default_* use the 100 ms default, long_* 'timeout' 2000000 us "
+            "(more than the default), short_* 'timeout' 1000 us",
+            settle_s=0.5,
+        )
+    )
+    s.append(
+        lazy(
+            "timeout_reject_idle",
+            "batch_timeout_reject",
+            [Req("short_http", params={"timeout": 1}), Req("short_grpc", "grpc", offset_ms=200, params={"timeout": 1})],
+            "REJECT policy, model idle, 'timeout' 1 us",
+        )
+    )
+    s.append(
+        lazy(
+            "timeout_reject_late",
+            "batch_timeout_reject",
+            [
+                Req("blocker", sleep_ms=500, params={"timeout": 10000000}),
+                Req("late_default", offset_ms=450),
+                Req("late_short", offset_ms=455, params={"timeout": 1000}),
+                Req("late_long", offset_ms=460, params={"timeout": 2000000}),
+                Req("late_short_grpc", "grpc", offset_ms=465, params={"timeout": 1000}),
+            ],
+            "REJECT, default 100 ms, override allowed. Requests arrive at +450..465 ms, shortly before the "
+            "blocker (500 ms) ends: late_default/late_long have not expired when the instance frees up, "
+            "late_short* ('timeout' 1000 us) have. Racy: when the dynamic batcher's 500 ms idle wait "
+            "delays the next look at the queue past ~560 ms, all four are rejected",
+            settle_s=0.5,
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "timeout_delay",
+            "batch_timeout_delay",
+            [
+                Req("blocker", sleep_ms=500),
+                Req("d_early_short", offset_ms=50, batch=8, params={"timeout": 1000}),
+                Req("d_late_default", offset_ms=100, batch=8),
+            ],
+            "DELAY, default_timeout_microseconds 2000000, override allowed. Both batch 8 (one execute "
+            "each). d_early_short ('timeout' 1000 us, sent first) has expired when the blocker (500 ms) "
+            "ends, d_late_default (2 s default) has not",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "timeout_delay_small",
+            "batch_timeout_delay",
+            [
+                Req("blocker", sleep_ms=500),
+                Req("d_short_1", offset_ms=50, params={"timeout": 1000}),
+                Req("d_short_2", offset_ms=60, params={"timeout": 1000}),
+                Req("d_default_1", offset_ms=100),
+                Req("d_default_2", offset_ms=110),
+            ],
+            "DELAY policy, batch-1 requests: two expired (short), two not: grouping and order",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "timeout_no_override",
+            "batch_no_override",
+            [
+                Req("blocker", sleep_ms=400),
+                Req("t_http", offset_ms=50, params={"timeout": 1000}),
+                Req("t_grpc", "grpc", offset_ms=60, params={"timeout": 1000}),
+            ],
+            "REJECT, default_timeout_microseconds 0, allow_timeout_override FALSE; requests carry "
+            "'timeout' 1000 us while the model is busy 400 ms",
+        )
+    )
+    s.append(
+        lazy(
+            "timeout_no_queue_policy",
+            "batch_nodelay",
+            [
+                Req("blocker", sleep_ms=400),
+                Req("t_http", offset_ms=50, params={"timeout": 1000}),
+                Req("t_grpc", "grpc", offset_ms=60, params={"timeout": 1000}),
+            ],
+            "dynamic_batching without default_queue_policy; 'timeout' 1000 us while busy",
+        )
+    )
+    s.append(
+        lazy(
+            "timeout_default_scheduler",
+            "no_dynamic_batching",
+            [
+                Req("blocker", sleep_ms=400),
+                Req("t_http", offset_ms=50, params={"timeout": 1000}),
+                Req("t_grpc", "grpc", offset_ms=60, params={"timeout": 1000}),
+            ],
+            "no dynamic_batching (default scheduler); 'timeout' 1000 us while busy",
+        )
+    )
     # --- priority
-    s.append(lazy("priority_order_batch4", "batch_priority", [
-        Req("blocker", sleep_ms=500),
-        Req("L1_default", offset_ms=100, batch=4), Req("L2_p2", offset_ms=120, batch=4, params={"priority": 2}),
-        Req("H1_p1", offset_ms=140, batch=4, params={"priority": 1}),
-        Req("L3_default", offset_ms=160, batch=4),
-        Req("H2_p1_grpc", "grpc", offset_ms=180, batch=4, params={"priority": 1})],
-        "priority_levels 2, default_priority_level 2, delay 0. Model busy 500 ms; then (in send order) "
-        "L1 (no priority), L2 (priority 2), H1 (priority 1), L3 (no priority), H2 (gRPC priority 1), "
-        "each batch 4 so at most 2 fit into one execute", trials=2))
-    s.append(lazy("priority_order_batch1", "batch_priority", [
-        Req("blocker", sleep_ms=500),
-        Req("L1_default", offset_ms=100), Req("L2_p2", offset_ms=120, params={"priority": 2}),
-        Req("H1_p1", offset_ms=140, params={"priority": 1}), Req("L3_default", offset_ms=160),
-        Req("H2_p1", offset_ms=180, params={"priority": 1})],
-        "same with batch-1 requests: all fit into one execute; the order inside it", trials=2))
-    s.append(lazy("priority_order_batch8", "batch_priority", [
-        Req("blocker", sleep_ms=500),
-        Req("L1_default", offset_ms=100, batch=8), Req("H1_p1", offset_ms=120, batch=8, params={"priority": 1}),
-        Req("L2_p2", offset_ms=140, batch=8, params={"priority": 2}),
-        Req("H2_p1", offset_ms=160, batch=8, params={"priority": 1})],
-        "batch-8 requests (one execute each): execution order"))
-    s.append(lazy("priority_invalid_idle", "batch_priority", [
-        Req("p5_http", params={"priority": 5}), Req("p5_grpc", "grpc", offset_ms=200, params={"priority": 5}),
-        Req("p3_http", offset_ms=400, params={"priority": 3}),
-        Req("p0_http", offset_ms=600, params={"priority": 0}),
-        Req("p5_grpc_int64", "grpc", offset_ms=800, params={"priority": 5},
-            grpc_param_types={"priority": "int64_param"})],
-        "priority 5 / 3 / 0 with priority_levels 2, model idle"))
-    s.append(lazy("priority_invalid_position", "batch_priority", [
-        Req("blocker", sleep_ms=500),
-        Req("L1_p2", offset_ms=100, batch=8, params={"priority": 2}),
-        Req("X_p5", offset_ms=120, batch=8, params={"priority": 5}),
-        Req("H1_p1", offset_ms=140, batch=8, params={"priority": 1})],
-        "where an out-of-range priority (5) is scheduled relative to levels 1 and 2 (batch 8 each)"))
-    s.append(lazy("priority_order_batch8_blocker300", "batch_priority", [
-        Req("blocker", sleep_ms=300),
-        Req("L1_default", offset_ms=100, batch=8), Req("H1_p1", offset_ms=120, batch=8, params={"priority": 1}),
-        Req("L2_p2", offset_ms=140, batch=8, params={"priority": 2}),
-        Req("H2_p1", offset_ms=160, batch=8, params={"priority": 1})],
-        "as priority_order_batch8 with a 300 ms blocker (shows whether gaps between executes are the "
-        "dynamic batcher's 500 ms idle wait)", trials=3))
-    s.append(lazy("priority3_out_of_range", "batch_priority3", [
-        Req("blocker", sleep_ms=400),
-        Req("X_p5", offset_ms=100, batch=8, params={"priority": 5}),
-        Req("L_p3", offset_ms=120, batch=8, params={"priority": 3}),
-        Req("M_p2", offset_ms=140, batch=8, params={"priority": 2})],
-        "priority_levels 3, default_priority_level 2; batch 8 each. X (priority 5) sent first: "
-        "order X, M, L = out-of-range mapped to the default level 2; M, X, L = clamped to 3",
-        trials=2))
-    s.append(lazy("priority3_zero_and_none", "batch_priority3", [
-        Req("blocker", sleep_ms=400),
-        Req("Z_p0", offset_ms=100, batch=8, params={"priority": 0}),
-        Req("L_p3", offset_ms=120, batch=8, params={"priority": 3}),
-        Req("N_none", offset_ms=140, batch=8),
-        Req("M_p2", offset_ms=160, batch=8, params={"priority": 2}),
-        Req("H_p1", offset_ms=180, batch=8, params={"priority": 1})],
-        "priority_levels 3, default 2: priority 0, 3, none, 2, 1 (batch 8 each)", trials=2))
-    s.append(lazy("priority_on_model_without_levels", "batch_nodelay", [
-        Req("p1_http", params={"priority": 1}), Req("p7_http", offset_ms=200, params={"priority": 7}),
-        Req("p7_grpc", "grpc", offset_ms=400, params={"priority": 7})],
-        "priority parameter on a dynamic-batching model without priority_levels"))
-    s.append(lazy("priority_default_scheduler", "no_dynamic_batching", [
-        Req("p1_http", params={"priority": 1}), Req("p7_grpc", "grpc", offset_ms=200, params={"priority": 7})],
-        "priority parameter on a model without dynamic_batching"))
+    s.append(
+        lazy(
+            "priority_order_batch4",
+            "batch_priority",
+            [
+                Req("blocker", sleep_ms=500),
+                Req("L1_default", offset_ms=100, batch=4),
+                Req("L2_p2", offset_ms=120, batch=4, params={"priority": 2}),
+                Req("H1_p1", offset_ms=140, batch=4, params={"priority": 1}),
+                Req("L3_default", offset_ms=160, batch=4),
+                Req("H2_p1_grpc", "grpc", offset_ms=180, batch=4, params={"priority": 1}),
+            ],
+            "priority_levels 2, default_priority_level 2, delay 0. Model busy 500 ms; then (in send order) "
+            "L1 (no priority), L2 (priority 2), H1 (priority 1), L3 (no priority), H2 (gRPC priority 1), "
+            "each batch 4 so at most 2 fit into one execute",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "priority_order_batch1",
+            "batch_priority",
+            [
+                Req("blocker", sleep_ms=500),
+                Req("L1_default", offset_ms=100),
+                Req("L2_p2", offset_ms=120, params={"priority": 2}),
+                Req("H1_p1", offset_ms=140, params={"priority": 1}),
+                Req("L3_default", offset_ms=160),
+                Req("H2_p1", offset_ms=180, params={"priority": 1}),
+            ],
+            "same with batch-1 requests: all fit into one execute; the order inside it",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "priority_order_batch8",
+            "batch_priority",
+            [
+                Req("blocker", sleep_ms=500),
+                Req("L1_default", offset_ms=100, batch=8),
+                Req("H1_p1", offset_ms=120, batch=8, params={"priority": 1}),
+                Req("L2_p2", offset_ms=140, batch=8, params={"priority": 2}),
+                Req("H2_p1", offset_ms=160, batch=8, params={"priority": 1}),
+            ],
+            "batch-8 requests (one execute each): execution order",
+        )
+    )
+    s.append(
+        lazy(
+            "priority_invalid_idle",
+            "batch_priority",
+            [
+                Req("p5_http", params={"priority": 5}),
+                Req("p5_grpc", "grpc", offset_ms=200, params={"priority": 5}),
+                Req("p3_http", offset_ms=400, params={"priority": 3}),
+                Req("p0_http", offset_ms=600, params={"priority": 0}),
+                Req(
+                    "p5_grpc_int64",
+                    "grpc",
+                    offset_ms=800,
+                    params={"priority": 5},
+                    grpc_param_types={"priority": "int64_param"},
+                ),
+            ],
+            "priority 5 / 3 / 0 with priority_levels 2, model idle",
+        )
+    )
+    s.append(
+        lazy(
+            "priority_invalid_position",
+            "batch_priority",
+            [
+                Req("blocker", sleep_ms=500),
+                Req("L1_p2", offset_ms=100, batch=8, params={"priority": 2}),
+                Req("X_p5", offset_ms=120, batch=8, params={"priority": 5}),
+                Req("H1_p1", offset_ms=140, batch=8, params={"priority": 1}),
+            ],
+            "where an out-of-range priority (5) is scheduled relative to levels 1 and 2 (batch 8 each)",
+        )
+    )
+    s.append(
+        lazy(
+            "priority_order_batch8_blocker300",
+            "batch_priority",
+            [
+                Req("blocker", sleep_ms=300),
+                Req("L1_default", offset_ms=100, batch=8),
+                Req("H1_p1", offset_ms=120, batch=8, params={"priority": 1}),
+                Req("L2_p2", offset_ms=140, batch=8, params={"priority": 2}),
+                Req("H2_p1", offset_ms=160, batch=8, params={"priority": 1}),
+            ],
+            "as priority_order_batch8 with a 300 ms blocker (shows whether gaps between executes are the "
+            "dynamic batcher's 500 ms idle wait)",
+            trials=3,
+        )
+    )
+    s.append(
+        lazy(
+            "priority3_out_of_range",
+            "batch_priority3",
+            [
+                Req("blocker", sleep_ms=400),
+                Req("X_p5", offset_ms=100, batch=8, params={"priority": 5}),
+                Req("L_p3", offset_ms=120, batch=8, params={"priority": 3}),
+                Req("M_p2", offset_ms=140, batch=8, params={"priority": 2}),
+            ],
+            "priority_levels 3, default_priority_level 2; batch 8 each. X (priority 5) sent first: "
+            "order X, M, L = out-of-range mapped to the default level 2; M, X, L = clamped to 3",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "priority3_zero_and_none",
+            "batch_priority3",
+            [
+                Req("blocker", sleep_ms=400),
+                Req("Z_p0", offset_ms=100, batch=8, params={"priority": 0}),
+                Req("L_p3", offset_ms=120, batch=8, params={"priority": 3}),
+                Req("N_none", offset_ms=140, batch=8),
+                Req("M_p2", offset_ms=160, batch=8, params={"priority": 2}),
+                Req("H_p1", offset_ms=180, batch=8, params={"priority": 1}),
+            ],
+            "priority_levels 3, default 2: priority 0, 3, none, 2, 1 (batch 8 each)",
+            trials=2,
+        )
+    )
+    s.append(
+        lazy(
+            "priority_on_model_without_levels",
+            "batch_nodelay",
+            [
+                Req("p1_http", params={"priority": 1}),
+                Req("p7_http", offset_ms=200, params={"priority": 7}),
+                Req("p7_grpc", "grpc", offset_ms=400, params={"priority": 7}),
+            ],
+            "priority parameter on a dynamic-batching model without priority_levels",
+        )
+    )
+    s.append(
+        lazy(
+            "priority_default_scheduler",
+            "no_dynamic_batching",
+            [Req("p1_http", params={"priority": 1}), Req("p7_grpc", "grpc", offset_ms=200, params={"priority": 7})],
+            "priority parameter on a model without dynamic_batching",
+        )
+    )
     # --- parameter types
-    s.append(lazy("param_types", "batch_timeout_reject", [
-        Req("timeout_string_http", params={"timeout": "abc"}),
-        Req("timeout_negative_http", offset_ms=150, params={"timeout": -5}),
-        Req("timeout_float_http", offset_ms=300, params={"timeout": 1000.5}),
-        Req("timeout_bool_http", offset_ms=450, params={"timeout": True}),
-        Req("timeout_string_grpc", "grpc", offset_ms=600, params={"timeout": "abc"},
-            grpc_param_types={"timeout": "string_param"}),
-        Req("timeout_uint64_grpc", "grpc", offset_ms=750, params={"timeout": 2000000},
-            grpc_param_types={"timeout": "uint64_param"}),
-        Req("timeout_double_grpc", "grpc", offset_ms=900, params={"timeout": 2000000.0},
-            grpc_param_types={"timeout": "double_param"})],
-        "wrongly typed 'timeout' request parameters (model idle)"))
-    s.append(lazy("priority_param_types", "batch_priority", [
-        Req("priority_string_http", params={"priority": "high"}),
-        Req("priority_negative_http", offset_ms=150, params={"priority": -1}),
-        Req("priority_float_http", offset_ms=300, params={"priority": 1.0}),
-        Req("priority_string_grpc", "grpc", offset_ms=450, params={"priority": "1"},
-            grpc_param_types={"priority": "string_param"}),
-        Req("priority_int64_grpc", "grpc", offset_ms=600, params={"priority": 1},
-            grpc_param_types={"priority": "int64_param"}),
-        Req("priority_negative_int64_grpc", "grpc", offset_ms=750, params={"priority": -1},
-            grpc_param_types={"priority": "int64_param"})],
-        "wrongly typed 'priority' request parameters (model idle)"))
+    s.append(
+        lazy(
+            "param_types",
+            "batch_timeout_reject",
+            [
+                Req("timeout_string_http", params={"timeout": "abc"}),
+                Req("timeout_negative_http", offset_ms=150, params={"timeout": -5}),
+                Req("timeout_float_http", offset_ms=300, params={"timeout": 1000.5}),
+                Req("timeout_bool_http", offset_ms=450, params={"timeout": True}),
+                Req(
+                    "timeout_string_grpc",
+                    "grpc",
+                    offset_ms=600,
+                    params={"timeout": "abc"},
+                    grpc_param_types={"timeout": "string_param"},
+                ),
+                Req(
+                    "timeout_uint64_grpc",
+                    "grpc",
+                    offset_ms=750,
+                    params={"timeout": 2000000},
+                    grpc_param_types={"timeout": "uint64_param"},
+                ),
+                Req(
+                    "timeout_double_grpc",
+                    "grpc",
+                    offset_ms=900,
+                    params={"timeout": 2000000.0},
+                    grpc_param_types={"timeout": "double_param"},
+                ),
+            ],
+            "wrongly typed 'timeout' request parameters (model idle)",
+        )
+    )
+    s.append(
+        lazy(
+            "priority_param_types",
+            "batch_priority",
+            [
+                Req("priority_string_http", params={"priority": "high"}),
+                Req("priority_negative_http", offset_ms=150, params={"priority": -1}),
+                Req("priority_float_http", offset_ms=300, params={"priority": 1.0}),
+                Req(
+                    "priority_string_grpc",
+                    "grpc",
+                    offset_ms=450,
+                    params={"priority": "1"},
+                    grpc_param_types={"priority": "string_param"},
+                ),
+                Req(
+                    "priority_int64_grpc",
+                    "grpc",
+                    offset_ms=600,
+                    params={"priority": 1},
+                    grpc_param_types={"priority": "int64_param"},
+                ),
+                Req(
+                    "priority_negative_int64_grpc",
+                    "grpc",
+                    offset_ms=750,
+                    params={"priority": -1},
+                    grpc_param_types={"priority": "int64_param"},
+                ),
+            ],
+            "wrongly typed 'priority' request parameters (model idle)",
+        )
+    )
     return s
 
 
 def ordering_scenarios():
     s = []
-    reqs = [Req("first_600ms", sleep_ms=600), Req("second_300ms", offset_ms=50, sleep_ms=300),
-            Req("third_50ms", offset_ms=100, sleep_ms=50)]
+    reqs = [
+        Req("first_600ms", sleep_ms=600),
+        Req("second_300ms", offset_ms=50, sleep_ms=300),
+        Req("third_50ms", offset_ms=100, sleep_ms=50),
+    ]
     for m in ("ordering_preserve", "ordering_free"):
-        s.append(lazy(m, m, reqs,
-                          f"{m}: 3 instances, delay 0, preserve_ordering "
-                          f"{'true' if m == 'ordering_preserve' else 'false'}; requests sleep 600/300/50 ms, "
-                          "sent 50 ms apart: each runs on its own instance and later ones finish first",
-                          trials=2, settle_s=0.3))
-    reqs_g = [Req("first_600ms", "grpc", sleep_ms=600), Req("second_300ms", "grpc", offset_ms=50, sleep_ms=300),
-              Req("third_50ms", "grpc", offset_ms=100, sleep_ms=50)]
-    s.append(lazy("ordering_preserve_grpc", "ordering_preserve", reqs_g,
-                      "ordering_preserve, same over gRPC"))
+        s.append(
+            lazy(
+                m,
+                m,
+                reqs,
+                f"{m}: 3 instances, delay 0, preserve_ordering "
+                f"{'true' if m == 'ordering_preserve' else 'false'}; requests sleep 600/300/50 ms, "
+                "sent 50 ms apart: each runs on its own instance and later ones finish first",
+                trials=2,
+                settle_s=0.3,
+            )
+        )
+    reqs_g = [
+        Req("first_600ms", "grpc", sleep_ms=600),
+        Req("second_300ms", "grpc", offset_ms=50, sleep_ms=300),
+        Req("third_50ms", "grpc", offset_ms=100, sleep_ms=50),
+    ]
+    s.append(lazy("ordering_preserve_grpc", "ordering_preserve", reqs_g, "ordering_preserve, same over gRPC"))
     return s
 
 
@@ -683,9 +1123,12 @@ def startup_facts(srv):
     log = srv.log_text()
     idx = base.do_http(base.http_case("repository_index", "POST", "/v2/repository/index", b""))
     ready = base.do_http(base.http_case("health_ready", "GET", "/v2/health/ready"))
-    facts = {"server_live_after_s": srv.live_after_s, "repository_index": idx,
-             "note": "t_rel_to_server_live_ms < 0: logged before /v2/health/live first answered 200",
-             "health_ready": {"status": ready["status"], "body_b64": ready["body_b64"]}}
+    facts = {
+        "server_live_after_s": srv.live_after_s,
+        "repository_index": idx,
+        "note": "t_rel_to_server_live_ms < 0: logged before /v2/health/live first answered 200",
+        "health_ready": {"status": ready["status"], "body_b64": ready["body_b64"]},
+    }
     lines = log.splitlines()
     facts["log_lines_warmup"] = [ln for ln in lines if re.search(r"warm", ln, re.I)]
     facts["model_status_table"] = base.log_excerpts(log)["model_status_table"]
@@ -693,50 +1136,77 @@ def startup_facts(srv):
         recs = ModelLog.read_all(srv, m)
         facts[f"{m}_model_log_before_first_request"] = [
             dict(r, t_rel_to_server_live_ms=round(((r.get("t_end") or r.get("t")) - srv.t_live) * 1000, 1))
-            for r in recs]
+            for r in recs
+        ]
         facts[f"{m}_ready"] = base.do_http(base.http_case("ready", "GET", f"/v2/models/{m}/ready"))
-        facts[f"{m}_stats_before_first_request"] = base.do_http(
-            base.http_case("stats", "GET", f"/v2/models/{m}/stats"))
-        _, recs2, _ = fire(srv, m, [Req("first_client_request"), Req("first_client_request_grpc", "grpc",
-                                                                       offset_ms=100)])
+        facts[f"{m}_stats_before_first_request"] = base.do_http(base.http_case("stats", "GET", f"/v2/models/{m}/stats"))
+        _, recs2, _ = fire(
+            srv, m, [Req("first_client_request"), Req("first_client_request_grpc", "grpc", offset_ms=100)]
+        )
         facts[f"{m}_first_client_requests"] = recs2
     return facts
 
 
 def perf_once(srv, c, stability):
     stats0 = base.do_http(base.http_case("s", "GET", "/v2/models/perf_identity/stats"))["json"]
-    args = [str(PERF_ANALYZER), "-m", "perf_identity", "-u", f"localhost:{HTTP_PORT}",
-            "--concurrency-range", f"{c}:{c}", "--measurement-interval", "3000",
-            "--stability-percentage", str(stability), "--max-trials", "10"]
+    args = [
+        str(PERF_ANALYZER),
+        "-m",
+        "perf_identity",
+        "-u",
+        f"localhost:{HTTP_PORT}",
+        "--concurrency-range",
+        f"{c}:{c}",
+        "--measurement-interval",
+        "3000",
+        "--stability-percentage",
+        str(stability),
+        "--max-trials",
+        "10",
+    ]
     t0 = time.time()
     p = subprocess.run(args, capture_output=True, text=True, timeout=400)
     srv.check_alive()
     stats1 = base.do_http(base.http_case("s", "GET", "/v2/models/perf_identity/stats"))["json"]
     lines = p.stdout.splitlines()
-    summary = [ln for ln in lines if re.search(
-        r"Concurrency: \d+, throughput|Request count|Throughput|Avg latency|Avg HTTP time|"
-        r"p\d\d latency|Inference count|Execution count|Successful request count|Avg request latency",
-        ln)]
+    summary = [
+        ln
+        for ln in lines
+        if re.search(
+            r"Concurrency: \d+, throughput|Request count|Throughput|Avg latency|Avg HTTP time|"
+            r"p\d\d latency|Inference count|Execution count|Successful request count|Avg request latency",
+            ln,
+        )
+    ]
     b0 = {b["batch_size"]: b["compute_infer"]["count"] for b in stats0["model_stats"][0].get("batch_stats", [])}
     b1 = {b["batch_size"]: b["compute_infer"]["count"] for b in stats1["model_stats"][0].get("batch_stats", [])}
     hist = {str(k): b1[k] - b0.get(k, 0) for k in sorted(b1) if b1[k] - b0.get(k, 0)}
     nums = {}
-    for key, pat in (("throughput_infer_per_sec", r"Throughput: ([\d.]+) infer/sec"),
-                     ("avg_latency_us", r"Avg latency: (\d+) usec"),
-                     ("p50_latency_us", r"p50 latency: (\d+) usec"),
-                     ("p90_latency_us", r"p90 latency: (\d+) usec"),
-                     ("p95_latency_us", r"p95 latency: (\d+) usec"),
-                     ("p99_latency_us", r"p99 latency: (\d+) usec")):
+    for key, pat in (
+        ("throughput_infer_per_sec", r"Throughput: ([\d.]+) infer/sec"),
+        ("avg_latency_us", r"Avg latency: (\d+) usec"),
+        ("p50_latency_us", r"p50 latency: (\d+) usec"),
+        ("p90_latency_us", r"p90 latency: (\d+) usec"),
+        ("p95_latency_us", r"p95 latency: (\d+) usec"),
+        ("p99_latency_us", r"p99 latency: (\d+) usec"),
+    ):
         m = re.search(pat, p.stdout)
         nums[key] = float(m.group(1)) if m else None
-    run = {"concurrency": c, "protocol": "http", "command": " ".join(["perf_analyzer"] + args[1:]),
-           "returncode": p.returncode, "wall_s": round(time.time() - t0, 1),
-           "numbers": nums, "summary_lines": summary, "stdout": lines,
-           "stderr_tail": p.stderr.splitlines()[-20:],
-           "server_batch_size_histogram_during_run": hist,
-           "note": "server_batch_size_histogram_during_run: executions per batch size (delta of "
-                   "/v2/models/perf_identity/stats batch_stats over the whole perf_analyzer run, "
-                   "all its trial windows included)"}
+    run = {
+        "concurrency": c,
+        "protocol": "http",
+        "command": " ".join(["perf_analyzer"] + args[1:]),
+        "returncode": p.returncode,
+        "wall_s": round(time.time() - t0, 1),
+        "numbers": nums,
+        "summary_lines": summary,
+        "stdout": lines,
+        "stderr_tail": p.stderr.splitlines()[-20:],
+        "server_batch_size_histogram_during_run": hist,
+        "note": "server_batch_size_histogram_during_run: executions per batch size (delta of "
+        "/v2/models/perf_identity/stats batch_stats over the whole perf_analyzer run, "
+        "all its trial windows included)",
+    }
     print(f"  perf c={c} stability={stability}: rc={p.returncode} {nums} batches={hist}", flush=True)
     return run
 
@@ -768,9 +1238,14 @@ def run_group(tmp: Path, name: str, models, items, attempts=8):
         srv = Server(repo, ["--exit-on-error=false"], tmp, f"{name}_{attempt}")
         try:
             srv.check_alive()
-            info = {"server_command": ["run-triton.sh", f"<copy of tests/data/scheduling_repository "
-                                       f"holding only {', '.join(models)}>", *srv.cmd[2:]],
-                    "models": list(models)}
+            info = {
+                "server_command": [
+                    "run-triton.sh",
+                    f"<copy of tests/data/scheduling_repository holding only {', '.join(models)}>",
+                    *srv.cmd[2:],
+                ],
+                "models": list(models),
+            }
             for key, fn in items:
                 if key not in done:
                     done[key] = fn(srv)
@@ -789,8 +1264,16 @@ def run_group(tmp: Path, name: str, models, items, attempts=8):
 
 
 BATCH_MODELS = ["batch_preferred", "batch_delay_only", "batch_nodelay", "no_dynamic_batching"]
-ERROR_MODELS = ["batch_queue_full", "batch_timeout_reject", "batch_timeout_delay", "batch_no_override",
-                "batch_nodelay", "no_dynamic_batching", "batch_priority", "batch_priority3"]
+ERROR_MODELS = [
+    "batch_queue_full",
+    "batch_timeout_reject",
+    "batch_timeout_delay",
+    "batch_no_override",
+    "batch_nodelay",
+    "no_dynamic_batching",
+    "batch_priority",
+    "batch_priority3",
+]
 
 
 def phase_main(tmp: Path, no_perf: bool, groups=None, out=None):
@@ -799,8 +1282,7 @@ def phase_main(tmp: Path, no_perf: bool, groups=None, out=None):
     out = dict(out or {})
     if "startup" in groups:
         print("== startup/warmup facts (warmup_good, warmup_file)", flush=True)
-        info, (startup,) = run_group(tmp, "startup", ["warmup_good", "warmup_file"],
-                                     [("startup", startup_facts)])
+        info, (startup,) = run_group(tmp, "startup", ["warmup_good", "warmup_file"], [("startup", startup_facts)])
         out["startup"] = dict(startup, **info)
         out["triton_version"] = info["triton_version"]
     if "batching" in groups:
@@ -850,10 +1332,13 @@ def warmup_failure_attempts(tmp: Path, model: str, how: str, max_attempts=10, wa
         try:
             if live and how in ("load_http", "load_grpc"):
                 ch = grpc.insecure_channel(f"localhost:{GRPC_PORT}")
-                c = (base.http_case(f"load_{model}", "POST", f"/v2/repository/models/{model}/load", b"")
-                     if how == "load_http" else
-                     base.grpc_case(f"load_{model}", "RepositoryModelLoad",
-                                    pb.RepositoryModelLoadRequest(model_name=model)))
+                c = (
+                    base.http_case(f"load_{model}", "POST", f"/v2/repository/models/{model}/load", b"")
+                    if how == "load_http"
+                    else base.grpc_case(
+                        f"load_{model}", "RepositoryModelLoad", pb.RepositoryModelLoadRequest(model_name=model)
+                    )
+                )
                 c["answer"] = base.do_http(c) if how == "load_http" else base.do_grpc(ch, c)
                 cases.append(c)
                 ch.close()
@@ -862,13 +1347,20 @@ def warmup_failure_attempts(tmp: Path, model: str, how: str, max_attempts=10, wa
             rec["server_alive_at_end"] = alive
             if alive:
                 ch = grpc.insecure_channel(f"localhost:{GRPC_PORT}")
-                for c in (base.http_case("repository_index", "POST", "/v2/repository/index", b""),
-                          base.grpc_case("repository_index", "RepositoryIndex", pb.RepositoryIndexRequest()),
-                          base.http_case("model_ready", "GET", f"/v2/models/{model}/ready"),
-                          base.http_case("health_ready", "GET", "/v2/health/ready"),
-                          base.http_case("infer", "POST", f"/v2/models/{model}/infer", jbody(
-                              {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4],
-                                           "data": [1, 2, 3, 4]}]}))):
+                for c in (
+                    base.http_case("repository_index", "POST", "/v2/repository/index", b""),
+                    base.grpc_case("repository_index", "RepositoryIndex", pb.RepositoryIndexRequest()),
+                    base.http_case("model_ready", "GET", f"/v2/models/{model}/ready"),
+                    base.http_case("health_ready", "GET", "/v2/health/ready"),
+                    base.http_case(
+                        "infer",
+                        "POST",
+                        f"/v2/models/{model}/infer",
+                        jbody(
+                            {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]}
+                        ),
+                    ),
+                ):
                     c["answer"] = base.do_http(c) if c["protocol"] == "http" else base.do_grpc(ch, c)
                     cases.append(c)
                 ch.close()
@@ -877,20 +1369,34 @@ def warmup_failure_attempts(tmp: Path, model: str, how: str, max_attempts=10, wa
         finally:
             rc = srv.stop()
         rec["exit_code"] = rc
-        rec["outcome"] = ("ok" if rec.get("server_alive_at_end") else
-                          "killed_from_outside(SIGTERM)" if rc == -signal.SIGTERM else
-                          "crashed(SIGSEGV)" if rc == -signal.SIGSEGV else f"exited({rc})")
+        rec["outcome"] = (
+            "ok"
+            if rec.get("server_alive_at_end")
+            else "killed_from_outside(SIGTERM)"
+            if rc == -signal.SIGTERM
+            else "crashed(SIGSEGV)"
+            if rc == -signal.SIGSEGV
+            else f"exited({rc})"
+        )
         rec["cases"] = cases
         log = srv.log_text()
-        rec["log_lines"] = [ln for ln in _lines(log, rf"{model}|[Ww]armup|on purpose|^error|Signal")
-                            if "model configuration:" not in ln and "prepared: [" not in ln
-                            and "Starting Python backend stub" not in ln and not ln.startswith("name:")]
+        rec["log_lines"] = [
+            ln
+            for ln in _lines(log, rf"{model}|[Ww]armup|on purpose|^error|Signal")
+            if "model configuration:" not in ln
+            and "prepared: [" not in ln
+            and "Starting Python backend stub" not in ln
+            and not ln.startswith("name:")
+        ]
         rec["model_status_table"] = base.log_excerpts(log)["model_status_table"]
         rec["log_tail"] = [ln for ln in log.splitlines() if "Non-graceful" not in ln][-8:]
         rec["model_log"] = ModelLog.read_all(srv, model)
         attempts.append(rec)
-        print(f"  {model} {how} attempt {i}: {rec['outcome']} "
-              f"{[c['answer'].get('status', c['answer'].get('code')) for c in cases][:2]}", flush=True)
+        print(
+            f"  {model} {how} attempt {i}: {rec['outcome']} "
+            f"{[c['answer'].get('status', c['answer'].get('code')) for c in cases][:2]}",
+            flush=True,
+        )
         if rec["outcome"] == "ok" or (how == "startup_exit_on_error" and rec["outcome"] == "exited(1)"):
             ok += 1
             if ok >= want_ok:
@@ -910,15 +1416,21 @@ def good_warmup_explicit(tmp: Path):
             t_done = time.time()
             srv.check_alive()
             recs = ModelLog.read_all(srv, m)
-            c["model_log"] = [dict(r, t_rel_to_load_answer_ms=round(
-                ((r.get("t_end") or r.get("t")) - t_done) * 1000, 1)) for r in recs]
+            c["model_log"] = [
+                dict(r, t_rel_to_load_answer_ms=round(((r.get("t_end") or r.get("t")) - t_done) * 1000, 1))
+                for r in recs
+            ]
             c["load_request_sent_rel_ms"] = round((t_send - t_done) * 1000, 1)
-            c["note"] = ("model_log t_rel_to_load_answer_ms < 0: the model had finished that call "
-                         "before the load request was answered")
+            c["note"] = (
+                "model_log t_rel_to_load_answer_ms < 0: the model had finished that call "
+                "before the load request was answered"
+            )
             cases.append(c)
             print(f"  load {m}: {c['answer']['status']} {c['answer'].get('json')}", flush=True)
-            for c in (base.http_case(f"ready_{m}", "GET", f"/v2/models/{m}/ready"),
-                      base.http_case(f"stats_{m}", "GET", f"/v2/models/{m}/stats")):
+            for c in (
+                base.http_case(f"ready_{m}", "GET", f"/v2/models/{m}/ready"),
+                base.http_case(f"stats_{m}", "GET", f"/v2/models/{m}/stats"),
+            ):
                 c["answer"] = base.do_http(c)
                 cases.append(c)
             _, recs2, _ = fire(srv, m, [Req("first_client_request")])
@@ -930,51 +1442,77 @@ def good_warmup_explicit(tmp: Path):
     finally:
         srv.stop()
     log = srv.log_text()
-    return {"server_command": srv.command_for_json(), "cases": cases,
-            "log_lines_warmup": [ln for ln in _lines(log, r"[Ww]armup|warmup_good|warmup_file")
-                                 if "model configuration:" not in ln and not ln.startswith("name:")]}
+    return {
+        "server_command": srv.command_for_json(),
+        "cases": cases,
+        "log_lines_warmup": [
+            ln
+            for ln in _lines(log, r"[Ww]armup|warmup_good|warmup_file")
+            if "model configuration:" not in ln and not ln.startswith("name:")
+        ],
+    }
 
 
 def phase_warmup(tmp: Path):
     out = {"good_explicit": run_phase(good_warmup_explicit, tmp), "failing": {}}
     for m in FAILING_WARMUP:
-        out["failing"][m] = {how: warmup_failure_attempts(tmp, m, how, want_ok=1 if how != "startup" else 2)
-                             for how in ("startup", "load_http", "load_grpc", "startup_exit_on_error")}
+        out["failing"][m] = {
+            how: warmup_failure_attempts(tmp, m, how, want_ok=1 if how != "startup" else 2)
+            for how in ("startup", "load_http", "load_grpc", "startup_exit_on_error")
+        }
     return out
 
 
 # =========================================================================== rate limiter
 
 RL_VARIANTS = [
-    ("rl_exec_count_R1_1", ["--rate-limit=execution_count", "--rate-limit-resource=R1:1"],
-     "R1:1 < the 2 each instance needs; --exit-on-error default (true)"),
-    ("rl_exec_count_R1_1_no_exit", ["--rate-limit=execution_count", "--rate-limit-resource=R1:1",
-                                    "--exit-on-error=false"],
-     "same, --exit-on-error=false: the server stays up"),
-    ("rl_exec_count_R1_2", ["--rate-limit=execution_count", "--rate-limit-resource=R1:2"],
-     "R1:2: one instance at a time can hold R1"),
-    ("rl_exec_count_R1_4", ["--rate-limit=execution_count", "--rate-limit-resource=R1:4"],
-     "R1:4: both instances can run at once"),
-    ("rl_exec_count_no_resource", ["--rate-limit=execution_count"],
-     "no --rate-limit-resource: Triton sizes R1 itself"),
-    ("rl_off_R1_1", ["--rate-limit-resource=R1:1"],
-     "R1:1 but the rate limiter off (default --rate-limit=off)"),
+    (
+        "rl_exec_count_R1_1",
+        ["--rate-limit=execution_count", "--rate-limit-resource=R1:1"],
+        "R1:1 < the 2 each instance needs; --exit-on-error default (true)",
+    ),
+    (
+        "rl_exec_count_R1_1_no_exit",
+        ["--rate-limit=execution_count", "--rate-limit-resource=R1:1", "--exit-on-error=false"],
+        "same, --exit-on-error=false: the server stays up",
+    ),
+    (
+        "rl_exec_count_R1_2",
+        ["--rate-limit=execution_count", "--rate-limit-resource=R1:2"],
+        "R1:2: one instance at a time can hold R1",
+    ),
+    (
+        "rl_exec_count_R1_4",
+        ["--rate-limit=execution_count", "--rate-limit-resource=R1:4"],
+        "R1:4: both instances can run at once",
+    ),
+    ("rl_exec_count_no_resource", ["--rate-limit=execution_count"], "no --rate-limit-resource: Triton sizes R1 itself"),
+    ("rl_off_R1_1", ["--rate-limit-resource=R1:1"], "R1:1 but the rate limiter off (default --rate-limit=off)"),
     ("rl_off", [], "rate limiter off (default)"),
     ("rl_bad_mode", ["--rate-limit=bogus"], "invalid --rate-limit value"),
-    ("rl_bad_resource", ["--rate-limit=execution_count", "--rate-limit-resource=R1"],
-     "--rate-limit-resource without a count"),
+    (
+        "rl_bad_resource",
+        ["--rate-limit=execution_count", "--rate-limit-resource=R1"],
+        "--rate-limit-resource without a count",
+    ),
 ]
 
 
 def phase_rate_limit(tmp: Path):
     out = []
     for name, flags, desc in RL_VARIANTS:
+
         def one(name=name, flags=flags, desc=desc):
-            srv = Server(REPO, ["--model-control-mode=explicit", "--load-model=rate_limited", *flags],
-                         tmp, name, wait_live=False)
+            srv = Server(
+                REPO, ["--model-control-mode=explicit", "--load-model=rate_limited", *flags], tmp, name, wait_live=False
+            )
             live = srv.wait_live(timeout=120)
-            rec = {"id": name, "description": desc, "server_command": srv.command_for_json(),
-                   "server_came_up": bool(live)}
+            rec = {
+                "id": name,
+                "description": desc,
+                "server_command": srv.command_for_json(),
+                "server_came_up": bool(live),
+            }
             try:
                 if not live:
                     rc = srv.wait_exit()
@@ -982,13 +1520,17 @@ def phase_rate_limit(tmp: Path):
                 else:
                     ch = grpc.insecure_channel(f"localhost:{GRPC_PORT}")
                     cases = []
-                    for c in (base.http_case("repository_index", "POST", "/v2/repository/index", b""),
-                              base.http_case("model_ready", "GET", "/v2/models/rate_limited/ready"),
-                              base.http_case("health_ready", "GET", "/v2/health/ready"),
-                              base.http_case("load_again", "POST", "/v2/repository/models/rate_limited/load",
-                                             b""),
-                              base.grpc_case("load_again", "RepositoryModelLoad",
-                                             pb.RepositoryModelLoadRequest(model_name="rate_limited"))):
+                    for c in (
+                        base.http_case("repository_index", "POST", "/v2/repository/index", b""),
+                        base.http_case("model_ready", "GET", "/v2/models/rate_limited/ready"),
+                        base.http_case("health_ready", "GET", "/v2/health/ready"),
+                        base.http_case("load_again", "POST", "/v2/repository/models/rate_limited/load", b""),
+                        base.grpc_case(
+                            "load_again",
+                            "RepositoryModelLoad",
+                            pb.RepositoryModelLoadRequest(model_name="rate_limited"),
+                        ),
+                    ):
                         c["answer"] = base.do_http(c) if c["protocol"] == "http" else base.do_grpc(ch, c)
                         cases.append(c)
                     ch.close()
@@ -996,17 +1538,31 @@ def phase_rate_limit(tmp: Path):
                     ready = cases[1]["answer"]["status"] == 200
                     if ready:
                         rec["concurrency_probe"] = scenario(
-                            srv, f"{name}_two_concurrent", "rate_limited",
+                            srv,
+                            f"{name}_two_concurrent",
+                            "rate_limited",
                             [Req("a", sleep_ms=400), Req("b", sleep_ms=400)],
                             "2 requests (400 ms each) at once on 2 instances (no dynamic batching): "
-                            "overlapping executes = both instances ran at the same time", trials=2)
+                            "overlapping executes = both instances ran at the same time",
+                            trials=2,
+                        )
                         rec["instances_ran_concurrently"] = [
                             len(t["executes"]) == 2 and t["executes"][1]["start_ms"] < t["executes"][0]["end_ms"]
-                            for t in rec["concurrency_probe"]["trials"]]
+                            for t in rec["concurrency_probe"]["trials"]
+                        ]
                     else:
-                        c = base.http_case("infer", "POST", "/v2/models/rate_limited/infer", jbody(
-                            {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4],
-                                         "data": [1, 2, 3, 4]}]}))
+                        c = base.http_case(
+                            "infer",
+                            "POST",
+                            "/v2/models/rate_limited/infer",
+                            jbody(
+                                {
+                                    "inputs": [
+                                        {"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}
+                                    ]
+                                }
+                            ),
+                        )
                         c["answer"] = base.do_http(c)
                         cases.append(c)
                     srv.check_alive()
@@ -1014,20 +1570,29 @@ def phase_rate_limit(tmp: Path):
                 rc = srv.stop()
             log = srv.log_text().splitlines()
             rec["exit_code"] = rec.get("exit_code", rc)
-            rec["log_lines"] = [ln for ln in log if re.search(
-                r"R1|rate|[Rr]esource|rate_limited|^error|^E\d|^Bad option|^invalid", ln)
-                and "Non-graceful" not in ln and not ln.startswith(("\t", "  "))]
+            rec["log_lines"] = [
+                ln
+                for ln in log
+                if re.search(r"R1|rate|[Rr]esource|rate_limited|^error|^E\d|^Bad option|^invalid", ln)
+                and "Non-graceful" not in ln
+                and not ln.startswith(("\t", "  "))
+            ]
             rec["log_tail"] = log[-15:]
             if rec["exit_code"] == -signal.SIGTERM and not live:
                 raise ServerDied(f"{name}: killed from outside")
-            print(f"  {name}: up={rec['server_came_up']} rc={rec['exit_code']} "
-                  f"concurrent={rec.get('instances_ran_concurrently')}", flush=True)
+            print(
+                f"  {name}: up={rec['server_came_up']} rc={rec['exit_code']} "
+                f"concurrent={rec.get('instances_ran_concurrently')}",
+                flush=True,
+            )
             return rec
+
         out.append(run_phase(one))
     return out
 
 
 # =========================================================================== main
+
 
 def slim(obj):
     """Drops the raw copies of successful answers that are also stored parsed: body_b64 of
@@ -1058,19 +1623,22 @@ def main():
     out_path = Path(args.out)
     result = json.loads(out_path.read_text()) if (args.only and out_path.exists()) else {}
     tmp = Path(tempfile.mkdtemp(prefix="tritonlite-sched-"))
-    result.update({
-        "captured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "repository": "tests/data/scheduling_repository",
-        "repository_abs_path_at_capture": str(REPO),
-        "note": ("Recorded verbatim from the real Triton 2.51 (CPU, python backend). Times are "
-                 "milliseconds relative to t0 (the moment the scenario's first request was due); "
-                 "executes come from the probe model's own log. Timings were taken on a 2-CPU "
-                 "machine and are indicative only; batch composition and error texts are the facts."),
-    })
+    result.update(
+        {
+            "captured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "repository": "tests/data/scheduling_repository",
+            "repository_abs_path_at_capture": str(REPO),
+            "note": (
+                "Recorded verbatim from the real Triton 2.51 (CPU, python backend). Times are "
+                "milliseconds relative to t0 (the moment the scenario's first request was due); "
+                "executes come from the probe model's own log. Timings were taken on a 2-CPU "
+                "machine and are indicative only; batch composition and error texts are the facts."
+            ),
+        }
+    )
     try:
         if "main" in phases:
-            result["main"] = phase_main(tmp, args.no_perf, [g for g in args.groups.split(",") if g],
-                                        result.get("main"))
+            result["main"] = phase_main(tmp, args.no_perf, [g for g in args.groups.split(",") if g], result.get("main"))
             result["triton_version"] = result["main"].get("triton_version")
         if "warmup" in phases:
             print("== warmup", flush=True)

@@ -102,6 +102,7 @@ def thread_settings(config: mc.ModelConfig, model_name: str, settings: dict[str,
     """Triton's TF_NUM_INTRA_THREADS / TF_NUM_INTER_THREADS (0: the default), else the backend settings."""
     defaults = default_threads()
     values = []
+    explicit = False
     for key, setting, default in (
         ("TF_NUM_INTRA_THREADS", "intra-op-threads", defaults.intra_op),
         ("TF_NUM_INTER_THREADS", "inter-op-threads", defaults.inter_op),
@@ -112,11 +113,13 @@ def thread_settings(config: mc.ModelConfig, model_name: str, settings: dict[str,
                 fallback = int(settings[setting])
             except ValueError:
                 raise invalid_arg(f"failed to convert '{settings[setting]}' to integer for '{setting}'") from None
+            explicit = explicit or fallback > 0
         value = int_parameter(config, key, 0, model_name)
         if value < 0:
             raise invalid_arg(f"parameter '{key}' must be non-negative number for TensorFlow model '{model_name}'")
+        explicit = explicit or value > 0
         values.append(value or max(fallback, 1))
-    return ThreadSettings(values[0], values[1])
+    return ThreadSettings(values[0], values[1], explicit)
 
 
 # ---- auto-complete ----------------------------------------------------------------------------

@@ -27,6 +27,11 @@ _threads: ThreadSettings | None = None
 class ThreadSettings:
     intra_op: int
     inter_op: int
+    # a model's parameter or --backend-config asked for these (not only the defaults)
+    explicit: bool = False
+
+    def same_pools(self, other: ThreadSettings) -> bool:
+        return (self.intra_op, self.inter_op) == (other.intra_op, other.inter_op)
 
 
 def default_threads() -> ThreadSettings:
@@ -52,7 +57,7 @@ def import_tensorflow(threads: ThreadSettings | None = None) -> Any:
                 tf.config.threading.set_inter_op_parallelism_threads(_threads.inter_op)
             except RuntimeError:  # the runtime started before tritonlite imported it (in-process use)
                 log.warning("TensorFlow was initialized before tritonlite set its thread pools; keeping its own")
-        elif threads is not None and threads != _threads:
+        elif threads is not None and threads.explicit and not threads.same_pools(_threads):
             log.warning(
                 "TensorFlow's thread pools are per process and already set to %d intra-op / %d inter-op threads; "
                 "ignoring %d / %d",
