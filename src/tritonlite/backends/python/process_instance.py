@@ -258,7 +258,7 @@ class PythonProcessInstance(BackendInstance):
 
         def exited() -> None:
             if not self._ending:  # not ended on purpose
-                on_exit(f"stub process exited (status {stub.proc.poll()})")
+                on_exit(f"stub process exited (status {_exit_status(stub)})")
 
         try:
             fd = os.pidfd_open(stub.pid)
@@ -334,3 +334,12 @@ class PythonProcessInstance(BackendInstance):
         stub, self._stub = self._stub, None
         if stub is not None:
             stub.stop()
+
+
+def _exit_status(stub: _Stub) -> int | None:
+    """The status of a stub known to have exited. ``poll()`` answers None while another thread is
+    reaping the same process (``kill`` after a closed channel), so wait briefly for the reaper."""
+    try:
+        return stub.proc.wait(timeout=1)
+    except subprocess.TimeoutExpired:
+        return None
