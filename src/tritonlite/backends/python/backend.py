@@ -15,12 +15,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import orjson
 
 from tritonlite.backends.base import BackendInstance, InstanceSpec
 from tritonlite.backends.python import triton_python_backend_utils as pb_utils
 from tritonlite.core.config_json import config_to_json
+from tritonlite.core.datatypes import datatype_of
 from tritonlite.core.errors import ErrorKind, TritonError, internal, invalid_arg, unavailable
 from tritonlite.core.reshape import to_config_shape, to_model_shape
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor
@@ -325,7 +325,7 @@ class PythonInstance(BackendInstance):
             array = tensor.as_numpy()
             if name in reshapes:
                 array = to_config_shape(array, reshapes[name], self.batched)
-            datatype = tensor._wire or _datatype_of(array)
+            datatype = tensor._wire or datatype_of(array)
             if datatype == "UINT16" and self.output_datatypes.get(name) == "BF16":
                 datatype = "BF16"
             outputs.append(InferTensor(name, datatype, list(array.shape), array))
@@ -353,9 +353,3 @@ def _wire_datatype(config_type: int) -> str:
     from tritonlite.protocol import model_config_pb2 as mc
 
     return CONFIG_TO_DATATYPE.get(mc.DataType.Name(config_type), "")
-
-
-def _datatype_of(array: np.ndarray) -> str:
-    from tritonlite.core.datatypes import datatype_of
-
-    return datatype_of(array)

@@ -14,12 +14,14 @@ from google.protobuf import json_format, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError, internal, invalid_arg
+from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.engine import Engine
 from tritonlite.frontends.access import Restrictions
 from tritonlite.frontends.grpc.channel_options import GrpcChannelOptions
 from tritonlite.frontends.grpc.codec import decode_request, encode_response, encode_response_parts
+from tritonlite.frontends.grpc.head_cache import DecodedHead, HeadCache
 from tritonlite.frontends.grpc.restricted import restrict
-from tritonlite.frontends.grpc.wire import join_response, split_request
+from tritonlite.frontends.grpc.wire import join_response, join_serialized, split_raw
 from tritonlite.protocol import grpc_service_pb2 as pb
 from tritonlite.protocol import grpc_service_pb2_grpc as pb_grpc
 
@@ -117,8 +119,21 @@ def log_settings_update(settings: Mapping[str, pb.LogSettingsRequest.SettingValu
 
 def parse_infer_request(data: bytes) -> tuple[pb.ModelInferRequest, list[memoryview]]:
     """``split_request``, with Triton's error for bytes that are no ModelInferRequest."""
+    head, raw = split_infer_request(data)
+    return parse_head(head), raw
+
+
+def split_infer_request(data: bytes) -> tuple[bytes, list[memoryview]]:
+    """``wire.split_raw``, with Triton's error for bytes that are no ModelInferRequest."""
     try:
-        return split_request(data)
+        return split_raw(data)
+    except DecodeError:
+        raise internal("Exception deserializing request!") from None
+
+
+def parse_head(head: bytes) -> pb.ModelInferRequest:
+    try:
+        return pb.ModelInferRequest.FromString(head)
     except DecodeError:
         raise internal("Exception deserializing request!") from None
 
@@ -131,6 +146,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.heads = HeadCache()
 
     async def ServerLive(self, request: pb.ServerLiveRequest, context: Context) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=self.engine.is_live())
@@ -158,24 +174,40 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelConfigResponse(config=model.config)
 
     async def ModelInfer(self, data: bytes, context: Context) -> bytes:
-        """Takes and returns the message's bytes: tensors stay views of the wire buffers (see wire.py)."""
-        request, raw = parse_infer_request(data)
+        """Takes and returns the message's bytes: tensors stay views of the wire buffers (see wire.py);
+        a head seen before is not parsed again (see head_cache.py)."""
+        head, raw = split_infer_request(data)
+        entry = self.heads.get(head)
+        core_request = entry.build(raw) if entry is not None else None
+        if core_request is None:
+            message = parse_head(head)
+            core_request = decode_request(message, self.engine.shared_memory, raw)
+            entry = DecodedHead.of(message, core_request, len(raw))
+            self.heads.remember(head, entry)
         tracer = self.engine.tracer
-        trace = tracer.start(request.model_name) if tracer.active else None
-        shm = self.engine.shared_memory
-        core_request = decode_request(request, shm, raw)
+        if not tracer.active:
+            return self._answer(await self.engine.infer(core_request), core_request, entry)
+        trace = tracer.start(core_request.model_name)
         if trace is None:
-            return join_response(*encode_response_parts(await self.engine.infer(core_request), core_request, shm))
+            return self._answer(await self.engine.infer(core_request), core_request, entry)
         trace.stamp("GRPC_WAITREAD_START", core_request.arrival_ns or None)
         trace.stamp("GRPC_WAITREAD_END")
         core_request.trace = trace
         response = await self.engine.infer(core_request)
         trace.stamp("INFER_RESPONSE_COMPLETE")
         trace.stamp("GRPC_SEND_START")
-        message = join_response(*encode_response_parts(response, core_request, shm))
+        answer = self._answer(response, core_request, entry)
         trace.stamp("GRPC_SEND_END")
-        tracer.finish(trace, request.model_name)
-        return message
+        tracer.finish(trace, core_request.model_name)
+        return answer
+
+    def _answer(self, response: InferResponse, request: InferRequest, head: DecodedHead | None) -> bytes:
+        """The serialized ModelInferResponse: its message part reused from ``head`` where it can be."""
+        if head is not None:
+            message = head.encode(response)
+            if message is not None:
+                return join_serialized(message, head.raw_outputs(response))
+        return join_response(*encode_response_parts(response, request, self.engine.shared_memory))
 
     async def ModelStreamInfer(
         self, requests: AsyncIterator[pb.ModelInferRequest], context: Context

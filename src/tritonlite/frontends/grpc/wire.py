@@ -5,8 +5,9 @@ and again (with ``tobytes`` and append) when a response is built and serialized:
 every tensor on top of gRPC's own. For a 4 MB tensor that is most of a request's time.
 
 Only the two tensor fields are handled by hand; everything else is still parsed and built by
-protobuf. ``split_request`` walks the top-level fields of a ModelInferRequest, keeps every
-``raw_input_contents`` entry as a view into the received buffer and lets protobuf parse the rest.
+protobuf. ``split_raw`` walks the top-level fields of a ModelInferRequest and keeps every
+``raw_input_contents`` entry as a view into the received buffer; the rest (the head) is what
+protobuf parses (``split_request``), or what ``head_cache`` recognises.
 ``join_response`` serializes a ModelInferResponse that has no raw outputs and appends each
 ``raw_output_contents`` entry (tag, length, the tensor's own buffer) in one ``bytes.join``.
 Both produce exactly what protobuf would: fields may come in any order and repeat on the wire.
@@ -52,6 +53,13 @@ def encode_varint(value: int) -> bytes:
 
 def split_request(data: bytes) -> tuple[pb.ModelInferRequest, list[memoryview]]:
     """The request without its raw contents, and those contents as views into ``data``, in order."""
+    head, raw = split_raw(data)
+    return pb.ModelInferRequest.FromString(head), raw
+
+
+def split_raw(data: bytes) -> tuple[bytes, list[memoryview]]:
+    """The request's bytes without its raw contents (its head), and those contents as views into
+    ``data``, in order. Raises DecodeError where the top-level fields do not parse."""
     view = memoryview(data)
     end = len(view)
     raw: list[memoryview] = []
@@ -85,14 +93,19 @@ def split_request(data: bytes) -> tuple[pb.ModelInferRequest, list[memoryview]]:
         else:
             kept.append((start, pos))
     if not raw:
-        return pb.ModelInferRequest.FromString(data), raw
+        return bytes(data), raw
     head = b"".join(view[a:b] for a, b in kept) if len(kept) != 1 else view[kept[0][0] : kept[0][1]].tobytes()
-    return pb.ModelInferRequest.FromString(head), raw
+    return head, raw
 
 
 def join_response(message: pb.ModelInferResponse, raw: Sequence[Any]) -> bytes:
     """``message`` serialized with ``raw`` (bytes or C-contiguous buffers) as its raw_output_contents."""
-    parts: list[Any] = [message.SerializeToString()]
+    return join_serialized(message.SerializeToString(), raw)
+
+
+def join_serialized(message: bytes, raw: Sequence[Any]) -> bytes:
+    """A serialized ModelInferResponse without raw outputs, with ``raw`` appended as its raw_output_contents."""
+    parts: list[Any] = [message]
     for chunk in raw:
         size = len(chunk) if isinstance(chunk, bytes) else memoryview(chunk).nbytes
         parts.append(_RAW_OUTPUT_TAG + encode_varint(size))

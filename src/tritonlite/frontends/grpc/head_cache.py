@@ -1,0 +1,156 @@
+"""ModelInfer heads seen before: the request without its tensor bytes, decoded once.
+
+A client in a loop sends the same ModelInferRequest again and again apart from the tensor bytes
+(perf_analyzer does, and so does any client over same-shaped inputs). ``wire.split_request``
+cuts the raw contents out, so what is left, the head, is the same bytes each time. The cache
+keeps what a head decodes to and builds the next request from it and the new tensor views: no
+protobuf parsing, no field checks. Requests built from an entry carry it as their
+``validation_key``, so a loaded model version validates a head once (the outcome depends only on
+the head and the model's config, both unchanged).
+
+The answers repeat too: while the model, version and the outputs' names, types and shapes stay
+the same, the serialized response without its raw outputs is the same bytes, and is reused.
+
+Only plain heads are kept: every input sent as raw contents of a fixed-size type, no request id,
+no parameters (on the request, an input or an output), so no shared memory and no sequence.
+Anything else is decoded every time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from tritonlite.core.datatypes import ELEMENT_SIZE, tensor_buffer, tensor_from_bytes
+from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
+from tritonlite.protocol import grpc_service_pb2 as pb
+
+DEFAULT_LIMIT = 512  # entries; the cache starts over when full (a client with ever-new heads)
+
+
+class InputLayout(NamedTuple):
+    """One raw input of a head, in request order."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    count: int  # elements
+    size: int  # bytes
+
+
+class CachedAnswer(NamedTuple):
+    """The last answer's serialized message without raw outputs, reused while its outputs keep their layout."""
+
+    model_name: str
+    model_version: str
+    layout: list[tuple[str, str, list[int]]]  # (name, datatype, shape) per output
+    message: bytes
+
+
+class DecodedHead:
+    """What one plain ModelInferRequest head decodes to, without the tensor bytes."""
+
+    __slots__ = ("model_name", "model_version", "inputs", "outputs", "_answer")
+
+    def __init__(
+        self, model_name: str, model_version: str, inputs: tuple[InputLayout, ...], outputs: tuple[str, ...] | None
+    ) -> None:
+        self.model_name = model_name
+        self.model_version = model_version
+        self.inputs = inputs
+        self.outputs = outputs  # None when the head names no outputs
+        self._answer: CachedAnswer | None = None
+
+    @classmethod
+    def of(cls, message: pb.ModelInferRequest, request: InferRequest, raw_count: int) -> DecodedHead | None:
+        """The entry for a head that ``codec.decode_request`` turned into ``request`` with ``raw_count``
+        raw contents; None if it is not plain."""
+        if message.id or message.parameters or not raw_count:
+            return None
+        if not len(request.inputs) == len(message.inputs) == raw_count:
+            return None
+        inputs = []
+        for item, tensor in zip(message.inputs, request.inputs, strict=True):
+            if item.parameters or not ELEMENT_SIZE.get(tensor.datatype):  # shared memory, BYTES, unknown type
+                return None
+            shape = tuple(tensor.shape)
+            count = 1
+            for dim in shape:
+                count *= dim
+            if tensor.data.nbytes != count * ELEMENT_SIZE[tensor.datatype]:
+                return None  # a size error: decoded afresh each time, for the error
+            inputs.append(InputLayout(tensor.name, tensor.datatype, shape, count, tensor.data.nbytes))
+        outputs = None
+        if message.outputs:
+            if any(item.parameters for item in message.outputs):
+                return None  # classification or shared memory
+            outputs = tuple(item.name for item in message.outputs)
+        return cls(message.model_name, message.model_version, tuple(inputs), outputs)
+
+    def build(self, raw: Sequence[memoryview]) -> InferRequest | None:
+        """A request of this head with ``raw`` as its tensor bytes; None if they do not fit its inputs."""
+        layouts = self.inputs
+        if len(raw) != len(layouts):
+            return None
+        request = InferRequest(self.model_name, self.model_version)
+        request.validation_key = self
+        tensors = request.inputs
+        for (name, datatype, shape, count, size), chunk in zip(layouts, raw, strict=True):
+            if len(chunk) != size:
+                return None  # decoded afresh, for the error
+            tensors.append(InferTensor(name, datatype, list(shape), tensor_from_bytes(chunk, datatype, shape, count)))
+        if self.outputs is not None:
+            request.outputs = [RequestedOutput(name) for name in self.outputs]
+        return request
+
+    def encode(self, response: InferResponse) -> bytes | None:
+        """The answer to a request of this head as ``wire.join_response`` parts' first item (the message
+        without raw outputs), reused from the last answer when the outputs match; None when the
+        response is not plain (parameters, BYTES outputs): the caller encodes it in full."""
+        if response.parameters or response.id:
+            return None
+        layout = []
+        for tensor in response.outputs:
+            if not ELEMENT_SIZE.get(tensor.datatype):
+                return None
+            layout.append((tensor.name, tensor.datatype, tensor.shape))
+        answer = self._answer
+        if (
+            answer is not None
+            and answer.layout == layout
+            and answer.model_version == response.model_version
+            and answer.model_name == response.model_name
+        ):
+            return answer.message
+        message = pb.ModelInferResponse(model_name=response.model_name, model_version=response.model_version)
+        for name, datatype, shape in layout:
+            message.outputs.add(name=name, datatype=datatype, shape=shape)
+        serialized = message.SerializeToString()
+        self._answer = CachedAnswer(response.model_name, response.model_version, layout, serialized)
+        return serialized
+
+    @staticmethod
+    def raw_outputs(response: InferResponse) -> list:
+        """The response's raw outputs in order (arrays or bytes, no copy where the array allows)."""
+        return [tensor_buffer(tensor.datatype, tensor.data) for tensor in response.outputs]
+
+
+class HeadCache:
+    """Decoded heads by their bytes, up to ``limit`` entries."""
+
+    __slots__ = ("limit", "_entries")
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self.limit = limit
+        self._entries: dict[bytes, DecodedHead | None] = {}
+
+    def get(self, head: bytes) -> DecodedHead | None:
+        return self._entries.get(head)
+
+    def remember(self, head: bytes, entry: DecodedHead | None) -> None:
+        """Keep ``entry`` for ``head`` (None: the head is not plain; it is decoded every time)."""
+        if entry is None:
+            return
+        if len(self._entries) >= self.limit:
+            self._entries.clear()
+        self._entries[head] = entry
