@@ -77,13 +77,30 @@ def _with_plain_output(message: pb.ModelInferRequest) -> None:
 
 @pytest.mark.parametrize(
     ("change", "kept"),
-    [(_with_id, False), (_with_priority, False), (_with_classification, False), (_with_plain_output, True)],
+    [
+        (_with_id, False),
+        (_with_priority, False),
+        (_with_classification, False),
+        (_with_plain_output, True),
+    ],
 )
 def test_only_plain_heads_are_kept(change, kept):
     message = _message()
     change(message)
     _, entry = _entry(message)
     assert (entry is not None) is kept
+
+
+def test_a_head_with_model_parameters_carries_them_into_each_request():
+    message = _message()
+    message.parameters["triton_enable_empty_final_response"].bool_param = True  # what tritonclient sends
+    message.parameters["temperature"].double_param = 0.5
+    _, entry = _entry(message)
+    _, raw = split_raw(message.SerializeToString())
+    first, second = entry.build(raw), entry.build(raw)
+    assert first.parameters == {"triton_enable_empty_final_response": True, "temperature": 0.5}
+    first.parameters["temperature"] = 9.0  # a model that changes its request's parameters changes only its own
+    assert second.parameters["temperature"] == 0.5
 
 
 def test_shared_memory_inputs_are_not_kept():

@@ -12,8 +12,9 @@ The answers repeat too: while the model, version and the outputs' names, types a
 the same, the serialized response without its raw outputs is the same bytes, and is reused.
 
 Only plain heads are kept: every input sent as raw contents of a fixed-size type, no request id,
-no parameters (on the request, an input or an output), so no shared memory and no sequence.
-Anything else is decoded every time.
+no parameters on an input or an output (shared memory, classification), and request parameters
+only of the kind a model reads (none that schedules: priority, timeout, sequence). Anything else
+is decoded every time.
 """
 
 from __future__ import annotations
@@ -50,13 +51,19 @@ class CachedAnswer(NamedTuple):
 class DecodedHead:
     """What one plain ModelInferRequest head decodes to, without the tensor bytes."""
 
-    __slots__ = ("model_name", "model_version", "inputs", "outputs", "_answer")
+    __slots__ = ("model_name", "model_version", "parameters", "inputs", "outputs", "_answer")
 
     def __init__(
-        self, model_name: str, model_version: str, inputs: tuple[InputLayout, ...], outputs: tuple[str, ...] | None
+        self,
+        model_name: str,
+        model_version: str,
+        parameters: dict[str, bool | int | float | str],
+        inputs: tuple[InputLayout, ...],
+        outputs: tuple[str, ...] | None,
     ) -> None:
         self.model_name = model_name
         self.model_version = model_version
+        self.parameters = parameters  # the model's own ones (tritonclient sends triton_enable_empty_final_response)
         self.inputs = inputs
         self.outputs = outputs  # None when the head names no outputs
         self._answer: CachedAnswer | None = None
@@ -65,9 +72,11 @@ class DecodedHead:
     def of(cls, message: pb.ModelInferRequest, request: InferRequest, raw_count: int) -> DecodedHead | None:
         """The entry for a head that ``codec.decode_request`` turned into ``request`` with ``raw_count``
         raw contents; None if it is not plain."""
-        if message.id or message.parameters or not raw_count:
+        if message.id or not raw_count or not len(request.inputs) == len(message.inputs) == raw_count:
             return None
-        if not len(request.inputs) == len(message.inputs) == raw_count:
+        if request.priority or request.timeout_us or request.correlation_id or request.flags:
+            return None  # scheduling parameters: decoded every time
+        if any(not isinstance(value, (bool, int, float, str)) for value in request.parameters.values()):
             return None
         inputs = []
         for item, tensor in zip(message.inputs, request.inputs, strict=True):
@@ -85,7 +94,7 @@ class DecodedHead:
             if any(item.parameters for item in message.outputs):
                 return None  # classification or shared memory
             outputs = tuple(item.name for item in message.outputs)
-        return cls(message.model_name, message.model_version, tuple(inputs), outputs)
+        return cls(message.model_name, message.model_version, dict(request.parameters), tuple(inputs), outputs)
 
     def build(self, raw: Sequence[memoryview]) -> InferRequest | None:
         """A request of this head with ``raw`` as its tensor bytes; None if they do not fit its inputs."""
@@ -94,6 +103,8 @@ class DecodedHead:
             return None
         request = InferRequest(self.model_name, self.model_version)
         request.validation_key = self
+        if self.parameters:
+            request.parameters = dict(self.parameters)
         tensors = request.inputs
         for (name, datatype, shape, count, size), chunk in zip(layouts, raw, strict=True):
             if len(chunk) != size:
