@@ -4,9 +4,10 @@
 
 First it asks a running tritonlite every RPC perf_analyzer makes for ``add_sub`` (metadata, config,
 statistics, one ModelInfer) and keeps the answers' bytes. Then it serves those bytes from bare
-servers that run no model and parse no request: grpc.aio (the library tritonlite serves with) and
-grpcio's thread-pool server. The same perf_analyzer command drives each of them, tritonlite and the
-real Triton, alternating; what a bare server reaches is the library's own cost per call.
+servers that run no model and parse no request: grpc.aio (the library tritonlite serves with),
+grpcio's thread-pool server and grpclib (pure-Python HTTP/2; in the ``bench`` extra, skipped
+without it). The same perf_analyzer command drives each of them, tritonlite and the real Triton,
+alternating; what a bare server reaches is the library's own cost per call.
 
 Needs perf_analyzer and the reference Triton (see compare.py). Writes
 benchmarks/results/grpc_ceiling.json and prints the table.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import importlib.util
 import json
 import socket
 import subprocess
@@ -30,7 +32,8 @@ import grpc
 
 SERVICE = "inference.GRPCInferenceService"
 MODEL = "add_sub"
-SERVERS = ("grpc.aio bare", "grpcio threads bare", "tritonlite", "triton")
+SERVERS = ("grpc.aio bare", "grpcio threads bare", "grpclib bare", "tritonlite", "triton")
+BARE_KINDS = {"grpc.aio bare": "aio", "grpcio threads bare": "sync", "grpclib bare": "grpclib"}
 
 
 def free_port() -> int:
@@ -113,8 +116,50 @@ def _handlers(answers: dict[str, bytes], wrap) -> grpc.GenericRpcHandler:
     )
 
 
+def serve_grpclib(port: int, answers: dict[str, bytes]) -> None:
+    """The same prepared answers from grpclib (pure Python HTTP/2 on h2) on uvloop."""
+    import uvloop
+    from grpclib.const import Cardinality, Handler
+    from grpclib.encoding.base import CodecBase
+    from grpclib.server import Server
+
+    class Raw(CodecBase):
+        __content_subtype__ = "proto"
+
+        def encode(self, message, message_type):
+            return message
+
+        def decode(self, data, message_type):
+            return data
+
+    counted = Counted(answers["ModelStatistics"])
+
+    def handler(method: str):
+        async def answer(stream) -> None:
+            await stream.recv_message()
+            if method == "ModelInfer":
+                counted.calls += 1
+            await stream.send_message(counted.answer() if method == "ModelStatistics" else answers[method])
+
+        return Handler(answer, Cardinality.UNARY_UNARY, bytes, bytes)
+
+    class Service:
+        def __mapping__(self):
+            return {f"/{SERVICE}/{method}": handler(method) for method in answers}
+
+    async def run() -> None:
+        server = Server([Service()], codec=Raw())
+        await server.start("127.0.0.1", port)
+        await server.wait_closed()
+
+    uvloop.run(run())
+
+
 def serve(kind: str, port: int, answers: dict[str, bytes]) -> None:
     """Answer every known RPC with its prepared bytes until killed."""
+    if kind == "grpclib":
+        serve_grpclib(port, answers)
+        return
     options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
     if kind == "aio":
 
@@ -168,7 +213,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--interval-ms", type=int, default=2000)
-    parser.add_argument("--serve", choices=["aio", "sync"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=sorted(BARE_KINDS.values()), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--answers", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -188,12 +233,15 @@ def main() -> int:
         compare.stop(process)
     answers_file.write_text(json.dumps({k: base64.b64encode(v).decode() for k, v in answers.items()}))
 
-    runs: dict[str, dict[int, list[dict]]] = {name: {c: [] for c in args.concurrency} for name in SERVERS}
+    servers = tuple(name for name in SERVERS if name != "grpclib bare" or importlib.util.find_spec("grpclib"))
+    if "grpclib bare" not in servers:
+        print("grpclib is not installed (pip install -e '.[bench]'): its row is skipped", file=sys.stderr)
+    runs: dict[str, dict[int, list[dict]]] = {name: {c: [] for c in args.concurrency} for name in servers}
     for repeat in range(args.repeat):
-        order = SERVERS if repeat % 2 == 0 else tuple(reversed(SERVERS))
+        order = servers if repeat % 2 == 0 else tuple(reversed(servers))
         for name in order:
             if name.endswith("bare"):
-                process, port = start_bare("aio" if "aio" in name else "sync", answers_file)
+                process, port = start_bare(BARE_KINDS[name], answers_file)
             else:
                 process, _, port = compare.start(name, repository)
             try:
@@ -207,7 +255,7 @@ def main() -> int:
     (compare.RESULTS / "grpc_ceiling.json").write_text(json.dumps({"runs": runs, "medians": table}, indent=1))
     print("| server | " + " | ".join(f"c{c} infer/s (p99 us)" for c in args.concurrency) + " |")
     print("|---" * (len(args.concurrency) + 1) + "|")
-    for name in SERVERS:
+    for name in servers:
         cells = []
         for c in args.concurrency:
             m = table[name][c]
