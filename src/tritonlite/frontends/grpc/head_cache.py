@@ -22,21 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from tritonlite.core.datatypes import ELEMENT_SIZE, tensor_buffer, tensor_from_bytes
-from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
+from tritonlite.core.datatypes import ELEMENT_SIZE, tensor_buffer
+from tritonlite.core.types import InferRequest, InferResponse, RequestedOutput
+from tritonlite.frontends.input_layout import InputLayout
 from tritonlite.protocol import grpc_service_pb2 as pb
 
 DEFAULT_LIMIT = 512  # entries; the cache starts over when full (a client with ever-new heads)
-
-
-class InputLayout(NamedTuple):
-    """One raw input of a head, in request order."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-    count: int  # elements
-    size: int  # bytes
 
 
 class CachedAnswer(NamedTuple):
@@ -82,13 +73,10 @@ class DecodedHead:
         for item, tensor in zip(message.inputs, request.inputs, strict=True):
             if item.parameters or not ELEMENT_SIZE.get(tensor.datatype):  # shared memory, BYTES, unknown type
                 return None
-            shape = tuple(tensor.shape)
-            count = 1
-            for dim in shape:
-                count *= dim
-            if tensor.data.nbytes != count * ELEMENT_SIZE[tensor.datatype]:
+            layout = InputLayout.of(tensor)
+            if layout.size != layout.count * ELEMENT_SIZE[tensor.datatype]:
                 return None  # a size error: decoded afresh each time, for the error
-            inputs.append(InputLayout(tensor.name, tensor.datatype, shape, count, tensor.data.nbytes))
+            inputs.append(layout)
         outputs = None
         if message.outputs:
             if any(item.parameters for item in message.outputs):
@@ -106,10 +94,10 @@ class DecodedHead:
         if self.parameters:
             request.parameters = dict(self.parameters)
         tensors = request.inputs
-        for (name, datatype, shape, count, size), chunk in zip(layouts, raw, strict=True):
-            if len(chunk) != size:
+        for layout, chunk in zip(layouts, raw, strict=True):
+            if len(chunk) != layout.size:
                 return None  # decoded afresh, for the error
-            tensors.append(InferTensor(name, datatype, list(shape), tensor_from_bytes(chunk, datatype, shape, count)))
+            tensors.append(layout.tensor(chunk))
         if self.outputs is not None:
             request.outputs = [RequestedOutput(name) for name in self.outputs]
         return request

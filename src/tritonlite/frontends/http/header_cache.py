@@ -20,21 +20,12 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from tritonlite.core.datatypes import tensor_buffer, tensor_from_bytes
-from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
+from tritonlite.core.datatypes import tensor_buffer
+from tritonlite.core.types import InferRequest, InferResponse, RequestedOutput
 from tritonlite.frontends.http.codec import binary_headers, decode_request, encode_response
+from tritonlite.frontends.input_layout import InputLayout
 
 DEFAULT_LIMIT = 512  # entries; the cache starts over when full (a client with ever-new headers)
-
-
-class InputLayout(NamedTuple):
-    """One binary input of a header, in request order."""
-
-    name: str
-    datatype: str
-    shape: tuple[int, ...]
-    count: int  # elements
-    size: int  # bytes
 
 
 class OutputRequest(NamedTuple):
@@ -93,11 +84,7 @@ class DecodedHeader:
         for tensor in request.inputs:
             if tensor.datatype == "BYTES" or tensor.parameters:
                 return None
-            shape = tuple(tensor.shape)
-            count = 1
-            for dim in shape:
-                count *= dim
-            inputs.append(InputLayout(tensor.name, tensor.datatype, shape, count, tensor.data.nbytes))
+            inputs.append(InputLayout.of(tensor))
         outputs = None
         if request.outputs is not None:
             outputs = []
@@ -117,10 +104,9 @@ class DecodedHeader:
         request.validation_key = self
         tensors = request.inputs
         offset = 0
-        for name, datatype, shape, count, size in self.inputs:
-            end = offset + size
-            data = tensor_from_bytes(binary[offset:end], datatype, shape, count)
-            tensors.append(InferTensor(name, datatype, list(shape), data))
+        for layout in self.inputs:
+            end = offset + layout.size
+            tensors.append(layout.tensor(binary[offset:end]))
             offset = end
         if self.outputs is not None:
             outputs = []
