@@ -35,7 +35,7 @@ class CachedAnswer(NamedTuple):
 
     model_name: str
     model_version: str
-    layout: list[tuple[str, str, list[int]]]  # (name, datatype, shape) per output
+    layout: list[tuple[str, str, tuple[int, ...]]]  # (name, datatype, shape) per output
     message: bytes
 
 
@@ -112,7 +112,7 @@ class DecodedHead:
         for tensor in response.outputs:
             if not ELEMENT_SIZE.get(tensor.datatype):
                 return None
-            layout.append((tensor.name, tensor.datatype, tensor.shape))
+            layout.append((tensor.name, tensor.datatype, tuple(tensor.shape)))  # kept: no alias of a response's list
         answer = self._answer
         if (
             answer is not None
