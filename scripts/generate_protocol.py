@@ -32,6 +32,7 @@ import argparse
 import difflib
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from importlib import metadata
@@ -110,12 +111,14 @@ def _header() -> str:
 
 
 def _run_protoc(workdir: Path) -> None:
-    from grpc_tools import protoc  # imported lazily: a dev-only dependency
-
     # Files under --proto_path are recorded relative to it, so the output does
     # not depend on where the checkout lives, and the descriptor file names
     # ("model_config.proto", "grpc_service.proto") match Triton's own.
+    # protoc runs in a process of its own: in a process that has loaded another
+    # copy of protobuf's C++ runtime (TensorFlow's), grpc_tools' protoc crashes.
     args = [
+        sys.executable,
+        "-m",
         "grpc_tools.protoc",
         f"--proto_path={PROTO_DIR}",
         f"--python_out={workdir}",
@@ -123,9 +126,9 @@ def _run_protoc(workdir: Path) -> None:
         f"--grpc_python_out={workdir}",
         *(str(PROTO_DIR / name) for name in PROTO_FILES),
     ]
-    rc = protoc.main(args)
-    if rc != 0:
-        raise RuntimeError(f"protoc failed with exit code {rc}")
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"protoc failed with exit code {done.returncode}: {done.stderr.strip()}")
 
 
 def _postprocess(name: str, text: str) -> str:
