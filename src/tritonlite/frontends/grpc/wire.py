@@ -67,13 +67,23 @@ def split_raw(data: bytes) -> tuple[bytes, list[memoryview]]:
     pos = 0
     while pos < end:
         start = pos
-        key, pos = _varint(view, pos, end)
-        field, wire = key >> 3, key & 7
+        key = data[pos]  # tags and most lengths are one byte: read inline, the rest by _varint
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _varint(view, pos, end)
+        wire = key & 7
         if wire == LENGTH_DELIMITED:
-            length, pos = _varint(view, pos, end)
+            if pos >= end:
+                raise DecodeError("truncated or overlong varint")
+            length = data[pos]
+            if length < 0x80:
+                pos += 1
+            else:
+                length, pos = _varint(view, pos, end)
             if pos + length > end:
                 raise DecodeError("truncated length-delimited field")
-            if field == RAW_INPUT_FIELD:
+            if key >> 3 == RAW_INPUT_FIELD:
                 raw.append(view[pos : pos + length])
                 pos += length
                 continue
