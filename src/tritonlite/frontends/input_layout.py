@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tritonlite.core.datatypes import tensor_from_bytes
+from tritonlite.core.datatypes import element_count, tensor_from_bytes
 from tritonlite.core.types import InferTensor
 
 
@@ -21,10 +21,7 @@ class InputLayout(NamedTuple):
     @classmethod
     def of(cls, tensor: InferTensor) -> InputLayout:
         shape = tuple(tensor.shape)
-        count = 1
-        for dim in shape:
-            count *= dim
-        return cls(tensor.name, tensor.datatype, shape, count, tensor.data.nbytes)
+        return cls(tensor.name, tensor.datatype, shape, element_count(shape), tensor.data.nbytes)
 
     def tensor(self, chunk: memoryview) -> InferTensor:
         """The input with ``chunk`` (of ``size`` bytes) as its contents, viewed, not copied."""

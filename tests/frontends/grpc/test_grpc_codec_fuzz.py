@@ -8,8 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tritonlite.core.errors import TritonError
-from tritonlite.frontends.grpc.codec import decode_request
-from tritonlite.frontends.grpc.server import parse_infer_request
+from tritonlite.frontends.grpc.codec import decode_request, parse_head, split_infer_request
 from tritonlite.protocol import grpc_service_pb2 as pb
 from tritonlite.sharedmem.registry import SharedMemory
 
@@ -69,8 +68,8 @@ def build(message) -> pb.ModelInferRequest:
 
 def decodes_or_refuses(data: bytes) -> None:
     try:
-        request, raw = parse_infer_request(data)
-        decode_request(request, SharedMemory(), raw)
+        head, raw = split_infer_request(data)
+        decode_request(parse_head(head), SharedMemory(), raw)
     except TritonError:
         pass
 

@@ -151,14 +151,20 @@ def test_answers_with_parameters_or_bytes_are_left_to_the_full_encoding():
     assert entry.encode(text) is None
 
 
-def test_the_cache_starts_over_when_full():
+def test_the_cache_decodes_once_per_head_and_starts_over_when_full():
     cache = HeadCache(limit=2)
-    _, entry = _entry(_message())
-    for key in (b"a", b"b", b"c"):
-        cache.remember(key, entry)
-    assert cache.get(b"c") is entry and cache.get(b"a") is None
-    cache.remember(b"d", None)
-    assert cache.get(b"d") is None
+    head, raw = split_raw(_message().SerializeToString())
+    first, entry = cache.decode(head, raw)
+    again, same = cache.decode(head, raw)
+    assert entry is not None and same is entry and again.validation_key is entry
+    assert first.validation_key is None  # the first was decoded in full
+    for name in ("b", "c"):
+        other_head, other_raw = split_raw(_message(id="").SerializeToString().replace(b"add_sub", name.encode() * 7))
+        cache.decode(other_head, other_raw)
+    assert len(cache) == 1  # full at the third head: started over
+    with_id = _message(id="7")
+    _, kept = cache.decode(*split_raw(with_id.SerializeToString()))
+    assert kept is None and len(cache) == 1
 
 
 # --------------------------------------------------------------------------- through a server (conftest.server)

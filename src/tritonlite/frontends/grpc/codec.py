@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from tritonlite.core.datatypes import (
     bytes_array,
@@ -20,7 +21,7 @@ from tritonlite.core.datatypes import (
     tensor_bytes,
     tensor_from_bytes,
 )
-from tritonlite.core.errors import invalid_arg
+from tritonlite.core.errors import internal, invalid_arg
 from tritonlite.core.types import (
     InferRequest,
     InferResponse,
@@ -28,6 +29,7 @@ from tritonlite.core.types import (
     RequestedOutput,
     apply_sequence_parameter,
 )
+from tritonlite.frontends.grpc.wire import split_raw
 from tritonlite.protocol import grpc_service_pb2 as pb
 
 # datatype -> the typed contents field that carries it
@@ -74,6 +76,23 @@ def _region(parameters, name: str) -> tuple[str, int, int] | None:
     if not isinstance(offset, int) or not isinstance(size, int):
         raise invalid_arg(f"invalid shared memory offset or byte size for '{name}'")
     return parameter_value(parameters["shared_memory_region"]), offset, size
+
+
+def split_infer_request(data: bytes) -> tuple[bytes, list[memoryview]]:
+    """``wire.split_raw``: the request's head and its raw contents, with Triton's error for bytes
+    that are no ModelInferRequest."""
+    try:
+        return split_raw(data)
+    except DecodeError:
+        raise internal("Exception deserializing request!") from None
+
+
+def parse_head(head: bytes) -> pb.ModelInferRequest:
+    """The head parsed by protobuf, with Triton's error for bytes that are no ModelInferRequest."""
+    try:
+        return pb.ModelInferRequest.FromString(head)
+    except DecodeError:
+        raise internal("Exception deserializing request!") from None
 
 
 def decode_request(message: pb.ModelInferRequest, shm=None, raw: Sequence[Any] | None = None) -> InferRequest:

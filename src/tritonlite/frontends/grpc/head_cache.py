@@ -1,7 +1,7 @@
 """ModelInfer heads seen before: the request without its tensor bytes, decoded once.
 
 A client in a loop sends the same ModelInferRequest again and again apart from the tensor bytes
-(perf_analyzer does, and so does any client over same-shaped inputs). ``wire.split_request``
+(perf_analyzer does, and so does any client over same-shaped inputs). ``wire.split_raw``
 cuts the raw contents out, so what is left, the head, is the same bytes each time. The cache
 keeps what a head decodes to and builds the next request from it and the new tensor views: no
 protobuf parsing, no field checks. Requests built from an entry carry it as their
@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from tritonlite.core.datatypes import ELEMENT_SIZE, tensor_buffer
 from tritonlite.core.types import InferRequest, InferResponse, RequestedOutput
+from tritonlite.frontends.grpc.codec import decode_request, parse_head
 from tritonlite.frontends.input_layout import InputLayout
 from tritonlite.protocol import grpc_service_pb2 as pb
 
@@ -141,15 +142,25 @@ class HeadCache:
 
     def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
         self.limit = limit
-        self._entries: dict[bytes, DecodedHead | None] = {}
+        self._entries: dict[bytes, DecodedHead] = {}
 
-    def get(self, head: bytes) -> DecodedHead | None:
-        return self._entries.get(head)
+    def __len__(self) -> int:
+        return len(self._entries)
 
-    def remember(self, head: bytes, entry: DecodedHead | None) -> None:
-        """Keep ``entry`` for ``head`` (None: the head is not plain; it is decoded every time)."""
+    def decode(self, head: bytes, raw: list[memoryview], shm=None) -> tuple[InferRequest, DecodedHead | None]:
+        """``codec.decode_request`` for a request's head and raw contents, from the cache when this
+        head was seen; also returns the head's entry (None when not plain)."""
+        entry = self._entries.get(head)
+        if entry is not None:
+            request = entry.build(raw)
+            if request is not None:
+                return request, entry
+        message = parse_head(head)
+        request = decode_request(message, shm, raw)
         if entry is None:
-            return
-        if len(self._entries) >= self.limit:
-            self._entries.clear()
-        self._entries[head] = entry
+            entry = DecodedHead.of(message, request, len(raw))
+            if entry is not None:
+                if len(self._entries) >= self.limit:
+                    self._entries.clear()
+                self._entries[head] = entry
+        return request, entry

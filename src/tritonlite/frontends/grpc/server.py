@@ -11,17 +11,17 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format, message_factory
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
-from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError, internal, invalid_arg
+from tritonlite.core.errors import DecoupledModelError, ErrorKind, TritonError, invalid_arg
 from tritonlite.core.types import InferRequest, InferResponse
 from tritonlite.engine import Engine
 from tritonlite.frontends.access import Restrictions
 from tritonlite.frontends.grpc.channel_options import GrpcChannelOptions
-from tritonlite.frontends.grpc.codec import decode_request, encode_response, encode_response_parts
+from tritonlite.frontends.grpc.codec import decode_request, encode_response, encode_response_parts, split_infer_request
 from tritonlite.frontends.grpc.head_cache import DecodedHead, HeadCache
 from tritonlite.frontends.grpc.restricted import restrict
-from tritonlite.frontends.grpc.wire import join_response, join_serialized, split_raw
+from tritonlite.frontends.grpc.wire import join_response, join_serialized
 from tritonlite.protocol import grpc_service_pb2 as pb
 from tritonlite.protocol import grpc_service_pb2_grpc as pb_grpc
 
@@ -117,27 +117,6 @@ def log_settings_update(settings: Mapping[str, pb.LogSettingsRequest.SettingValu
     return update
 
 
-def parse_infer_request(data: bytes) -> tuple[pb.ModelInferRequest, list[memoryview]]:
-    """``split_request``, with Triton's error for bytes that are no ModelInferRequest."""
-    head, raw = split_infer_request(data)
-    return parse_head(head), raw
-
-
-def split_infer_request(data: bytes) -> tuple[bytes, list[memoryview]]:
-    """``wire.split_raw``, with Triton's error for bytes that are no ModelInferRequest."""
-    try:
-        return split_raw(data)
-    except DecodeError:
-        raise internal("Exception deserializing request!") from None
-
-
-def parse_head(head: bytes) -> pb.ModelInferRequest:
-    try:
-        return pb.ModelInferRequest.FromString(head)
-    except DecodeError:
-        raise internal("Exception deserializing request!") from None
-
-
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """Every RPC of GRPCInferenceService, translated to engine calls.
 
@@ -177,17 +156,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         """Takes and returns the message's bytes: tensors stay views of the wire buffers (see wire.py);
         a head seen before is not parsed again (see head_cache.py)."""
         head, raw = split_infer_request(data)
-        entry = self.heads.get(head)
-        core_request = entry.build(raw) if entry is not None else None
-        if core_request is None:
-            message = parse_head(head)
-            core_request = decode_request(message, self.engine.shared_memory, raw)
-            entry = DecodedHead.of(message, core_request, len(raw))
-            self.heads.remember(head, entry)
+        core_request, entry = self.heads.decode(head, raw, self.engine.shared_memory)
         tracer = self.engine.tracer
-        if not tracer.active:
-            return self._answer(await self.engine.infer(core_request), core_request, entry)
-        trace = tracer.start(core_request.model_name)
+        trace = tracer.start(core_request.model_name) if tracer.active else None
         if trace is None:
             return self._answer(await self.engine.infer(core_request), core_request, entry)
         trace.stamp("GRPC_WAITREAD_START", core_request.arrival_ns or None)
