@@ -289,14 +289,19 @@ def test_a_wrong_flag_is_caught():
 SCRIPT = re.compile(r"(?<![\w/.])((?:scripts|benchmarks|examples)/[\w./-]+\.(?:py|sh))\b")
 
 
+def code_texts(page: Path) -> list[tuple[int, str]]:
+    """A page's code, as (line, text): each fenced block, and each prose line's inline code spans."""
+    prose, blocks = page_parts(page)
+    texts = [(block.line, block.text) for block in blocks]
+    texts += [(number, " ".join(m.group(2) for m in INLINE_CODE.finditer(line))) for number, line in prose]
+    return texts
+
+
 def referenced_scripts() -> dict[str, str]:
     """Every scripts/, benchmarks/ or examples/ script the pages name, in a code block or span: path -> where."""
     found: dict[str, str] = {}
     for page in COMMAND_PAGES:
-        prose, blocks = page_parts(page)
-        texts = [(block.line, block.text) for block in blocks]
-        texts += [(number, " ".join(m.group(2) for m in INLINE_CODE.finditer(line))) for number, line in prose]
-        for number, text in texts:
+        for number, text in code_texts(page):
             for path in SCRIPT.findall(text):
                 found.setdefault(path, f"{rel(page)}:{number}")
     return found
@@ -339,10 +344,7 @@ def test_named_paths_exist():
     problems = []
     count = 0
     for page in COMMAND_PAGES:
-        prose, blocks = page_parts(page)
-        texts = [(block.line, block.text) for block in blocks]
-        texts += [(number, " ".join(m.group(2) for m in INLINE_CODE.finditer(line))) for number, line in prose]
-        for number, text in texts:
+        for number, text in code_texts(page):
             for path in REPO_PATH.findall(text):
                 count += 1
                 if not path.startswith(GENERATED) and not (ROOT / path).exists():
