@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import grpc
 import pytest
 
 from tritonlite import TRITON_COMPATIBLE_VERSION, __version__, cli
@@ -61,7 +60,7 @@ def test_flag_value_that_looks_like_a_refused_flag_is_not_refused():
     assert args.id == "--http-header-forward-pattern"
 
 
-def test_grpc_transport_flags_become_channel_arguments(monkeypatch):
+def test_grpc_transport_flags_become_channel_settings(monkeypatch):
     import tritonlite.logging_setup
     import tritonlite.server
 
@@ -73,12 +72,11 @@ def test_grpc_transport_flags_become_channel_arguments(monkeypatch):
          "--grpc-max-connection-age=5000", "--reuse-grpc-port=true", "--grpc-infer-response-compression-level=high"]
     )  # fmt: skip
     channel = seen["options"].grpc_channel
-    args = dict(channel.channel_args())
-    assert args["grpc.keepalive_time_ms"] == 1000 and args["grpc.keepalive_permit_without_calls"] == 1
-    assert args["grpc.keepalive_timeout_ms"] == 20_000 and args["grpc.http2.max_ping_strikes"] == 2  # Triton's
-    assert args["grpc.max_connection_age_ms"] == 5000 and "grpc.max_connection_age_grace_ms" not in args
-    assert args["grpc.so_reuseport"] == 1
-    assert channel.compression == grpc.Compression.Gzip
+    assert channel.keepalive_time_ms == 1000 and channel.keepalive_permit_without_calls is True
+    assert channel.keepalive_timeout_ms == 20_000 and channel.http2_max_ping_strikes == 2  # Triton's
+    assert channel.max_connection_age_ms == 5000 and channel.max_connection_age_grace_ms is None
+    assert channel.reuse_port is True
+    assert channel.response_encoding == "gzip"
 
 
 @pytest.mark.parametrize("text", ["true", "True", "TRUE", "1", "yes", "on", " true "])

@@ -302,9 +302,9 @@ async def serve(options: ServerOptions, stop: asyncio.Event | None = None, *, ex
 
             address = f"{options.grpc_address}:{options.grpc_port}"
             try:
-                credentials = options.grpc_tls.credentials() if options.grpc_tls.enabled else None
+                tls = options.grpc_tls.ssl_context() if options.grpc_tls.enabled else None
                 grpc_server = build_server(
-                    engine, address, options.grpc_restrictions, credentials, options.grpc_channel
+                    engine, address, options.grpc_restrictions, tls, options.grpc_channel
                 )
             except Exception as exc:
                 raise StartupError(f"failed to start GRPCInferenceService at {address}: {exc}") from None

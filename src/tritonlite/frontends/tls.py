@@ -55,20 +55,26 @@ class GrpcTls:
     def enabled(self) -> bool:
         return self.use_ssl or self.mutual
 
-    def credentials(self) -> Any:
-        """grpc's server credentials for these files; ValueError names a file that does not do."""
-        import grpc
-
-        cert = _read(self.server_cert, "--grpc-server-cert")
-        key = _read(self.server_key, "--grpc-server-key")
+    def ssl_context(self) -> ssl.SSLContext:
+        """The server's TLS settings for these files (HTTP/2 by ALPN, as gRPC clients require); ValueError
+        names a file that does not do."""
+        _read(self.server_cert, "--grpc-server-cert")
+        _read(self.server_key, "--grpc-server-key")
         _check_pair(self.server_cert, self.server_key, "--grpc-server-cert", "--grpc-server-key")
-        roots = None
         if self.root_cert:
-            roots = _read(self.root_cert, "--grpc-root-cert")
+            _read(self.root_cert, "--grpc-root-cert")
             _check_roots(self.root_cert, "--grpc-root-cert")
-        if self.mutual and roots is None:
+        elif self.mutual:
             raise ValueError("--grpc-use-ssl-mutual needs --grpc-root-cert: the certificates that sign clients'")
-        return grpc.ssl_server_credentials([(key, cert)], root_certificates=roots, require_client_auth=self.mutual)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.server_cert, self.server_key)
+        context.set_alpn_protocols(["h2"])
+        if self.root_cert:
+            context.load_verify_locations(cafile=self.root_cert)
+        if self.mutual:
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
 
 @dataclass(frozen=True)

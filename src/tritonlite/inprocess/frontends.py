@@ -95,7 +95,7 @@ class _GrpcService(Service):
 
         try:
             server = build_server(engine, self.address)
-        except RuntimeError as exc:  # grpc cannot bind the address
+        except OSError as exc:  # the address cannot be bound
             raise UnavailableError(f"failed to start GRPCInferenceService at {self.address}: {exc}") from None
         await server.start()
         self._server = server

@@ -15,6 +15,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from tritonlite.core.errors import DecoupledModelError, invalid_arg, not_found
 from tritonlite.frontends.grpc.server import DECOUPLED_MESSAGE, answering_errors
+from tritonlite.frontends.grpc.transport.call import Abort
 
 
 @pytest.fixture(scope="module")
@@ -91,19 +92,19 @@ def test_model_infer_that_does_not_parse_is_internal(empty_server):
 
 
 class RecordingContext:
-    """Stands for grpc.aio.ServicerContext: ``abort`` records the status and raises as grpc does."""
+    """Stands for a call: ``abort`` records the status and raises as a call does."""
 
     def __init__(self) -> None:
         self.status: tuple[grpc.StatusCode, str] | None = None
 
     async def abort(self, code: grpc.StatusCode, details: str) -> None:
         self.status = (code, details)
-        raise grpc.aio.AbortError()
+        raise Abort(code, details)
 
 
 def unary_status(handler) -> tuple[grpc.StatusCode, str] | None:
     context = RecordingContext()
-    with pytest.raises(grpc.aio.AbortError):
+    with pytest.raises(Abort):
         asyncio.run(answering_errors(handler)(None, context))
     return context.status
 
@@ -137,7 +138,7 @@ def test_a_streaming_rpc_answers_an_error_after_its_responses():
 
     async def collect(context: RecordingContext) -> list[str]:
         received = []
-        with pytest.raises(grpc.aio.AbortError):
+        with pytest.raises(Abort):
             async for response in answering_errors(rpc)(None, context):
                 received.append(response)
         return received

@@ -1,19 +1,12 @@
 """The gRPC server's transport settings from Triton's flags: keepalive, HTTP/2 pings, connection age,
-port reuse and response compression."""
+port reuse and response compression (read by ``transport/``, with gRPC core's meanings)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import grpc
-
-# --grpc-infer-response-compression-level: gRPC Python chooses an algorithm, not a level
-COMPRESSION_BY_LEVEL = {
-    "none": grpc.Compression.NoCompression,
-    "low": grpc.Compression.Gzip,
-    "medium": grpc.Compression.Gzip,
-    "high": grpc.Compression.Gzip,
-}
+# --grpc-infer-response-compression-level: the grpc-encoding of responses to clients that accept it
+ENCODING_BY_LEVEL = {"none": None, "low": "gzip", "medium": "gzip", "high": "gzip"}
 
 
 @dataclass(frozen=True)
@@ -32,29 +25,12 @@ class GrpcChannelOptions:
     response_compression: str = "none"
 
     def __post_init__(self) -> None:
-        if self.response_compression not in COMPRESSION_BY_LEVEL:
+        if self.response_compression not in ENCODING_BY_LEVEL:
             raise ValueError(
                 "invalid argument for --grpc-infer-response-compression-level: expected none, low, medium or "
                 f"high, got '{self.response_compression}'"
             )
 
-    def channel_args(self) -> list[tuple[str, int]]:
-        """The channel arguments gRPC core reads for these settings."""
-        args = [
-            ("grpc.keepalive_time_ms", self.keepalive_time_ms),
-            ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
-            ("grpc.keepalive_permit_without_calls", int(self.keepalive_permit_without_calls)),
-            ("grpc.http2.max_pings_without_data", self.http2_max_pings_without_data),
-            ("grpc.http2.min_ping_interval_without_data_ms", self.http2_min_recv_ping_interval_without_data_ms),
-            ("grpc.http2.max_ping_strikes", self.http2_max_ping_strikes),
-            ("grpc.so_reuseport", int(self.reuse_port)),
-        ]
-        if self.max_connection_age_ms is not None:
-            args.append(("grpc.max_connection_age_ms", self.max_connection_age_ms))
-        if self.max_connection_age_grace_ms is not None:
-            args.append(("grpc.max_connection_age_grace_ms", self.max_connection_age_grace_ms))
-        return args
-
     @property
-    def compression(self) -> grpc.Compression:
-        return COMPRESSION_BY_LEVEL[self.response_compression]
+    def response_encoding(self) -> str | None:
+        return ENCODING_BY_LEVEL[self.response_compression]

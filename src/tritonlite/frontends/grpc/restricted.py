@@ -18,6 +18,7 @@ import grpc
 
 from tritonlite.frontends import access
 from tritonlite.frontends.access import Restriction, Restrictions
+from tritonlite.frontends.grpc.transport.call import Call
 
 HEADER_PREFIX = "triton-grpc-protocol-"
 
@@ -45,7 +46,7 @@ GROUP_BY_METHOD = {
 }
 
 
-def _allows(context: grpc.aio.ServicerContext, key: str, value: str) -> bool:
+def _allows(context: Call, key: str, value: str) -> bool:
     for name, given in context.invocation_metadata() or ():
         if name == key:
             return given == value
@@ -65,7 +66,7 @@ def restrict(rpc: Callable, method: str, restrictions: Restrictions) -> Callable
     if inspect.isasyncgenfunction(rpc):
 
         @functools.wraps(rpc)
-        async def streaming(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def streaming(requests: AsyncIterator[Any], context: Call) -> AsyncIterator[Any]:
             if not _allows(context, key, value):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, message)
             async for response in rpc(requests, context):
@@ -74,7 +75,7 @@ def restrict(rpc: Callable, method: str, restrictions: Restrictions) -> Callable
         return streaming
 
     @functools.wraps(rpc)
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary(request: Any, context: Call) -> Any:
         if not _allows(context, key, value):
             await context.abort(grpc.StatusCode.UNAVAILABLE, message)
         return await rpc(request, context)

@@ -1,4 +1,5 @@
-"""The gRPC frontend: GRPCInferenceService on grpc.aio, errors as Triton's status codes."""
+"""The gRPC frontend: GRPCInferenceService's handlers, errors as Triton's status codes, served by
+``transport/`` (HTTP/2 through h2 on the server's event loop)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -21,13 +23,15 @@ from tritonlite.frontends.grpc.channel_options import GrpcChannelOptions
 from tritonlite.frontends.grpc.codec import decode_request, encode_response, encode_response_parts, split_infer_request
 from tritonlite.frontends.grpc.head_cache import DecodedHead, HeadCache
 from tritonlite.frontends.grpc.restricted import restrict
+from tritonlite.frontends.grpc.transport.call import Abort, Call, Method
+from tritonlite.frontends.grpc.transport.server import GrpcServer
 from tritonlite.frontends.grpc.wire import join_response, join_serialized
 from tritonlite.protocol import grpc_service_pb2 as pb
 from tritonlite.protocol import grpc_service_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-Context = grpc.aio.ServicerContext
+Context = Call
 
 CODE_BY_KIND = {
     ErrorKind.UNKNOWN: grpc.StatusCode.UNKNOWN,
@@ -78,7 +82,7 @@ def answering_errors(rpc: Callable) -> Callable:
             try:
                 async for response in rpc(requests, context):
                     yield response
-            except grpc.aio.AbortError:
+            except Abort:
                 raise
             except Exception as exc:
                 await context.abort(*error_status(exc, rpc.__name__))
@@ -89,7 +93,7 @@ def answering_errors(rpc: Callable) -> Callable:
     async def unary(request: Any, context: Context) -> Any:
         try:
             return await rpc(request, context)
-        except grpc.aio.AbortError:
+        except Abort:
             raise
         except Exception as exc:
             await context.abort(*error_status(exc, rpc.__name__))
@@ -382,68 +386,34 @@ SERVICE = "inference.GRPCInferenceService"
 RAW_METHODS = frozenset({"ModelInfer"})
 
 
-def service_handlers(
-    servicer: InferenceServicer, restrictions: Restrictions | None = None
-) -> dict[str, grpc.RpcMethodHandler]:
-    """A handler per method of the service, from its descriptor, each answering core errors with their
-    status (``answering_errors``) and refusing calls of a restricted group without its header
-    (``restrict``); RAW_METHODS skip protobuf (de)serialization."""
-    handlers = {}
+def service_methods(servicer: InferenceServicer, restrictions: Restrictions | None = None) -> dict[str, Method]:
+    """Every method of the service by its path, from the service's descriptor: each handler answers core
+    errors with their status (``answering_errors``) and refuses calls of a restricted group without
+    its header (``restrict``); RAW_METHODS skip protobuf (de)serialization."""
+    methods = {}
     for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
-        request_type = message_factory.GetMessageClass(method.input_type)
-        response_type = message_factory.GetMessageClass(method.output_type)
         raw = method.name in RAW_METHODS
-        if method.client_streaming:
-            handler_for = grpc.stream_stream_rpc_method_handler
-        else:
-            handler_for = grpc.unary_unary_rpc_method_handler
         rpc = answering_errors(getattr(servicer, method.name))
         if restrictions:
             rpc = restrict(rpc, method.name, restrictions)
-        handlers[method.name] = handler_for(
-            rpc,
-            request_deserializer=None if raw else request_type.FromString,
-            response_serializer=None if raw else response_type.SerializeToString,
+        methods[f"/{SERVICE}/{method.name}"] = Method(
+            handler=rpc,
+            streaming=method.client_streaming,
+            decode=None if raw else message_factory.GetMessageClass(method.input_type).FromString,
+            encode=None if raw else message_factory.GetMessageClass(method.output_type).SerializeToString,
         )
-    return handlers
-
-
-class _UnknownMethod(grpc.GenericRpcHandler):
-    """Answers RPCs the service does not have as Triton does: UNIMPLEMENTED with no message."""
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
-        async def reject(request: bytes, context: Context) -> None:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "")
-
-        return grpc.unary_unary_rpc_method_handler(reject)
+    return methods
 
 
 def build_server(
     engine: Engine,
     address: str,
     restrictions: Restrictions | None = None,
-    credentials: grpc.ServerCredentials | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     channel: GrpcChannelOptions | None = None,
-) -> grpc.aio.Server:
-    """A grpc.aio server bound to address ("host:port"), not yet started; with ``credentials``, TLS only;
-    ``channel`` holds the transport settings of Triton's --grpc-* flags."""
-    channel = channel or GrpcChannelOptions()
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            *channel.channel_args(),
-        ],
-        compression=channel.compression,
-    )
-    handlers = service_handlers(InferenceServicer(engine), restrictions)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    server.add_registered_method_handlers(SERVICE, handlers)
-    server.add_generic_rpc_handlers((_UnknownMethod(),))
-    if credentials is not None:
-        port = server.add_secure_port(address, credentials)
-    else:
-        port = server.add_insecure_port(address)
-    if port == 0:
-        raise invalid_arg(f"failed to bind the gRPC service to {address}")
-    return server
+) -> GrpcServer:
+    """The gRPC server bound to address ("host:port"), not yet started; with ``ssl_context``, TLS only;
+    ``channel`` holds the transport settings of Triton's --grpc-* flags. Raises OSError when the
+    address cannot be bound."""
+    methods = service_methods(InferenceServicer(engine), restrictions)
+    return GrpcServer(methods, address, channel, ssl_context, MAX_MESSAGE_BYTES)

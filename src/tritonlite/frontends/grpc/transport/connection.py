@@ -1,0 +1,306 @@
+"""One client connection: h2 reads and writes HTTP/2; this maps its events to calls.
+
+Everything runs on the event loop. Reads are answered in one write where possible: a unary call whose
+handler answers at once (a cheap model run inline) is written with the rest of that read's output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+from typing import TYPE_CHECKING
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+from hyperframe.frame import GoAwayFrame
+
+from tritonlite.frontends.grpc.transport.call import Call
+from tritonlite.frontends.grpc.transport.framing import (
+    ACCEPT_ENCODING,
+    UNIMPLEMENTED,
+    UNKNOWN,
+    WBITS,
+    MessageReader,
+    status_headers,
+    timeout_seconds,
+)
+
+if TYPE_CHECKING:
+    from tritonlite.frontends.grpc.transport.server import GrpcServer
+
+log = logging.getLogger(__name__)
+
+H2_CONFIG = h2.config.H2Configuration(
+    client_side=False,
+    header_encoding=None,
+    # grpc clients send well-formed headers; what is read from them is checked here
+    validate_inbound_headers=False,
+    normalize_inbound_headers=False,
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+)
+STREAM_WINDOW = 4 * 1024 * 1024  # what a client may send on a stream before it waits for us
+CONNECTION_WINDOW = 16 * 1024 * 1024
+MAX_FRAME = 1024 * 1024
+# headers that are the transport's, not the call's metadata
+TRANSPORT_HEADERS = frozenset({b"content-type", b"te", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding"})
+NEVER = -math.inf
+
+
+class GrpcConnection(asyncio.Protocol):
+    """The calls of one HTTP/2 connection, by stream id."""
+
+    def __init__(self, server: GrpcServer) -> None:
+        self.server = server
+        self.calls: dict[int, Call] = {}
+        self.transport: asyncio.Transport | None = None
+        self.h2 = h2.connection.H2Connection(config=H2_CONFIG)
+        self._writable: asyncio.Event | None = None
+        self._closing = False
+        self._last_stream = 0
+        self._timers: list[asyncio.TimerHandle] = []
+        self._ping_timeout: asyncio.TimerHandle | None = None
+        self._last_ping = NEVER
+        self._ping_strikes = 0
+
+    # -- the transport's callbacks ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        self.server.connections.add(self)
+        h2c = self.h2
+        h2c.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: MAX_FRAME,
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+            },
+        )
+        h2c.max_inbound_frame_size = MAX_FRAME  # these settings are in force from the start
+        h2c.initiate_connection()
+        h2c.increment_flow_control_window(CONNECTION_WINDOW - h2c.inbound_flow_control_window)
+        self.flush()
+        self._start_timers()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:  # h2 queued the GOAWAY that says why
+            log.debug("gRPC connection closed: %s", exc)
+            self.flush()
+            self.close()
+            return
+        calls = self.calls
+        for event in events:
+            kind = type(event)
+            if kind is h2.events.DataReceived:
+                call = calls.get(event.stream_id)
+                if call is not None:
+                    call.received(event.data)
+                if event.flow_controlled_length:  # h2 sends WINDOW_UPDATEs as the windows drain
+                    self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif kind is h2.events.RequestReceived:
+                self._open(event.stream_id, event.headers)
+            elif kind is h2.events.StreamEnded:
+                call = calls.get(event.stream_id)
+                if call is not None:
+                    call.remote_closed()
+            elif kind is h2.events.StreamReset:
+                call = calls.get(event.stream_id)
+                if call is not None:
+                    call.reset()
+            elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
+                for call in list(calls.values()):
+                    call.pump()
+            elif kind is h2.events.PingReceived:
+                self._ping_received()
+            elif kind is h2.events.PingAckReceived:
+                if self._ping_timeout is not None:
+                    self._ping_timeout.cancel()
+                    self._ping_timeout = None
+            elif kind is h2.events.ConnectionTerminated:
+                self.flush()
+                self.close()
+                return
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        for timer in self._timers:
+            timer.cancel()
+        if self._ping_timeout is not None:
+            self._ping_timeout.cancel()
+        for call in list(self.calls.values()):
+            call.reset()
+        if self._writable is not None:
+            self._writable.set()  # waiting writers end: their calls were reset
+
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = asyncio.Event()
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None:
+            self._writable.set()
+
+    # -- what calls use -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what h2 has queued."""
+        data = self.h2.data_to_send()
+        if data:
+            self._ping_strikes, self._last_ping = 0, NEVER  # as grpc: writing forgives pings
+            if not self.transport.is_closing():
+                self.transport.write(data)
+
+    async def writable(self) -> None:
+        """Wait while the transport's buffer is full."""
+        if self._writable is not None and not self._writable.is_set():
+            await self._writable.wait()
+
+    def response_head(self, encoding: str | None) -> list[tuple[bytes, bytes]]:
+        if encoding is None:
+            return RESPONSE_HEAD
+        return [*RESPONSE_HEAD, (b"grpc-encoding", encoding.encode())]
+
+    def ended(self, call: Call) -> None:
+        self.calls.pop(call.stream_id, None)
+        if self._closing and not self.calls:
+            asyncio.get_running_loop().call_soon(self.close)
+
+    def reset_stream(self, stream_id: int) -> None:
+        try:
+            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+        except h2.exceptions.StreamClosedError:
+            pass
+
+    def log_failure(self, call: Call, exc: BaseException) -> None:
+        log.error("gRPC call on stream %d failed", call.stream_id, exc_info=exc)
+
+    # -- streams --------------------------------------------------------------------------------
+
+    def _open(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self._last_stream = stream_id
+        path = content_type = timeout = encoding = accept = None
+        metadata = []
+        for name, value in headers:
+            if name[:1] == b":":
+                if name == b":path":
+                    path = value
+            elif name in TRANSPORT_HEADERS:
+                if name == b"content-type":
+                    content_type = value
+                elif name == b"grpc-timeout":
+                    timeout = value
+                elif name == b"grpc-encoding":
+                    encoding = value
+                elif name == b"grpc-accept-encoding":
+                    accept = value
+            else:
+                metadata.append(_metadatum(name, value))
+        if content_type is None or not content_type.startswith(b"application/grpc"):
+            self._refuse(stream_id, UNKNOWN, "Content-Type missing or invalid", status=b"415")
+            return
+        method = self.server.methods.get(path)
+        if method is None:
+            self._refuse(stream_id, UNIMPLEMENTED, "")
+            return
+        request_encoding = None
+        if encoding is not None and encoding != b"identity":
+            request_encoding = encoding.decode("latin-1")
+            if request_encoding not in WBITS:
+                self._refuse(stream_id, UNIMPLEMENTED, f"Compression algorithm '{request_encoding}' is not supported")
+                return
+        response_encoding = self.server.compression
+        if response_encoding is not None and (accept is None or response_encoding.encode() not in accept.split(b",")):
+            response_encoding = None
+        seconds = timeout_seconds(timeout) if timeout is not None else None
+        reader = MessageReader(request_encoding, self.server.max_message_bytes)
+        call = Call(self, stream_id, method, tuple(metadata), reader, response_encoding, seconds)
+        if not call.ended:
+            self.calls[stream_id] = call
+
+    def _refuse(self, stream_id: int, code: int, details: str, status: bytes = b"200") -> None:
+        head = [(b":status", status), (b"content-type", b"application/grpc"), *status_headers(code, details)]
+        self.h2.send_headers(stream_id, head, end_stream=True)
+        self.reset_stream(stream_id)
+
+    # -- keepalive, pings, connection age -------------------------------------------------------
+
+    def _start_timers(self) -> None:
+        settings = self.server.channel
+        loop = asyncio.get_running_loop()
+        if settings.keepalive_time_ms > 0:
+            self._timers.append(loop.call_later(settings.keepalive_time_ms / 1000, self._keepalive))
+        if settings.max_connection_age_ms is not None:
+            self._timers.append(loop.call_later(settings.max_connection_age_ms / 1000, self._too_old))
+
+    def _keepalive(self) -> None:
+        """Ping the client; without an answer within keepalive_timeout the connection is dropped."""
+        settings = self.server.channel
+        loop = asyncio.get_running_loop()
+        if self.calls or settings.keepalive_permit_without_calls:
+            self.h2.ping(b"tlkeepal")
+            self.flush()
+            if self._ping_timeout is None:
+                self._ping_timeout = loop.call_later(settings.keepalive_timeout_ms / 1000, self.close)
+        self._timers.append(loop.call_later(settings.keepalive_time_ms / 1000, self._keepalive))
+
+    def _ping_received(self) -> None:
+        """grpc's ping-abuse policy: pings closer than allowed are strikes; too many end the connection."""
+        settings = self.server.channel
+        now = asyncio.get_running_loop().time()
+        idle = not self.calls and not settings.keepalive_permit_without_calls
+        interval = 7200.0 if idle else settings.http2_min_recv_ping_interval_without_data_ms / 1000
+        allowed = self._last_ping + interval
+        self._last_ping = now
+        if allowed <= now:
+            return
+        self._ping_strikes += 1
+        if settings.http2_max_ping_strikes and self._ping_strikes > settings.http2_max_ping_strikes:
+            self.h2.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too_many_pings")
+            self.flush()
+            self.close()
+
+    def _too_old(self) -> None:
+        """max_connection_age: no new calls; those running get max_connection_age_grace."""
+        grace = self.server.channel.max_connection_age_grace_ms
+        self.go_away()
+        if grace is not None:
+            self._timers.append(asyncio.get_running_loop().call_later(grace / 1000, self.close))
+
+    def go_away(self) -> None:
+        """Tell the client to open no more streams here; the connection closes when its calls end."""
+        if self._closing or self.transport is None or self.transport.is_closing():
+            return
+        self._closing = True
+        self.flush()
+        self.transport.write(GoAwayFrame(stream_id=0, last_stream_id=self._last_stream).serialize())
+        if not self.calls:
+            self.close()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+def _metadatum(name: bytes, value: bytes) -> tuple[str, str | bytes]:
+    key = name.decode("latin-1")
+    if key.endswith("-bin"):
+        return key, base64.b64decode(value + b"==")
+    return key, value.decode("latin-1")
+
+
+RESPONSE_HEAD = [
+    (b":status", b"200"),
+    (b"content-type", b"application/grpc"),
+    (b"grpc-accept-encoding", ACCEPT_ENCODING),
+]
