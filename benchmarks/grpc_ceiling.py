@@ -4,10 +4,11 @@
 
 First it asks a running tritonlite every RPC perf_analyzer makes for ``add_sub`` (metadata, config,
 statistics, one ModelInfer) and keeps the answers' bytes. Then it serves those bytes from bare
-servers that run no model and parse no request: grpc.aio (the library tritonlite serves with),
-grpcio's thread-pool server and grpclib (pure-Python HTTP/2; in the ``bench`` extra, skipped
-without it). The same perf_analyzer command drives each of them, tritonlite and the real Triton,
-alternating; what a bare server reaches is the library's own cost per call.
+servers that run no model and parse no request: tritonlite's own transport (HTTP/2 by h2 on
+uvloop, ``tritonlite.frontends.grpc.transport``), grpc.aio, grpcio's thread-pool server and
+grpclib (pure-Python HTTP/2; in the ``bench`` extra, skipped without it). The same perf_analyzer
+command drives each of them, tritonlite and the real Triton, alternating; what a bare server
+reaches is that library's own cost per call.
 
 Needs perf_analyzer and the reference Triton (see compare.py). Writes
 benchmarks/results/grpc_ceiling.json and prints the table.
@@ -32,8 +33,13 @@ import grpc
 
 SERVICE = "inference.GRPCInferenceService"
 MODEL = "add_sub"
-SERVERS = ("grpc.aio bare", "grpcio threads bare", "grpclib bare", "tritonlite", "triton")
-BARE_KINDS = {"grpc.aio bare": "aio", "grpcio threads bare": "sync", "grpclib bare": "grpclib"}
+SERVERS = ("tritonlite transport bare", "grpc.aio bare", "grpcio threads bare", "grpclib bare", "tritonlite", "triton")
+BARE_KINDS = {
+    "tritonlite transport bare": "transport",
+    "grpc.aio bare": "aio",
+    "grpcio threads bare": "sync",
+    "grpclib bare": "grpclib",
+}
 
 
 def free_port() -> int:
@@ -155,10 +161,38 @@ def serve_grpclib(port: int, answers: dict[str, bytes]) -> None:
     uvloop.run(run())
 
 
+def serve_transport(port: int, answers: dict[str, bytes]) -> None:
+    """The same prepared answers from tritonlite's gRPC transport on uvloop."""
+    import uvloop
+
+    from tritonlite.frontends.grpc.transport.call import Method
+    from tritonlite.frontends.grpc.transport.server import GrpcServer
+
+    counted = Counted(answers["ModelStatistics"])
+
+    def handler(method: str):
+        async def answer(request: bytes, call) -> bytes:
+            if method == "ModelInfer":
+                counted.calls += 1
+            return counted.answer() if method == "ModelStatistics" else answers[method]
+
+        return Method(answer, streaming=False)
+
+    async def run() -> None:
+        server = GrpcServer({f"/{SERVICE}/{method}": handler(method) for method in answers}, f"127.0.0.1:{port}")
+        await server.start()
+        await asyncio.Event().wait()
+
+    uvloop.run(run())
+
+
 def serve(kind: str, port: int, answers: dict[str, bytes]) -> None:
     """Answer every known RPC with its prepared bytes until killed."""
     if kind == "grpclib":
         serve_grpclib(port, answers)
+        return
+    if kind == "transport":
+        serve_transport(port, answers)
         return
     options = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
     if kind == "aio":

@@ -384,6 +384,8 @@ async def _answer_stream_request(
 SERVICE = "inference.GRPCInferenceService"
 # methods whose handler takes and returns the serialized message itself
 RAW_METHODS = frozenset({"ModelInfer"})
+# methods whose responses --grpc-infer-response-compression-level compresses
+INFER_METHODS = frozenset({"ModelInfer", "ModelStreamInfer"})
 
 
 def service_methods(servicer: InferenceServicer, restrictions: Restrictions | None = None) -> dict[str, Method]:
@@ -401,6 +403,7 @@ def service_methods(servicer: InferenceServicer, restrictions: Restrictions | No
             streaming=method.client_streaming,
             decode=None if raw else message_factory.GetMessageClass(method.input_type).FromString,
             encode=None if raw else message_factory.GetMessageClass(method.output_type).SerializeToString,
+            compressed=method.name in INFER_METHODS,
         )
     return methods
 

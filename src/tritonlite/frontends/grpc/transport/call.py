@@ -39,13 +39,14 @@ DESERIALIZE_FAILED = "Exception deserializing request!"
 
 @dataclass(frozen=True)
 class Method:
-    """One method of the service: its handler and how its messages turn into objects and back
-    (None: the handler takes and gives bytes)."""
+    """One method of the service: its handler, how its messages turn into objects and back (None:
+    the handler takes and gives bytes), and whether the server's response compression applies."""
 
     handler: UnaryHandler | StreamHandler
     streaming: bool
     decode: Callable[[bytes], Any] | None = None
     encode: Callable[[Any], bytes] | None = None
+    compressed: bool = False
 
 
 class Abort(Exception):
@@ -85,7 +86,7 @@ class Call:
         self.task: asyncio.Task | None = None
         self.ended = False
         self._head_sent = False
-        self._pending = b""  # response bytes waiting for flow-control window
+        self._pending: memoryview | None = None  # response bytes waiting for flow-control window
         self._trailers: list | None = None  # sent once _pending is out
         self._drained: asyncio.Event | None = None
         self._requests: asyncio.Queue | None = None  # streaming calls: decoded requests, None at the end
@@ -123,9 +124,17 @@ class Call:
         except FramingError as exc:
             self.finish(exc.code, exc.details)
             return
-        if self._requests is not None:
+        requests = self._requests
+        if requests is not None:
+            decode = self.method.decode
             for message in messages:
-                self._requests.put_nowait(message)
+                try:
+                    requests.put_nowait(decode(message) if decode is not None else message)
+                except Exception:
+                    self.finish(INTERNAL, DESERIALIZE_FAILED)
+                    if self.task is not None:
+                        self.task.cancel()
+                    return
         elif messages:
             if self._request is not None or len(messages) > 1:
                 self.finish(grpc.StatusCode.UNIMPLEMENTED.value[0], "Received a second request message")
@@ -202,17 +211,12 @@ class Call:
         self.connection.flush()
 
     async def _stream_requests(self) -> AsyncIterator[Any]:
-        decode = self.method.decode
+        requests = self._requests
         while True:
-            message = await self._requests.get()
+            message = await requests.get()
             if message is None:
                 return
-            try:
-                yield decode(message) if decode is not None else message
-            except GeneratorExit:
-                raise
-            except Exception:
-                raise Abort(grpc.StatusCode.INTERNAL, DESERIALIZE_FAILED) from None
+            yield message
 
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, Abort):
@@ -248,7 +252,8 @@ class Call:
             self._head_sent = True
             connection.h2.send_headers(self.stream_id, connection.response_head(self.response_encoding))
         data = frame(payload, self.response_encoding)
-        self._pending = self._pending + data if self._pending else data
+        pending = self._pending
+        self._pending = memoryview(data if pending is None else bytes(pending) + data)
         self.pump()
 
     def finish(self, code: int, details: str = "") -> None:
@@ -272,16 +277,16 @@ class Call:
         pending = self._pending
         h2 = self.connection.h2
         stream_id = self.stream_id
-        while pending:
-            window = h2.local_flow_control_window(stream_id)
-            if window <= 0:
-                break
-            size = min(window, h2.max_outbound_frame_size, len(pending))
-            h2.send_data(stream_id, pending[:size])
-            pending = pending[size:]
-        self._pending = pending
-        if pending:
-            return
+        if pending is not None:
+            while pending:
+                window = h2.local_flow_control_window(stream_id)
+                if window <= 0:
+                    self._pending = pending
+                    return
+                size = min(window, h2.max_outbound_frame_size, len(pending))
+                h2.send_data(stream_id, pending[:size])
+                pending = pending[size:]  # a view: no copy
+            self._pending = None
         if self._drained is not None:
             self._drained.set()
         if self._trailers is not None:
@@ -292,7 +297,7 @@ class Call:
 
     async def _writable(self) -> None:
         """Wait until this call's responses are out and the connection takes more."""
-        if self._pending:
+        if self._pending is not None:
             if self._drained is None:
                 self._drained = asyncio.Event()
             self._drained.clear()

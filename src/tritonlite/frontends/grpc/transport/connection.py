@@ -219,7 +219,7 @@ class GrpcConnection(asyncio.Protocol):
             if request_encoding not in WBITS:
                 self._refuse(stream_id, UNIMPLEMENTED, f"Compression algorithm '{request_encoding}' is not supported")
                 return
-        response_encoding = self.server.compression
+        response_encoding = self.server.compression if method.compressed else None
         if response_encoding is not None and (accept is None or response_encoding.encode() not in accept.split(b",")):
             response_encoding = None
         seconds = timeout_seconds(timeout) if timeout is not None else None

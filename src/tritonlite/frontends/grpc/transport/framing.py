@@ -93,11 +93,15 @@ def timeout_seconds(value: bytes) -> float | None:
 
 def status_headers(code: int, details: str) -> list[tuple[bytes, bytes]]:
     """The trailers that end a call: its status code and, when there is one, its percent-encoded text."""
+    if code == 0 and not details:
+        return OK_TRAILERS
     headers = [(b"grpc-status", str(code).encode())]
     if details:
         headers.append((b"grpc-message", quote(details, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~").encode()))
     return headers
 
+
+OK_TRAILERS = [(b"grpc-status", b"0")]
 
 # gRPC's status codes used by the transport itself (the service's come as grpc.StatusCode)
 OK = 0
