@@ -48,6 +48,8 @@ H2_CONFIG = h2.config.H2Configuration(
 STREAM_WINDOW = 4 * 1024 * 1024  # what a client may send on a stream before it waits for us
 CONNECTION_WINDOW = 16 * 1024 * 1024
 MAX_FRAME = 1024 * 1024
+MAX_STREAMS = 4096  # a client's calls beyond this wait in the client (grpc clients queue them)
+MAX_HEADER_LIST = 16 * 1024  # as grpc's default metadata limit
 # headers that are the transport's, not the call's metadata
 TRANSPORT_HEADERS = frozenset({b"content-type", b"te", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding"})
 NEVER = -math.inf
@@ -81,6 +83,8 @@ class GrpcConnection(asyncio.Protocol):
                 h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
                 h2.settings.SettingCodes.MAX_FRAME_SIZE: MAX_FRAME,
                 h2.settings.SettingCodes.ENABLE_PUSH: 0,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
             },
         )
         h2c.max_inbound_frame_size = MAX_FRAME  # these settings are in force from the start
