@@ -292,6 +292,9 @@ class GrpcConnection(asyncio.Protocol):
             self.close()
 
     def close(self) -> None:
+        """Drop the connection; its calls end unanswered (their handlers are cancelled)."""
+        for call in list(self.calls.values()):
+            call.reset()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 

@@ -56,8 +56,6 @@ class GrpcServer:
                     break
                 await asyncio.sleep(0.01)
         for connection in list(self.connections):
-            for call in list(connection.calls.values()):
-                call.reset()
             connection.close()
         if self._server is not None:
             await self._server.wait_closed()
