@@ -170,11 +170,6 @@ def test_metadata_headers_and_several_calls_on_one_connection(served):
 
 # -- streams reset mid-call ---------------------------------------------------------------------
 
-EAGER_CANCEL_BUG = (
-    "eager.start: a task cancelled before its first step never throws into the handler's coroutine "
-    "(_resume has not begun), so the handler's wait goes on after its call was reset in the same read"
-)
-
 
 def test_a_reset_stream_cancels_its_handler_and_the_connection_goes_on(served, handlers):
     with RawClient(served.port) as client:
@@ -215,7 +210,6 @@ def test_a_reset_streaming_call_cancels_its_handler(served, handlers):
         assert (body, trailers[b"grpc-status"]) == (frame(b"a") + frame(b"b"), b"0")
 
 
-@pytest.mark.xfail(strict=True, reason=EAGER_CANCEL_BUG)
 def test_a_reset_in_the_read_that_brought_the_request(served, handlers):
     """HEADERS, DATA, END_STREAM and RST_STREAM in one write: the handler's wait must still end."""
     with RawClient(served.port) as client:
@@ -353,12 +347,6 @@ def test_two_strikes_are_forgiven(served):
         assert not any(goaway(event) for event in client.events)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connection.GrpcConnection.flush resets the ping strikes on every write, the server's own PING "
-    "ACKs included, so a client that pings again after each ACK is never struck out (gRPC core resets "
-    "them only when it sends HEADERS or DATA)",
-)
 def test_pings_each_after_its_ack_get_goaway_too_many_pings(served):
     """A client that waits for each PING ACK before the next ping is abusive just the same."""
     with RawClient(served.port) as client:
@@ -427,12 +415,6 @@ def test_max_connection_age_lets_a_call_finish_within_the_grace(handlers):
         assert [kind for kind, _, stream in client.frames_after_goaway() if stream == 1][:1] == [HEADERS]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connection.GrpcConnection._open serves a stream the client opens after the server's GOAWAY, "
-    "though its id is above the GOAWAY's last_stream_id: the client takes it as not processed and "
-    "retries it elsewhere, so it may run twice (it should be refused: RST_STREAM REFUSED_STREAM)",
-)
 def test_a_stream_opened_after_goaway_is_not_served(handlers):
     channel = GrpcChannelOptions(max_connection_age_ms=100, max_connection_age_grace_ms=2000)
     with serving(handlers.methods(), channel) as served, RawClient(served.port) as client:

@@ -168,12 +168,6 @@ def test_cancelling_the_task_cancels_the_awaited_future_and_the_coroutine_sees_i
     run(main)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="eager.start: a task cancelled before its first step throws CancelledError into _resume before it "
-    "has begun, so _Continuation never runs: the coroutine never sees the cancellation and the future it "
-    "awaits is never cancelled (a unary call reset or expired in the read that started it leaks its wait)",
-)
 def test_cancelling_the_task_at_once_cancels_the_awaited_future_and_the_coroutine_sees_it():
     """The task is cancelled before the loop ran it once (the client reset the stream in the same read
     that brought the request): the wait the coroutine began must still be cancelled."""

@@ -196,13 +196,6 @@ def test_compressed_data_of_the_other_format_is_internal(encoding):
     assert caught.value.code == INTERNAL
 
 
-TRUNCATED_BUG = (
-    "framing.MessageReader._inflate takes what zlib inflated without checking that the stream ended "
-    "(inflater.eof) or that all input was used (inflater.unused_data): gRPC core fails such a message"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=TRUNCATED_BUG)
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_a_truncated_compressed_message_is_internal(encoding):
     """A compressed stream cut short (its end and checksum missing) is no message: gRPC core fails the
@@ -216,7 +209,6 @@ def test_a_truncated_compressed_message_is_internal(encoding):
     assert caught.value.code == INTERNAL
 
 
-@pytest.mark.xfail(strict=True, reason=TRUNCATED_BUG)
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_bytes_after_the_end_of_a_compressed_message_are_internal(encoding):
     """gRPC core: "Decompression failed due to not all input consumed"."""

@@ -124,12 +124,6 @@ def test_stop_with_no_connections(handlers):
         assert refused(served.port)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server.GrpcServer.stop closes the socket bound in __init__ only through the asyncio server that "
-    "start() makes: stopped before start, the socket stays open and listening (connections are taken "
-    "into its backlog and never answered)",
-)
 def test_stop_of_a_server_never_started_releases_its_port(handlers):
     loop = LoopThread()
     try:

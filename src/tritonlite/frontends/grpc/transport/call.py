@@ -248,6 +248,7 @@ class Call:
         if self.ended:
             return
         connection = self.connection
+        connection.forgive_pings()
         if not self._head_sent:
             self._head_sent = True
             connection.h2.send_headers(self.stream_id, connection.response_head(self.response_encoding))
@@ -261,6 +262,7 @@ class Call:
         if self.ended:
             return
         connection = self.connection
+        connection.forgive_pings()
         trailers = status_headers(code, details)
         if not self._head_sent:  # trailers-only
             self._head_sent = True

@@ -160,15 +160,17 @@ class GrpcConnection(asyncio.Protocol):
     def flush(self) -> None:
         """Write what h2 has queued."""
         data = self.h2.data_to_send()
-        if data:
-            self._ping_strikes, self._last_ping = 0, NEVER  # as grpc: writing forgives pings
-            if not self.transport.is_closing():
-                self.transport.write(data)
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
 
     async def writable(self) -> None:
         """Wait while the transport's buffer is full."""
         if self._writable is not None and not self._writable.is_set():
             await self._writable.wait()
+
+    def forgive_pings(self) -> None:
+        """As grpc: sending a call's HEADERS or DATA wipes the client's ping strikes."""
+        self._ping_strikes, self._last_ping = 0, NEVER
 
     def response_head(self, encoding: str | None) -> list[tuple[bytes, bytes]]:
         if encoding is None:
@@ -192,6 +194,9 @@ class GrpcConnection(asyncio.Protocol):
     # -- streams --------------------------------------------------------------------------------
 
     def _open(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if self._closing:  # opened after our GOAWAY: refused unprocessed, so the client may retry it elsewhere
+            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
         self._last_stream = stream_id
         path = content_type = timeout = encoding = accept = None
         metadata = []

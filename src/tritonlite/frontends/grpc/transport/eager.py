@@ -8,6 +8,7 @@ eager tasks do the same; this server runs on 3.10 too.)
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 from collections.abc import Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -29,15 +30,15 @@ def start(coro: Coroutine) -> Finished | asyncio.Task:
         return Finished(value=stop.value)
     except BaseException as exc:  # noqa: BLE001 - handed to the caller, as a task would hold it
         return Finished(error=exc)
-    return asyncio.get_running_loop().create_task(_resume(coro, waiting_on))
+    return asyncio.get_running_loop().create_task(_Resumption(coro, waiting_on))
 
 
-async def _resume(coro: Coroutine, waiting_on: Any) -> Any:
-    return await _Continuation(coro, waiting_on)
+class _Resumption(collections.abc.Coroutine):
+    """The rest of ``coro`` for a task to drive: the task's first step gets what ``coro`` waits on.
 
-
-class _Continuation:
-    """Awaiting it hands the task what ``coro`` waits on, then drives ``coro`` to its end."""
+    A task cancelled before that first step throws into this object, which passes it on (and, as
+    a task would, cancels what ``coro`` waits on), so the handler always sees its cancellation.
+    """
 
     __slots__ = ("coro", "waiting_on")
 
@@ -45,18 +46,28 @@ class _Continuation:
         self.coro = coro
         self.waiting_on = waiting_on
 
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coro, waiting_on = self.coro, self.waiting_on
-        while True:
-            try:
-                sent = yield waiting_on
-            except BaseException as exc:  # the task's cancellation (or a throw) goes into the coroutine
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-                continue
-            try:
-                waiting_on = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
+    def send(self, value: Any) -> Any:
+        waiting_on = self.waiting_on
+        if waiting_on is not _HANDED_OVER:
+            self.waiting_on = _HANDED_OVER
+            return waiting_on
+        return self.coro.send(value)
+
+    def throw(self, exc: Any, value: Any = None, traceback: Any = None) -> Any:
+        waiting_on = self.waiting_on
+        if waiting_on is not _HANDED_OVER:
+            self.waiting_on = _HANDED_OVER
+            if isinstance(waiting_on, asyncio.Future):
+                waiting_on.cancel()
+        if value is None and traceback is None:
+            return self.coro.throw(exc)
+        return self.coro.throw(exc, value, traceback)  # the older three-argument form
+
+    def close(self) -> None:
+        self.coro.close()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        raise TypeError("a resumption is driven by its task, not awaited")
+
+
+_HANDED_OVER = object()

@@ -78,6 +78,8 @@ class MessageReader:
             raise FramingError(INTERNAL, f"Failed to decompress the message: {exc}") from None
         if len(message) > self.limit:
             raise FramingError(RESOURCE_EXHAUSTED, f"Received message larger than max (over {self.limit})")
+        if not inflater.eof or inflater.unused_data:
+            raise FramingError(INTERNAL, "Failed to decompress the message: truncated, or data after its end")
         return message
 
 

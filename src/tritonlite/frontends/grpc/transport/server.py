@@ -47,6 +47,8 @@ class GrpcServer:
         """Accept no more connections or calls; calls running get ``grace`` seconds, then are reset."""
         if self._server is not None:
             self._server.close()
+        else:  # never started: the socket bound at construction is let go
+            self._socket.close()
         for connection in list(self.connections):
             connection.go_away()
         if grace:
