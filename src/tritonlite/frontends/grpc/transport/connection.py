@@ -1,4 +1,4 @@
-"""One client connection: h2 reads and writes HTTP/2; this maps its events to calls.
+"""One client connection: ``http2.Http2Connection`` reads and writes HTTP/2; this maps its streams to calls.
 
 Everything runs on the event loop. Reads are answered in one write where possible: a unary call whose
 handler answers at once (a cheap model run inline) is written with the rest of that read's output.
@@ -12,14 +12,7 @@ import logging
 import math
 from typing import TYPE_CHECKING
 
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
-from hyperframe.frame import GoAwayFrame
-
+from tritonlite.frontends.grpc.transport import http2
 from tritonlite.frontends.grpc.transport.call import Call
 from tritonlite.frontends.grpc.transport.framing import (
     ACCEPT_ENCODING,
@@ -36,15 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-H2_CONFIG = h2.config.H2Configuration(
-    client_side=False,
-    header_encoding=None,
-    # grpc clients send well-formed headers; what is read from them is checked here
-    validate_inbound_headers=False,
-    normalize_inbound_headers=False,
-    validate_outbound_headers=False,
-    normalize_outbound_headers=False,
-)
 STREAM_WINDOW = 4 * 1024 * 1024  # what a client may send on a stream before it waits for us
 CONNECTION_WINDOW = 16 * 1024 * 1024
 MAX_FRAME = 1024 * 1024
@@ -56,16 +40,22 @@ NEVER = -math.inf
 
 
 class GrpcConnection(asyncio.Protocol):
-    """The calls of one HTTP/2 connection, by stream id."""
+    """The calls of one HTTP/2 connection, by stream id (and the ``http2.Handler`` of its state)."""
 
     def __init__(self, server: GrpcServer) -> None:
         self.server = server
         self.calls: dict[int, Call] = {}
         self.transport: asyncio.Transport | None = None
-        self.h2 = h2.connection.H2Connection(config=H2_CONFIG)
+        self.h2 = http2.Http2Connection(
+            self,
+            stream_window=STREAM_WINDOW,
+            connection_window=CONNECTION_WINDOW,
+            max_frame=MAX_FRAME,
+            max_streams=MAX_STREAMS,
+            max_header_list=MAX_HEADER_LIST,
+        )
         self._writable: asyncio.Event | None = None
         self._closing = False
-        self._last_stream = 0
         self._timers: list[asyncio.TimerHandle] = []
         self._ping_timeout: asyncio.TimerHandle | None = None
         self._last_ping = NEVER
@@ -76,63 +66,17 @@ class GrpcConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.transport = transport
         self.server.connections.add(self)
-        h2c = self.h2
-        h2c.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
-                h2.settings.SettingCodes.MAX_FRAME_SIZE: MAX_FRAME,
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST,
-            },
-        )
-        h2c.max_inbound_frame_size = MAX_FRAME  # these settings are in force from the start
-        h2c.initiate_connection()
-        h2c.increment_flow_control_window(CONNECTION_WINDOW - h2c.inbound_flow_control_window)
         self.flush()
         self._start_timers()
 
     def data_received(self, data: bytes) -> None:
         try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.ProtocolError as exc:  # h2 queued the GOAWAY that says why
+            self.h2.receive(data)
+        except http2.ConnectionError as exc:  # its GOAWAY is queued
             log.debug("gRPC connection closed: %s", exc)
             self.flush()
             self.close()
             return
-        calls = self.calls
-        for event in events:
-            kind = type(event)
-            if kind is h2.events.DataReceived:
-                call = calls.get(event.stream_id)
-                if call is not None:
-                    call.received(event.data)
-                if event.flow_controlled_length:  # h2 sends WINDOW_UPDATEs as the windows drain
-                    self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-            elif kind is h2.events.RequestReceived:
-                self._open(event.stream_id, event.headers)
-            elif kind is h2.events.StreamEnded:
-                call = calls.get(event.stream_id)
-                if call is not None:
-                    call.remote_closed()
-            elif kind is h2.events.StreamReset:
-                call = calls.get(event.stream_id)
-                if call is not None:
-                    call.reset()
-            elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
-                for call in list(calls.values()):
-                    call.pump()
-            elif kind is h2.events.PingReceived:
-                self._ping_received()
-            elif kind is h2.events.PingAckReceived:
-                if self._ping_timeout is not None:
-                    self._ping_timeout.cancel()
-                    self._ping_timeout = None
-            elif kind is h2.events.ConnectionTerminated:
-                self.flush()
-                self.close()
-                return
         self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -154,6 +98,59 @@ class GrpcConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self._writable is not None:
             self._writable.set()
+
+    # -- what the HTTP/2 state reports (http2.Handler) -----------------------------------------
+
+    def request_received(self, stream_id: int, headers: http2.Headers, ended: bool) -> None:
+        self._open(stream_id, headers)
+        if ended:
+            call = self.calls.get(stream_id)
+            if call is not None:
+                call.remote_closed()
+
+    def stream_data(self, stream_id: int, data: bytes, ended: bool) -> None:
+        call = self.calls.get(stream_id)
+        if call is not None:
+            if data:
+                call.received(data)
+            if ended:
+                call.remote_closed()
+
+    def stream_reset(self, stream_id: int) -> None:
+        call = self.calls.get(stream_id)
+        if call is not None:
+            call.reset()
+
+    def window_opened(self) -> None:
+        for call in list(self.calls.values()):
+            call.pump()
+
+    def ping_received(self) -> None:
+        """grpc's ping-abuse policy: pings closer than allowed are strikes; too many end the connection."""
+        settings = self.server.channel
+        now = asyncio.get_running_loop().time()
+        idle = not self.calls and not settings.keepalive_permit_without_calls
+        interval = 7200.0 if idle else settings.http2_min_recv_ping_interval_without_data_ms / 1000
+        allowed = self._last_ping + interval
+        self._last_ping = now
+        if allowed <= now:
+            return
+        self._ping_strikes += 1
+        if settings.http2_max_ping_strikes and self._ping_strikes > settings.http2_max_ping_strikes:
+            self.h2.go_away(http2.ENHANCE_YOUR_CALM, b"too_many_pings")
+            self.flush()
+            self.close()
+
+    def ping_acknowledged(self) -> None:
+        if self._ping_timeout is not None:
+            self._ping_timeout.cancel()
+            self._ping_timeout = None
+
+    def client_gone(self) -> None:
+        """The client's GOAWAY: it opens no more streams; the connection closes when its calls end."""
+        self._closing = True
+        if not self.calls:
+            self.close()
 
     # -- what calls use -------------------------------------------------------------------------
 
@@ -183,10 +180,7 @@ class GrpcConnection(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self.close)
 
     def reset_stream(self, stream_id: int) -> None:
-        try:
-            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.NO_ERROR)
-        except h2.exceptions.StreamClosedError:
-            pass
+        self.h2.reset_stream(stream_id, http2.NO_ERROR)
 
     def log_failure(self, call: Call, exc: BaseException) -> None:
         log.error("gRPC call on stream %d failed", call.stream_id, exc_info=exc)
@@ -195,9 +189,8 @@ class GrpcConnection(asyncio.Protocol):
 
     def _open(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
         if self._closing:  # opened after our GOAWAY: refused unprocessed, so the client may retry it elsewhere
-            self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            self.h2.reset_stream(stream_id, http2.REFUSED_STREAM)
             return
-        self._last_stream = stream_id
         path = content_type = timeout = encoding = accept = None
         metadata = []
         for name, value in headers:
@@ -263,22 +256,6 @@ class GrpcConnection(asyncio.Protocol):
                 self._ping_timeout = loop.call_later(settings.keepalive_timeout_ms / 1000, self.close)
         self._timers.append(loop.call_later(settings.keepalive_time_ms / 1000, self._keepalive))
 
-    def _ping_received(self) -> None:
-        """grpc's ping-abuse policy: pings closer than allowed are strikes; too many end the connection."""
-        settings = self.server.channel
-        now = asyncio.get_running_loop().time()
-        idle = not self.calls and not settings.keepalive_permit_without_calls
-        interval = 7200.0 if idle else settings.http2_min_recv_ping_interval_without_data_ms / 1000
-        allowed = self._last_ping + interval
-        self._last_ping = now
-        if allowed <= now:
-            return
-        self._ping_strikes += 1
-        if settings.http2_max_ping_strikes and self._ping_strikes > settings.http2_max_ping_strikes:
-            self.h2.close_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, b"too_many_pings")
-            self.flush()
-            self.close()
-
     def _too_old(self) -> None:
         """max_connection_age: no new calls; those running get max_connection_age_grace."""
         grace = self.server.channel.max_connection_age_grace_ms
@@ -291,8 +268,8 @@ class GrpcConnection(asyncio.Protocol):
         if self._closing or self.transport is None or self.transport.is_closing():
             return
         self._closing = True
+        self.h2.go_away(http2.NO_ERROR)
         self.flush()
-        self.transport.write(GoAwayFrame(stream_id=0, last_stream_id=self._last_stream).serialize())
         if not self.calls:
             self.close()
 
