@@ -4,8 +4,8 @@
 
 First it asks a running tritonlite every RPC perf_analyzer makes for ``add_sub`` (metadata, config,
 statistics, one ModelInfer) and keeps the answers' bytes. Then it serves those bytes from bare
-servers that run no model and parse no request: tritonlite's own transport (HTTP/2 by h2 on
-uvloop, ``tritonlite.frontends.grpc.transport``), grpc.aio, grpcio's thread-pool server and
+servers that run no model and parse no request: tritonlite's own transport (its HTTP/2 layer
+on uvloop, ``tritonlite.frontends.grpc.transport``), grpc.aio, grpcio's thread-pool server and
 grpclib (pure-Python HTTP/2; in the ``bench`` extra, skipped without it). The same perf_analyzer
 command drives each of them, tritonlite and the real Triton, alternating; what a bare server
 reaches is that library's own cost per call.

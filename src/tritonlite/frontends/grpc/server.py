@@ -1,5 +1,5 @@
 """The gRPC frontend: GRPCInferenceService's handlers, errors as Triton's status codes, served by
-``transport/`` (HTTP/2 through h2 on the server's event loop)."""
+``transport/`` (HTTP/2 on the server's event loop)."""
 
 from __future__ import annotations
 

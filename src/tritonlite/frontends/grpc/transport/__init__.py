@@ -1,2 +1,3 @@
-"""gRPC over HTTP/2 on the server's event loop: h2 keeps the protocol's state, these modules map its
-events to calls of the service's handlers (``connection.py``), one stream each (``call.py``)."""
+"""gRPC over HTTP/2 on the server's event loop: ``http2.py`` keeps the protocol's state (``hpack``
+compresses headers), ``connection.py`` maps a connection's streams to calls of the service's
+handlers, one ``call.py`` each; ``framing.py`` is gRPC's message format on top."""

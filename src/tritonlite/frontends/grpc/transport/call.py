@@ -1,7 +1,7 @@
 """One RPC: an HTTP/2 stream's requests in, its responses and status out.
 
 A call is also the handler's context (``invocation_metadata``, ``abort``, ``time_remaining``). The
-connection feeds it what h2 reports for its stream; it writes through the connection's h2 state,
+connection feeds it what HTTP/2 brings for its stream; it writes through the connection's HTTP/2 state,
 within the stream's flow-control window, and ends with the status trailers (alone, as a
 "trailers-only" response, when nothing was sent before).
 """

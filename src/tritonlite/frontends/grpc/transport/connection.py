@@ -155,7 +155,7 @@ class GrpcConnection(asyncio.Protocol):
     # -- what calls use -------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write what h2 has queued."""
+        """Write what the HTTP/2 state has queued."""
         data = self.h2.data_to_send()
         if data and not self.transport.is_closing():
             self.transport.write(data)
@@ -170,9 +170,7 @@ class GrpcConnection(asyncio.Protocol):
         self._ping_strikes, self._last_ping = 0, NEVER
 
     def response_head(self, encoding: str | None) -> list[tuple[bytes, bytes]]:
-        if encoding is None:
-            return RESPONSE_HEAD
-        return [*RESPONSE_HEAD, (b"grpc-encoding", encoding.encode())]
+        return RESPONSE_HEADS[encoding]  # constant lists: their compressed form is reused
 
     def ended(self, call: Call) -> None:
         self.calls.pop(call.stream_id, None)
@@ -284,7 +282,10 @@ class GrpcConnection(asyncio.Protocol):
 def _metadatum(name: bytes, value: bytes) -> tuple[str, str | bytes]:
     key = name.decode("latin-1")
     if key.endswith("-bin"):
-        return key, base64.b64decode(value + b"==")
+        try:
+            return key, base64.b64decode(value + b"==")
+        except ValueError:  # not base64: passed on as sent
+            return key, value
     return key, value.decode("latin-1")
 
 
@@ -293,3 +294,6 @@ RESPONSE_HEAD = [
     (b"content-type", b"application/grpc"),
     (b"grpc-accept-encoding", ACCEPT_ENCODING),
 ]
+RESPONSE_HEADS = {None: RESPONSE_HEAD} | {
+    encoding: [*RESPONSE_HEAD, (b"grpc-encoding", encoding.encode())] for encoding in WBITS
+}
