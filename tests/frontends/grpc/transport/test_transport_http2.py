@@ -585,11 +585,6 @@ def _literal(name: bytes, value: bytes) -> bytes:
     return b"\x40" + bytes((len(name),)) + name + bytes((len(value),)) + value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: the decode cache takes an unchanged (entry count, newest entry) for an unchanged table, "
-    "so a block that inserts a duplicate of the newest entry and evicts another is cached and skipped next time",
-)
 def test_a_block_that_inserts_a_duplicate_entry_is_not_taken_from_the_cache():
     """HPACK lets an encoder insert a field that is already in the table (RFC 7541 2.3.2: duplicates are
     legal). Here every entry is 34 bytes, 120 fill the 4096-byte table, and a block inserting (x, v)
@@ -666,11 +661,6 @@ def test_a_constant_head_is_sent_as_the_same_short_block_while_the_table_is_unch
     assert len(blocks[1]) == len(HEAD)  # one indexed byte per field
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: the encode cache takes an unchanged (entry count, newest entry) for an unchanged table; "
-    "a field larger than the table empties it and the block may refill it to the same count and newest entry",
-)
 def test_a_cached_head_is_encoded_anew_after_a_big_field_refilled_the_table():
     pair = Pair()
     sids = _open_streams(pair, 4)
@@ -721,11 +711,6 @@ def _size_update(block: bytes) -> int | None:
         shift, index = shift + 7, index + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug (via hpack): setting Encoder.header_table_size to its current value clears hpack's "
-    "'resized' flag, so a second SETTINGS with the same smaller HEADER_TABLE_SIZE loses the size update",
-)
 def test_the_same_smaller_header_table_size_twice_still_sends_the_size_update():
     pair = Pair()
     sid = pair.request()
@@ -847,11 +832,6 @@ def test_one_frame_beyond_the_connection_window_is_a_flow_control_error():
     assert pair.handler.of("data") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: with connection_window below 65535 the receive window starts at connection_window, "
-    "but a connection's window can only grow from 65535 (RFC 9113 6.9.2): legal DATA is refused",
-)
 def test_a_connection_window_below_the_default_still_takes_the_default():
     pair = Pair(connection_window=10_000, stream_window=DEFAULT_WINDOW)
     sid = pair.request(body=b"a" * 16_000)  # within the 65535 bytes every connection starts with
@@ -889,11 +869,6 @@ def test_data_beyond_a_streams_window_resets_that_stream_only():
     assert pair.handler.calls[-1] == ("request", 3, REQUEST, True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: streams the server resets for the client's errors (_reset from _data/_window_update) "
-    "are dropped without handler.stream_reset: the user's call waits for request data that never comes",
-)
 @pytest.mark.parametrize(
     "frame",
     [
@@ -956,11 +931,6 @@ def test_data_on_an_idle_stream_is_a_protocol_error():
     assert pair.handler.of("data") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: frames on an even (server-initiated, so always idle) stream id below the highest "
-    "client stream are dropped; RFC 9113 5.1 makes them a connection error PROTOCOL_ERROR",
-)
 @pytest.mark.parametrize(
     "frame",
     [raw(DATA, 0, 2, b"x"), raw(RST_STREAM, 0, 2, b"\0\0\0\x08"), raw(WINDOW_UPDATE, 0, 2, b"\0\0\0\x01")],
@@ -999,11 +969,6 @@ def test_data_in_flight_on_a_stream_we_reset_is_dropped():
     assert pair.handler.calls[-1] == ("request", other, REQUEST, True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: trailers (HEADERS) in flight on a stream we reset end the connection (STREAM_CLOSED); "
-    "RFC 9113 5.1 says frames on a stream after we sent RST_STREAM are ignored",
-)
 def test_trailers_in_flight_on_a_stream_we_reset_are_dropped():
     pair = Pair()
     sid = pair.request(body=b"some", end=False)
@@ -1074,11 +1039,6 @@ def test_a_stream_closed_by_the_client_then_by_us_is_forgotten():
     assert pair.handler.calls[-1] == ("request", other, REQUEST, True)  # not refused: the slot is free
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: a stream that ends locally first is deleted only by _closed_locally; when the client's "
-    "END_STREAM comes later (_data/_header_block) it stays in streams and holds a MAX_CONCURRENT_STREAMS slot",
-)
 @pytest.mark.parametrize("how", ["data", "trailers"])
 def test_a_stream_closed_by_us_then_by_the_client_is_forgotten(how):
     pair = Pair(max_streams=1)
@@ -1258,17 +1218,11 @@ def test_push_promise_from_a_client_is_a_protocol_error():
         pytest.param(
             raw(RST_STREAM, 0, 1, b"\0\0\0\x08\0"),
             ErrorCodes.FRAME_SIZE_ERROR,
-            marks=pytest.mark.xfail(
-                strict=True, reason="src bug: RST_STREAM of a length other than 4 says PROTOCOL_ERROR (RFC 9113 6.4)"
-            ),
             id="rst-stream-length",
         ),
         pytest.param(
             raw(PRIORITY, 0, 1, b"\0\0\0"),
             ErrorCodes.FRAME_SIZE_ERROR,
-            marks=pytest.mark.xfail(
-                strict=True, reason="src bug: PRIORITY of a length other than 5 says PROTOCOL_ERROR (RFC 9113 6.3)"
-            ),
             id="priority-length",
         ),
     ],
@@ -1302,11 +1256,6 @@ def test_a_header_list_over_the_limit_is_a_connection_error():
     assert pair.handler.calls == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: SETTINGS_INITIAL_WINDOW_SIZE that lifts an open stream's window over 2^31-1 is not "
-    "checked (RFC 9113 6.9.2: a connection error FLOW_CONTROL_ERROR)",
-)
 def test_an_initial_window_size_that_overflows_a_stream_window_is_a_flow_control_error():
     pair = Pair()
     pair.server.receive(pair.raw_request(1, end=False))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import hpack
+import hpack.table
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -36,6 +37,7 @@ DEFAULT_WINDOW = 65_535
 DEFAULT_FRAME = 16_384
 MAX_WINDOW = 2**31 - 1
 HEADER_CACHE_LIMIT = 256  # distinct header blocks remembered (a timeout header makes each one new)
+RESET_MEMORY = 1024  # stream ids reset lately, whose late frames are ignored
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -91,12 +93,14 @@ class Http2Connection:
         self._max_frame = max_frame
         self._max_streams = max_streams
         self._stream_window = stream_window  # what each new stream may receive
+        connection_window = max(connection_window, DEFAULT_WINDOW)  # a connection's window only grows
         self._connection_window = connection_window
         self._receive_window = connection_window  # the connection's, left for the client to use
         self._consumed = 0
         self._send_window = DEFAULT_WINDOW  # the connection's, ours to use
         self._initial_send_window = DEFAULT_WINDOW  # each new stream's, from the client's settings
         self._last_stream = 0
+        self._reset_ids: dict[int, None] = {}  # streams we reset lately: what was in flight is dropped
         self._preface = False
         self._settled = False  # the client's first SETTINGS has come
         self._buffer = b""
@@ -185,9 +189,9 @@ class Http2Connection:
         elif kind == SETTINGS:
             self._settings(flags, stream_id, payload)
         elif kind == RST_STREAM:
-            if len(payload) != 4 or not stream_id:
-                self._fail(PROTOCOL_ERROR, "bad RST_STREAM")
-            if stream_id > self._last_stream:
+            if len(payload) != 4:
+                self._fail(FRAME_SIZE_ERROR, "bad RST_STREAM")
+            if not stream_id % 2 or stream_id > self._last_stream:
                 self._fail(PROTOCOL_ERROR, "RST_STREAM on an idle stream")
             if self.streams.pop(stream_id, None) is not None:
                 self.handler.stream_reset(stream_id)
@@ -196,8 +200,10 @@ class Http2Connection:
         elif kind == GOAWAY:
             self.handler.client_gone()
         elif kind == PRIORITY:
-            if len(payload) != 5 or not stream_id:
-                self._fail(PROTOCOL_ERROR, "bad PRIORITY")
+            if len(payload) != 5:
+                self._fail(FRAME_SIZE_ERROR, "bad PRIORITY")
+            if not stream_id:
+                self._fail(PROTOCOL_ERROR, "PRIORITY on stream 0")
         elif kind == PUSH_PROMISE:
             self._fail(PROTOCOL_ERROR, "a client does not push")
         # frames of other types are ignored, as the protocol says
@@ -231,8 +237,10 @@ class Http2Connection:
         if stream is not None:  # trailers
             if not ended or stream.remote_closed:
                 self._fail(PROTOCOL_ERROR, "HEADERS after a stream's headers without END_STREAM")
-            stream.remote_closed = True
+            self._remote_closed(stream_id, stream)
             self.handler.stream_data(stream_id, b"", True)
+            return
+        if stream_id in self._reset_ids:
             return
         if stream_id <= self._last_stream or not stream_id % 2:
             if stream_id % 2 and stream_id <= self._last_stream:
@@ -260,18 +268,19 @@ class Http2Connection:
             self._consumed = 0
         stream = self.streams.get(stream_id)
         if stream is None or stream.remote_closed:
-            if stream_id > self._last_stream:
+            if not stream_id % 2 or stream_id > self._last_stream:
                 self._fail(PROTOCOL_ERROR, "DATA on an idle stream")
             if stream is not None:
-                self._reset(stream_id, STREAM_CLOSED)
+                self._reset_for_error(stream_id, STREAM_CLOSED)
             return  # a stream ended here: what was in flight is dropped
         stream.receive_window -= size
         if stream.receive_window < 0:
-            self._reset(stream_id, FLOW_CONTROL_ERROR)
+            self._reset_for_error(stream_id, FLOW_CONTROL_ERROR)
             return
         ended = bool(flags & END_STREAM)
-        stream.remote_closed = ended
-        if not ended:
+        if ended:
+            self._remote_closed(stream_id, stream)
+        else:
             stream.consumed += size
             if stream.consumed >= self._stream_window // 2:
                 self._out.append(frame(WINDOW_UPDATE, 0, stream_id, stream.consumed.to_bytes(4, "big")))
@@ -292,15 +301,15 @@ class Http2Connection:
         else:
             stream = self.streams.get(stream_id)
             if stream is None:
-                if stream_id > self._last_stream:
+                if not stream_id % 2 or stream_id > self._last_stream:
                     self._fail(PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream")
                 return
             if not increment:
-                self._reset(stream_id, PROTOCOL_ERROR)
+                self._reset_for_error(stream_id, PROTOCOL_ERROR)
                 return
             stream.send_window += increment
             if stream.send_window > MAX_WINDOW:
-                self._reset(stream_id, FLOW_CONTROL_ERROR)
+                self._reset_for_error(stream_id, FLOW_CONTROL_ERROR)
                 return
         self.handler.window_opened()
 
@@ -325,14 +334,17 @@ class Http2Connection:
                 self._initial_send_window = value
                 for stream in self.streams.values():
                     stream.send_window += delta
+                    if stream.send_window > MAX_WINDOW:
+                        self._fail(FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE overflows a stream's window")
                 opened = opened or delta > 0
             elif key == MAX_FRAME_SIZE:
                 if not DEFAULT_FRAME <= value <= 2**24 - 1:
                     self._fail(PROTOCOL_ERROR, "MAX_FRAME_SIZE out of range")
                 self.max_outbound_frame_size = value
             elif key == HEADER_TABLE_SIZE:
-                self._encoder.header_table_size = value
-                self._encoder_version += 1
+                if value != self._encoder.header_table_size:  # setting the same size again loses the update
+                    self._encoder.header_table_size = value
+                    self._encoder_version += 1
             elif key == ENABLE_PUSH and value > 1:
                 self._fail(PROTOCOL_ERROR, "ENABLE_PUSH must be 0 or 1")
         self._out.append(frame(SETTINGS, ACK, 0))
@@ -343,13 +355,13 @@ class Http2Connection:
         cached = self._decoded.get(block)
         if cached is not None and cached[0] == self._decoder_version:
             return cached[1]
-        entries = self._decoder.header_table.dynamic_entries
-        before = (len(entries), entries[0] if entries else None, self._decoder.header_table.maxsize)
+        table = self._decoder.header_table
+        before = _table_state(table)
         try:
             headers = self._decoder.decode(block, raw=True)
         except hpack.HPACKError as exc:
             self._fail(COMPRESSION_ERROR, f"header block: {exc}")
-        if (len(entries), entries[0] if entries else None, self._decoder.header_table.maxsize) != before:
+        if not _same_table(before, _table_state(table)):
             self._decoder_version += 1  # the table changed: blocks cached before may mean otherwise now
         else:
             if len(self._decoded) >= HEADER_CACHE_LIMIT:
@@ -420,10 +432,10 @@ class Http2Connection:
         cached = self._encoded.get(id(headers))
         if cached is not None and cached[0] == self._encoder_version and cached[1] is headers:
             return cached[2]
-        entries = self._encoder.header_table.dynamic_entries
-        before = (len(entries), entries[0] if entries else None)
+        table = self._encoder.header_table
+        before = _table_state(table)
         block = self._encoder.encode(headers, huffman=True)
-        if (len(entries), entries[0] if entries else None) != before or self._encoder.table_size_changes:
+        if not _same_table(before, _table_state(table)):
             self._encoder_version += 1
         else:
             if len(self._encoded) >= HEADER_CACHE_LIMIT:
@@ -436,14 +448,39 @@ class Http2Connection:
         if stream.remote_closed:
             del self.streams[stream_id]
 
+    def _remote_closed(self, stream_id: int, stream: _Stream) -> None:
+        stream.remote_closed = True
+        if stream.local_closed:
+            del self.streams[stream_id]
+
     def _reset(self, stream_id: int, error_code: int) -> None:
         self.streams.pop(stream_id, None)
         self._out.append(frame(RST_STREAM, 0, stream_id, error_code.to_bytes(4, "big")))
+        reset_ids = self._reset_ids
+        reset_ids[stream_id] = None
+        if len(reset_ids) > RESET_MEMORY:
+            del reset_ids[next(iter(reset_ids))]
+
+    def _reset_for_error(self, stream_id: int, error_code: int) -> None:
+        """The client broke the protocol on this stream only: it ends, and the handler hears of it."""
+        self._reset(stream_id, error_code)
+        self.handler.stream_reset(stream_id)
 
     def _fail(self, error_code: int, why: str) -> None:
         self.go_away(error_code, why.encode())
         self.closed = True
         raise ConnectionError(why)
+
+
+def _table_state(table: hpack.table.HeaderTable) -> tuple[int, object, int]:
+    entries = table.dynamic_entries
+    return len(entries), entries[0] if entries else None, table.maxsize
+
+
+def _same_table(before: tuple[int, object, int], after: tuple[int, object, int]) -> bool:
+    """Whether nothing was added, evicted or resized: hpack makes a new tuple for every entry it adds,
+    so the newest entry is compared by identity (a re-added field is equal, not the same)."""
+    return before[0] == after[0] and before[1] is after[1] and before[2] == after[2]
 
 
 def _unpadded(flags: int, payload: bytes, connection: Http2Connection) -> bytes:
