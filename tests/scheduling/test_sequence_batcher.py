@@ -146,6 +146,19 @@ def test_tritons_refusals():
     ]
 
 
+def test_a_sequence_is_known_as_soon_as_its_start_is_enqueued():
+    """Requests of a stream read together are enqueued with no turn of the loop between them: the one
+    after a START must find its sequence at once."""
+
+    async def body(batcher: SequenceBatcher):
+        first = batcher.enqueue(request(1, 7, start=True))
+        batcher.check(request(2, 7))  # raises "must specify the START flag" if 7 were not known yet
+        second = batcher.enqueue(request(2, 7, end=True))
+        return [value_of(await first), value_of(await second)]
+
+    assert run(body, FakeRunner()) == [1, 2]
+
+
 @pytest.mark.parametrize(
     ("controls", "message"),
     [

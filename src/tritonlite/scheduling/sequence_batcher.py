@@ -39,7 +39,7 @@ from tritonlite.core.datatypes import CONFIG_TO_DATATYPE, numpy_dtype
 from tritonlite.core.errors import TritonError, internal, invalid_arg, unavailable
 from tritonlite.core.types import InferRequest, InferResponse, InferTensor, RequestedOutput
 from tritonlite.protocol import model_config_pb2 as mc
-from tritonlite.scheduling.base import TaskScheduler
+from tritonlite.scheduling.base import Scheduler
 from tritonlite.scheduling.instance_runner import InstanceRunner
 from tritonlite.statistics.model_stats import ModelStats
 from tritonlite.tracing.tracer import stamp_compute
@@ -334,7 +334,7 @@ def _batch_size(request: InferRequest) -> int:
     return 1
 
 
-class SequenceBatcher(TaskScheduler):
+class SequenceBatcher(Scheduler):
     """Routes each sequence to a slot of an instance and feeds the instances batches of slots."""
 
     def __init__(
@@ -388,7 +388,9 @@ class SequenceBatcher(TaskScheduler):
                 "flag on the first request of the sequence"
             )
 
-    async def run(self, request: InferRequest) -> InferResponse | TritonError:
+    def enqueue(self, request: InferRequest) -> asyncio.Future[InferResponse | TritonError]:
+        """Takes its place in its sequence at once: the next request of the sequence, checked right
+        after this call, finds it (a stream's requests come in order, each before the next is read)."""
         self.check(request)
         if self._stopping and request.flags & START_FLAG:
             raise unavailable("Server is stopping, scheduler for model has stopped accepting new inference requests")
@@ -428,7 +430,7 @@ class SequenceBatcher(TaskScheduler):
             self.backlog_queue.append(backlog)
             if not end:
                 self.backlogs[corrid] = backlog
-        return await future
+        return future
 
     def _set_expiry(self, backlog: _Backlog, request: InferRequest, now: float) -> None:
         if request.timeout_us:

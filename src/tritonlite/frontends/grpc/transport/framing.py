@@ -41,26 +41,34 @@ class MessageReader:
     def __init__(self, encoding: str | None, limit: int) -> None:
         self.encoding = encoding  # the request's grpc-encoding (None: identity)
         self.limit = limit  # the largest message accepted, after inflation
-        self._buffer = b""
+        self._buffer = bytearray()  # a message begun and not ended (grown in place: no quadratic copying)
 
     def feed(self, data: bytes) -> list[bytes]:
         """The messages ``data`` completes; raises FramingError for one that cannot be read."""
-        buffer = self._buffer + data if self._buffer else data
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            source: bytes | bytearray = buffer
+        else:
+            source = data
         messages = []
-        start, end = 0, len(buffer)
+        start, end = 0, len(source)
         while end - start >= PREFIX_BYTES:
-            length = int.from_bytes(buffer[start + 1 : start + 5], "big")
+            length = int.from_bytes(source[start + 1 : start + 5], "big")
             if length > self.limit:
                 raise FramingError(RESOURCE_EXHAUSTED, f"Received message larger than max ({length} vs. {self.limit})")
             stop = start + PREFIX_BYTES + length
             if stop > end:
                 break
-            payload = buffer[start + PREFIX_BYTES : stop]
-            if buffer[start]:
+            payload = bytes(source[start + PREFIX_BYTES : stop])
+            if source[start]:
                 payload = self._inflate(payload)
             messages.append(payload)
             start = stop
-        self._buffer = buffer[start:] if start < end else b""
+        if source is buffer:
+            del buffer[:start]
+        elif start < end:
+            buffer += source[start:]
         return messages
 
     @property

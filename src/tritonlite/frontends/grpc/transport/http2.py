@@ -103,7 +103,7 @@ class Http2Connection:
         self._reset_ids: dict[int, None] = {}  # streams we reset lately: what was in flight is dropped
         self._preface = False
         self._settled = False  # the client's first SETTINGS has come
-        self._buffer = b""
+        self._buffer = bytearray()
         self._continuing: tuple[int, int, list[bytes]] | None = None  # HEADERS awaiting CONTINUATION
         self._out: list[bytes] = []
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list)
@@ -135,37 +135,46 @@ class Http2Connection:
         """Take what was read; the handler hears of each frame's meaning. Raises ConnectionError."""
         if self.closed:
             return
-        buffer = self._buffer + data if self._buffer else data
+        buffer: bytes | bytearray
+        if self._buffer:
+            self._buffer += data  # a frame read in pieces grows in place
+            buffer = self._buffer
+        else:
+            buffer = data
         if not self._preface:
             if len(buffer) < len(PREFACE):
-                if not PREFACE.startswith(buffer):
+                if not PREFACE.startswith(bytes(buffer)):
                     self._fail(PROTOCOL_ERROR, "not an HTTP/2 client preface")
-                self._buffer = buffer
+                self._keep(buffer, 0)
                 return
-            if not buffer.startswith(PREFACE):
+            if buffer[: len(PREFACE)] != PREFACE:
                 self._fail(PROTOCOL_ERROR, "not an HTTP/2 client preface")
-            buffer = buffer[len(PREFACE) :]
             self._preface = True
-        view = memoryview(buffer)
+            self._keep(buffer, len(PREFACE))
+            buffer = self._buffer if self._buffer else b""
         position, end = 0, len(buffer)
-        try:
-            while end - position >= 9:
-                length = int.from_bytes(view[position : position + 3], "big")
-                if length > self._max_frame:
-                    self._fail(FRAME_SIZE_ERROR, f"frame of {length} bytes")
-                if end - position < 9 + length:
-                    break
-                kind = buffer[position + 3]
-                flags = buffer[position + 4]
-                stream_id = int.from_bytes(view[position + 5 : position + 9], "big") & 0x7FFFFFFF
-                start = position + 9
-                position = start + length
-                self._frame(kind, flags, stream_id, buffer[start:position])
-                if self.closed:
-                    return
-        finally:
-            view.release()
-        self._buffer = buffer[position:] if position < end else b""
+        while end - position >= 9:
+            length = int.from_bytes(buffer[position : position + 3], "big")
+            if length > self._max_frame:
+                self._fail(FRAME_SIZE_ERROR, f"frame of {length} bytes")
+            if end - position < 9 + length:
+                break
+            kind = buffer[position + 3]
+            flags = buffer[position + 4]
+            stream_id = int.from_bytes(buffer[position + 5 : position + 9], "big") & 0x7FFFFFFF
+            start = position + 9
+            position = start + length
+            self._frame(kind, flags, stream_id, bytes(buffer[start:position]))
+            if self.closed:
+                return
+        self._keep(buffer, position)
+
+    def _keep(self, buffer: bytes | bytearray, used: int) -> None:
+        """What is left of ``buffer`` after ``used`` bytes waits for the next read."""
+        if buffer is self._buffer:
+            del buffer[:used]
+        else:
+            self._buffer = bytearray(buffer[used:]) if used < len(buffer) else bytearray()
 
     def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
         if self._continuing is not None and kind != CONTINUATION:
