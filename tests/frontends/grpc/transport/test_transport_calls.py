@@ -65,6 +65,9 @@ class Handlers:
             self.stream_upper, streaming=True, decode=wrappers_pb2.StringValue.FromString,
             encode=wrappers_pb2.StringValue.SerializeToString,
         )  # fmt: skip
+        methods["/test.T/BadAnswer"] = Method(
+            self.echo, streaming=False, encode=wrappers_pb2.StringValue.SerializeToString
+        )  # bytes are no StringValue: its answer does not serialize
         return methods
 
     async def echo(self, request: bytes, call) -> bytes:
@@ -216,6 +219,13 @@ def test_decode_and_encode_turn_messages_into_objects(channel):
     request = wrappers_pb2.StringValue(value="triton").SerializeToString()
     answer = unary(channel, "Upper")(request, timeout=WAIT)
     assert wrappers_pb2.StringValue.FromString(answer).value == "TRITON"
+
+
+def test_an_answer_that_does_not_serialize_ends_the_call(channel):
+    with pytest.raises(grpc.RpcError) as caught:
+        unary(channel, "BadAnswer")(b"x", timeout=WAIT)
+    assert caught.value.code() == grpc.StatusCode.UNKNOWN
+    assert unary(channel, "Echo")(b"still serving", timeout=WAIT) == b"still serving"
 
 
 def test_a_request_that_does_not_decode_is_internal(channel):

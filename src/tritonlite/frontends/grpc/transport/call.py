@@ -194,7 +194,12 @@ class Call:
         if self.ended:
             return
         encode = self.method.encode
-        self.send(encode(response) if encode is not None else response)
+        try:
+            payload = encode(response) if encode is not None else response
+        except Exception as exc:  # a handler's answer that does not serialize: the call still ends
+            self._failed(exc)
+            return
+        self.send(payload)
         self.finish(OK)
 
     async def _run_stream(self) -> None:
