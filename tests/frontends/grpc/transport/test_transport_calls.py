@@ -113,7 +113,7 @@ class Handlers:
         if self.arrived == 32:
             self.all_arrived.set()
         await asyncio.wait_for(self.all_arrived.wait(), WAIT)
-        return request[::-1]
+        return bytes(request)[::-1]
 
     async def upper(self, request, call):
         return wrappers_pb2.StringValue(value=request.value.upper())

@@ -40,7 +40,8 @@ DESERIALIZE_FAILED = "Exception deserializing request!"
 @dataclass(frozen=True)
 class Method:
     """One method of the service: its handler, how its messages turn into objects and back (None:
-    the handler takes and gives bytes), and whether the server's response compression applies."""
+    the handler takes a bytes-like view of the request and gives bytes), and whether the server's
+    response compression applies."""
 
     handler: UnaryHandler | StreamHandler
     streaming: bool

@@ -156,9 +156,15 @@ class GrpcConnection(asyncio.Protocol):
 
     def flush(self) -> None:
         """Write what the HTTP/2 state has queued."""
-        data = self.h2.data_to_send()
-        if data and not self.transport.is_closing():
-            self.transport.write(data)
+        out = self.h2.take_output()
+        if not out or self.transport.is_closing():
+            return
+        if len(out) == 1:
+            self.transport.write(out[0])
+        elif len(out) < 8:  # a few small frames (a unary answer): one write
+            self.transport.write(b"".join(out))
+        else:  # many frames, big payloads among them: gathered by the transport, not copied here
+            self.transport.writelines(out)
 
     async def writable(self) -> None:
         """Wait while the transport's buffer is full."""

@@ -24,10 +24,10 @@ class FramingError(Exception):
         self.details = details
 
 
-def frame(payload: bytes, encoding: str | None = None) -> bytes:
+def frame(payload: bytes | memoryview, encoding: str | None = None) -> bytes:
     """``payload`` as one length-prefixed message, compressed with ``encoding`` when given."""
     if encoding is None:
-        return b"\x00" + len(payload).to_bytes(4, "big") + payload
+        return b"".join((b"\x00", len(payload).to_bytes(4, "big"), payload))
     compressor = zlib.compressobj(wbits=WBITS[encoding])
     packed = compressor.compress(payload) + compressor.flush()
     return b"\x01" + len(packed).to_bytes(4, "big") + packed
@@ -36,47 +36,57 @@ def frame(payload: bytes, encoding: str | None = None) -> bytes:
 class MessageReader:
     """Cuts the messages out of a stream's DATA, however the frames split them."""
 
-    __slots__ = ("encoding", "limit", "_buffer")
+    __slots__ = ("encoding", "limit", "_pieces", "_held", "_need")
 
     def __init__(self, encoding: str | None, limit: int) -> None:
         self.encoding = encoding  # the request's grpc-encoding (None: identity)
         self.limit = limit  # the largest message accepted, after inflation
-        self._buffer = bytearray()  # a message begun and not ended (grown in place: no quadratic copying)
+        self._pieces: list[bytes | memoryview] = []  # a message begun and not ended, joined once complete
+        self._held = 0
+        self._need = 0
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """The messages ``data`` completes; raises FramingError for one that cannot be read."""
-        buffer = self._buffer
-        if buffer:
-            buffer += data
-            source: bytes | bytearray = buffer
-        else:
-            source = data
-        messages = []
+    def feed(self, data: bytes | memoryview) -> list[bytes | memoryview]:
+        """The messages ``data`` completes, as views where they need no copy; raises FramingError for
+        one that cannot be read."""
+        pieces = self._pieces
+        if pieces:
+            pieces.append(data)
+            self._held += len(data)
+            if self._held < self._need:
+                return []
+            data = b"".join(pieces)
+            pieces.clear()
+            self._held = 0
+        source = memoryview(data)
+        messages: list[bytes | memoryview] = []
         start, end = 0, len(source)
+        need = PREFIX_BYTES
         while end - start >= PREFIX_BYTES:
             length = int.from_bytes(source[start + 1 : start + 5], "big")
             if length > self.limit:
                 raise FramingError(RESOURCE_EXHAUSTED, f"Received message larger than max ({length} vs. {self.limit})")
             stop = start + PREFIX_BYTES + length
             if stop > end:
+                need = PREFIX_BYTES + length
                 break
-            payload = bytes(source[start + PREFIX_BYTES : stop])
+            payload = source[start + PREFIX_BYTES : stop]
             if source[start]:
                 payload = self._inflate(payload)
             messages.append(payload)
             start = stop
-        if source is buffer:
-            del buffer[:start]
-        elif start < end:
-            buffer += source[start:]
+        if start < end:
+            rest = source[start:]
+            pieces.append(rest)
+            self._held = len(rest)
+            self._need = need
         return messages
 
     @property
     def partial(self) -> bool:
         """Whether a message has begun and not ended."""
-        return bool(self._buffer)
+        return bool(self._pieces)
 
-    def _inflate(self, payload: bytes) -> bytes:
+    def _inflate(self, payload: bytes | memoryview) -> bytes:
         if self.encoding is None:
             raise FramingError(INTERNAL, "Compressed message without a grpc-encoding")
         inflater = zlib.decompressobj(wbits=WBITS[self.encoding])

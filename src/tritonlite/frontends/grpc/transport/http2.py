@@ -69,7 +69,7 @@ class _Stream:
         self.local_closed = False
 
 
-def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:  # payload: bytes, not a view
     return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream_id.to_bytes(4, "big") + payload
 
 
@@ -103,7 +103,9 @@ class Http2Connection:
         self._reset_ids: dict[int, None] = {}  # streams we reset lately: what was in flight is dropped
         self._preface = False
         self._settled = False  # the client's first SETTINGS has come
-        self._buffer = bytearray()
+        self._pieces: list[bytes | memoryview] = []  # a frame read in part, waiting for the rest
+        self._held = 0  # bytes in _pieces
+        self._need = 0  # bytes _pieces must reach before a frame can be read
         self._continuing: tuple[int, int, list[bytes]] | None = None  # HEADERS awaiting CONTINUATION
         self._out: list[bytes] = []
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list)
@@ -132,51 +134,62 @@ class Http2Connection:
     # -- input ----------------------------------------------------------------------------------
 
     def receive(self, data: bytes) -> None:
-        """Take what was read; the handler hears of each frame's meaning. Raises ConnectionError."""
+        """Take what was read; the handler hears of each frame's meaning. Raises ConnectionError.
+
+        Frame payloads are views of the bytes read (a frame read in pieces is joined once), so
+        tensor bytes reach the handler without a copy here."""
         if self.closed:
             return
-        buffer: bytes | bytearray
-        if self._buffer:
-            self._buffer += data  # a frame read in pieces grows in place
-            buffer = self._buffer
+        pieces = self._pieces
+        if pieces:
+            pieces.append(data)
+            self._held += len(data)
+            if self._held < self._need and self._preface:
+                return  # the frame under way is not complete yet
+            buffer = b"".join(pieces)
+            pieces.clear()
+            self._held = 0
         else:
             buffer = data
+        view = memoryview(buffer)
+        position, end = 0, len(buffer)
         if not self._preface:
-            if len(buffer) < len(PREFACE):
-                if not PREFACE.startswith(bytes(buffer)):
+            if end < len(PREFACE):
+                if not PREFACE.startswith(bytes(view)):
                     self._fail(PROTOCOL_ERROR, "not an HTTP/2 client preface")
-                self._keep(buffer, 0)
+                self._hold(view, 0, len(PREFACE))
                 return
-            if buffer[: len(PREFACE)] != PREFACE:
+            if view[: len(PREFACE)] != PREFACE:
                 self._fail(PROTOCOL_ERROR, "not an HTTP/2 client preface")
             self._preface = True
-            self._keep(buffer, len(PREFACE))
-            buffer = self._buffer if self._buffer else b""
-        position, end = 0, len(buffer)
+            position = len(PREFACE)
+        need = 9
         while end - position >= 9:
-            length = int.from_bytes(buffer[position : position + 3], "big")
+            length = int.from_bytes(view[position : position + 3], "big")
             if length > self._max_frame:
                 self._fail(FRAME_SIZE_ERROR, f"frame of {length} bytes")
             if end - position < 9 + length:
+                need = 9 + length
                 break
             kind = buffer[position + 3]
             flags = buffer[position + 4]
-            stream_id = int.from_bytes(buffer[position + 5 : position + 9], "big") & 0x7FFFFFFF
+            stream_id = int.from_bytes(view[position + 5 : position + 9], "big") & 0x7FFFFFFF
             start = position + 9
             position = start + length
-            self._frame(kind, flags, stream_id, bytes(buffer[start:position]))
+            self._frame(kind, flags, stream_id, view[start:position])
             if self.closed:
                 return
-        self._keep(buffer, position)
+        self._hold(view, position, need)
 
-    def _keep(self, buffer: bytes | bytearray, used: int) -> None:
-        """What is left of ``buffer`` after ``used`` bytes waits for the next read."""
-        if buffer is self._buffer:
-            del buffer[:used]
-        else:
-            self._buffer = bytearray(buffer[used:]) if used < len(buffer) else bytearray()
+    def _hold(self, view: memoryview, used: int, need: int) -> None:
+        """Keep what is left after ``used`` bytes until ``need`` bytes are there."""
+        if used < len(view):
+            rest = view[used:]
+            self._pieces.append(rest)
+            self._held = len(rest)
+            self._need = need
 
-    def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
+    def _frame(self, kind: int, flags: int, stream_id: int, payload: memoryview) -> None:
         if self._continuing is not None and kind != CONTINUATION:
             self._fail(PROTOCOL_ERROR, "a header block was not continued")
         if not self._settled and kind != SETTINGS:
@@ -193,7 +206,7 @@ class Http2Connection:
             if flags & ACK:
                 self.handler.ping_acknowledged()
             else:
-                self._out.append(frame(PING, ACK, 0, payload))
+                self._out.append(frame(PING, ACK, 0, bytes(payload)))
                 self.handler.ping_received()
         elif kind == SETTINGS:
             self._settings(flags, stream_id, payload)
@@ -224,7 +237,7 @@ class Http2Connection:
         if flags & PRIORITY_FLAG:
             payload = payload[5:]
         if flags & END_HEADERS:
-            self._header_block(flags, stream_id, payload)
+            self._header_block(flags, stream_id, bytes(payload))
         else:
             self._continuing = (stream_id, flags, [payload])
 
@@ -434,6 +447,12 @@ class Http2Connection:
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return data
+
+    def take_output(self) -> list[bytes | memoryview]:
+        """What to write, as pieces (big DATA payloads stay views: for ``writelines``)."""
+        out = self._out
+        self._out = []
+        return out
 
     def _encode(self, headers: Headers) -> bytes:
         """``headers`` compressed; a list seen before (the same object) reuses its bytes while the
