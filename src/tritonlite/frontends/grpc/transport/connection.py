@@ -34,6 +34,7 @@ CONNECTION_WINDOW = 16 * 1024 * 1024
 MAX_FRAME = 1024 * 1024
 MAX_STREAMS = 4096  # a client's calls beyond this wait in the client (grpc clients queue them)
 MAX_HEADER_LIST = 16 * 1024  # as grpc's default metadata limit
+COALESCE_LIMIT = 64 * 1024  # output up to this size is joined into one write; more goes by writelines
 # headers that are the transport's, not the call's metadata
 TRANSPORT_HEADERS = frozenset({b"content-type", b"te", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding"})
 NEVER = -math.inf
@@ -161,9 +162,9 @@ class GrpcConnection(asyncio.Protocol):
             return
         if len(out) == 1:
             self.transport.write(out[0])
-        elif len(out) < 8:  # a few small frames (a unary answer): one write
+        elif sum(map(len, out)) <= COALESCE_LIMIT:  # small frames (a unary answer): one write
             self.transport.write(b"".join(out))
-        else:  # many frames, big payloads among them: gathered by the transport, not copied here
+        else:  # big payloads among them: gathered by the transport, not copied here
             self.transport.writelines(out)
 
     async def writable(self) -> None:
