@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
 
@@ -26,9 +26,7 @@ from tritonlite.frontends.grpc.transport.framing import (
     frame,
     status_headers,
 )
-
-if TYPE_CHECKING:
-    from tritonlite.frontends.grpc.transport.connection import GrpcConnection
+from tritonlite.frontends.grpc.transport.http2 import Headers, Http2Connection
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 UnaryHandler = Callable[[Any, "Call"], Awaitable[Any]]
@@ -48,6 +46,20 @@ class Method:
     decode: Callable[[bytes], Any] | None = None
     encode: Callable[[Any], bytes] | None = None
     compressed: bool = False
+
+
+class Carrier(Protocol):
+    """What a call uses of the connection that carries it (``connection.GrpcConnection``)."""
+
+    h2: Http2Connection
+
+    def flush(self) -> None: ...
+    async def writable(self) -> None: ...
+    def forgive_pings(self) -> None: ...
+    def response_head(self, encoding: str | None) -> Headers: ...
+    def ended(self, call: Call) -> None: ...
+    def reset_stream(self, stream_id: int) -> None: ...
+    def log_failure(self, call: Call, exc: BaseException) -> None: ...
 
 
 class Abort(Exception):
@@ -70,7 +82,7 @@ class Call:
 
     def __init__(
         self,
-        connection: GrpcConnection,
+        connection: Carrier,
         stream_id: int,
         method: Method,
         metadata: Metadata,

@@ -10,10 +10,11 @@ import asyncio
 import base64
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from tritonlite.frontends.grpc.channel_options import GrpcChannelOptions
 from tritonlite.frontends.grpc.transport import http2
-from tritonlite.frontends.grpc.transport.call import Call
+from tritonlite.frontends.grpc.transport.call import Call, Method
 from tritonlite.frontends.grpc.transport.framing import (
     ACCEPT_ENCODING,
     UNIMPLEMENTED,
@@ -23,9 +24,6 @@ from tritonlite.frontends.grpc.transport.framing import (
     status_headers,
     timeout_seconds,
 )
-
-if TYPE_CHECKING:
-    from tritonlite.frontends.grpc.transport.server import GrpcServer
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +38,20 @@ TRANSPORT_HEADERS = frozenset({b"content-type", b"te", b"grpc-timeout", b"grpc-e
 NEVER = -math.inf
 
 
+class Owner(Protocol):
+    """What a connection uses of the server that accepted it (``server.GrpcServer``)."""
+
+    methods: dict[bytes, Method]  # by path
+    channel: GrpcChannelOptions
+    compression: str | None  # the grpc-encoding of infer responses, None for none
+    max_message_bytes: int
+    connections: set[GrpcConnection]
+
+
 class GrpcConnection(asyncio.Protocol):
     """The calls of one HTTP/2 connection, by stream id (and the ``http2.Handler`` of its state)."""
 
-    def __init__(self, server: GrpcServer) -> None:
+    def __init__(self, server: Owner) -> None:
         self.server = server
         self.calls: dict[int, Call] = {}
         self.transport: asyncio.Transport | None = None
