@@ -9,6 +9,7 @@ within the stream's flow-control window, and ends with the status trailers (alon
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
@@ -32,6 +33,7 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 UnaryHandler = Callable[[Any, "Call"], Awaitable[Any]]
 StreamHandler = Callable[[AsyncIterator[Any], "Call"], AsyncIterator[Any]]
 
+COPY_LIMIT = 64 * 1024  # a response message bigger than this is sent from its own buffer, not copied
 DESERIALIZE_FAILED = "Exception deserializing request!"
 
 
@@ -99,7 +101,7 @@ class Call:
         self.task: asyncio.Task | None = None
         self.ended = False
         self._head_sent = False
-        self._pending: memoryview | None = None  # response bytes waiting for flow-control window
+        self._pending: deque[memoryview] | None = None  # response bytes waiting for flow-control window
         self._trailers: list | None = None  # sent once _pending is out
         self._drained: asyncio.Event | None = None
         self._requests: asyncio.Queue | None = None  # streaming calls: decoded requests, None at the end
@@ -270,9 +272,14 @@ class Call:
         if not self._head_sent:
             self._head_sent = True
             connection.h2.send_headers(self.stream_id, connection.response_head(self.response_encoding))
-        data = frame(payload, self.response_encoding)
         pending = self._pending
-        self._pending = memoryview(data if pending is None else bytes(pending) + data)
+        if pending is None:
+            pending = self._pending = deque()
+        if self.response_encoding is None and len(payload) > COPY_LIMIT:  # no copy: the prefix goes alone
+            pending.append(memoryview(len(payload).to_bytes(5, "big")))
+            pending.append(memoryview(payload))
+        else:
+            pending.append(memoryview(frame(payload, self.response_encoding)))
         self.pump()
 
     def finish(self, code: int, details: str = "") -> None:
@@ -301,11 +308,14 @@ class Call:
             while pending:
                 window = h2.local_flow_control_window(stream_id)
                 if window <= 0:
-                    self._pending = pending
                     return
-                size = min(window, h2.max_outbound_frame_size, len(pending))
-                h2.send_data(stream_id, pending[:size])
-                pending = pending[size:]  # a view: no copy
+                piece = pending[0]
+                size = min(window, h2.max_outbound_frame_size, len(piece))
+                h2.send_data(stream_id, piece[:size])  # a view: no copy
+                if size == len(piece):
+                    pending.popleft()
+                else:
+                    pending[0] = piece[size:]
             self._pending = None
         if self._drained is not None:
             self._drained.set()
