@@ -6,6 +6,8 @@ from __future__ import annotations
 import zlib
 from urllib.parse import quote
 
+from tritonlite.frontends.grpc.transport.held import Held
+
 PREFIX_BYTES = 5  # one compressed-flag byte, then the message length (4 bytes, big-endian)
 
 # zlib's window bits for each grpc-encoding this server reads and writes
@@ -36,27 +38,21 @@ def frame(payload: bytes | memoryview, encoding: str | None = None) -> bytes:
 class MessageReader:
     """Cuts the messages out of a stream's DATA, however the frames split them."""
 
-    __slots__ = ("encoding", "limit", "_pieces", "_held", "_need")
+    __slots__ = ("encoding", "limit", "_held")
 
     def __init__(self, encoding: str | None, limit: int) -> None:
         self.encoding = encoding  # the request's grpc-encoding (None: identity)
         self.limit = limit  # the largest message accepted, after inflation
-        self._pieces: list[bytes | memoryview] = []  # a message begun and not ended, joined once complete
-        self._held = 0
-        self._need = 0
+        self._held = Held()  # a message begun and not ended, joined once complete
 
     def feed(self, data: bytes | memoryview) -> list[bytes | memoryview]:
         """The messages ``data`` completes, as views where they need no copy; raises FramingError for
         one that cannot be read."""
-        pieces = self._pieces
-        if pieces:
-            pieces.append(data)
-            self._held += len(data)
-            if self._held < self._need:
+        if self._held:
+            joined = self._held.add(data)
+            if joined is None:
                 return []
-            data = b"".join(pieces)
-            pieces.clear()
-            self._held = 0
+            data = joined
         source = memoryview(data)
         messages: list[bytes | memoryview] = []
         start, end = 0, len(source)
@@ -74,17 +70,13 @@ class MessageReader:
                 payload = self._inflate(payload)
             messages.append(payload)
             start = stop
-        if start < end:
-            rest = source[start:]
-            pieces.append(rest)
-            self._held = len(rest)
-            self._need = need
+        self._held.keep(source, start, need)
         return messages
 
     @property
     def partial(self) -> bool:
         """Whether a message has begun and not ended."""
-        return bool(self._pieces)
+        return bool(self._held)
 
     def _inflate(self, payload: bytes | memoryview) -> bytes:
         if self.encoding is None:

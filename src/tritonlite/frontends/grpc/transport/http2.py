@@ -18,6 +18,8 @@ from typing import Protocol
 import hpack
 import hpack.table
 
+from tritonlite.frontends.grpc.transport.held import Held
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 # frame types
@@ -103,9 +105,7 @@ class Http2Connection:
         self._reset_ids: dict[int, None] = {}  # streams we reset lately: what was in flight is dropped
         self._preface = False
         self._settled = False  # the client's first SETTINGS has come
-        self._pieces: list[bytes | memoryview] = []  # a frame read in part, waiting for the rest
-        self._held = 0  # bytes in _pieces
-        self._need = 0  # bytes _pieces must reach before a frame can be read
+        self._held = Held()  # a frame read in part, waiting for the rest
         self._continuing: tuple[int, int, list[bytes]] | None = None  # HEADERS awaiting CONTINUATION
         self._out: list[bytes] = []
         self._decoder = hpack.Decoder(max_header_list_size=max_header_list)
@@ -140,24 +140,18 @@ class Http2Connection:
         tensor bytes reach the handler without a copy here."""
         if self.closed:
             return
-        pieces = self._pieces
-        if pieces:
-            pieces.append(data)
-            self._held += len(data)
-            if self._held < self._need and self._preface:
+        buffer: bytes | memoryview | None = data
+        if self._held:
+            buffer = self._held.add(data, wait=self._preface)  # a preface in parts is checked as it comes
+            if buffer is None:
                 return  # the frame under way is not complete yet
-            buffer = b"".join(pieces)
-            pieces.clear()
-            self._held = 0
-        else:
-            buffer = data
         view = memoryview(buffer)
         position, end = 0, len(buffer)
         if not self._preface:
             if end < len(PREFACE):
                 if not PREFACE.startswith(bytes(view)):
                     self._fail(PROTOCOL_ERROR, "not an HTTP/2 client preface")
-                self._hold(view, 0, len(PREFACE))
+                self._held.keep(view, 0, len(PREFACE))
                 return
             if view[: len(PREFACE)] != PREFACE:
                 self._fail(PROTOCOL_ERROR, "not an HTTP/2 client preface")
@@ -179,15 +173,7 @@ class Http2Connection:
             self._frame(kind, flags, stream_id, view[start:position])
             if self.closed:
                 return
-        self._hold(view, position, need)
-
-    def _hold(self, view: memoryview, used: int, need: int) -> None:
-        """Keep what is left after ``used`` bytes until ``need`` bytes are there."""
-        if used < len(view):
-            rest = view[used:]
-            self._pieces.append(rest)
-            self._held = len(rest)
-            self._need = need
+        self._held.keep(view, position, need)
 
     def _frame(self, kind: int, flags: int, stream_id: int, payload: memoryview) -> None:
         if self._continuing is not None and kind != CONTINUATION:
@@ -419,7 +405,7 @@ class Http2Connection:
         stream.send_window -= size
         self._send_window -= size
         head = size.to_bytes(3, "big") + bytes((DATA, END_STREAM if end_stream else 0)) + stream_id.to_bytes(4, "big")
-        self._out += (head, data)  # joined in data_to_send: one copy
+        self._out += (head, data)  # a view: the connection joins small output, writes big output as pieces
         if end_stream:
             self._closed_locally(stream_id, stream)
 
@@ -441,12 +427,8 @@ class Http2Connection:
         self._out.append(frame(GOAWAY, 0, 0, last.to_bytes(4, "big") + error_code.to_bytes(4, "big") + debug))
 
     def data_to_send(self) -> bytes:
-        out = self._out
-        if not out:
-            return b""
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        return data
+        """What to write, in one piece."""
+        return b"".join(self.take_output())
 
     def take_output(self) -> list[bytes | memoryview]:
         """What to write, as pieces (big DATA payloads stay views: for ``writelines``)."""
