@@ -14,7 +14,7 @@ import grpc
 import h2.events
 import pytest
 from google.protobuf import wrappers_pb2
-from transport_testkit import WAIT, RawClient, serving
+from transport_testkit import WAIT, BaseHandlers, RawClient, serving
 
 from tritonlite.frontends.grpc.channel_options import GrpcChannelOptions
 from tritonlite.frontends.grpc.transport.call import Method
@@ -24,14 +24,12 @@ UNLIMITED = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_le
 ABORT_TEXT = "no such model \u00e9%"
 
 
-class Handlers:
+class Handlers(BaseHandlers):
     """The toy service; what the handlers saw is kept for the test (threading.Events: the test waits
     in its own thread)."""
 
     def __init__(self) -> None:
-        self.started = threading.Event()
-        self.cancelled = threading.Event()
-        self.finished = threading.Event()
+        super().__init__()
         self.seen: list = []
         self.yielded = 0
         self.arrived = 0
@@ -70,25 +68,12 @@ class Handlers:
         )  # bytes are no StringValue: its answer does not serialize
         return methods
 
-    async def echo(self, request: bytes, call) -> bytes:
-        return request
-
     async def later_echo(self, request: bytes, call) -> bytes:
         await asyncio.sleep(0.01)
         return request
 
     async def abort(self, request: bytes, call) -> bytes:
         await call.abort(grpc.StatusCode.NOT_FOUND, ABORT_TEXT)
-
-    async def slow(self, request: bytes, call) -> bytes:
-        self.started.set()
-        try:
-            await asyncio.sleep(float(request or b"5"))
-        except asyncio.CancelledError:
-            self.cancelled.set()
-            raise
-        self.finished.set()
-        return b"slept"
 
     async def raise_(self, request: bytes, call) -> bytes:
         raise ValueError("handler broke")

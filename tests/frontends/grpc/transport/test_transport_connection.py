@@ -5,13 +5,12 @@ deadlines, keepalive pings, gRPC's ping-abuse policy and the connection's maximu
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import h2.errors
 import h2.events
 import pytest
-from transport_testkit import WAIT, RawClient, serving
+from transport_testkit import WAIT, BaseHandlers, RawClient, serving
 
 from tritonlite.frontends.grpc.channel_options import GrpcChannelOptions
 from tritonlite.frontends.grpc.transport.call import Method
@@ -22,12 +21,10 @@ RST_STREAM = 0x3
 HEADERS = 0x1
 
 
-class Handlers:
+class Handlers(BaseHandlers):
     def __init__(self) -> None:
         self.calls = 0
-        self.started = threading.Event()
-        self.cancelled = threading.Event()
-        self.finished = threading.Event()
+        super().__init__()
 
     def methods(self) -> dict[str, Method]:
         return {
@@ -39,16 +36,6 @@ class Handlers:
     async def echo(self, request: bytes, call) -> bytes:
         self.calls += 1
         return request
-
-    async def slow(self, request: bytes, call) -> bytes:
-        self.started.set()
-        try:
-            await asyncio.sleep(float(request))
-        except asyncio.CancelledError:
-            self.cancelled.set()
-            raise
-        self.finished.set()
-        return b"slept"
 
     async def stream_echo(self, requests, call):
         self.started.set()

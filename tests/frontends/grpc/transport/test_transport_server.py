@@ -3,15 +3,22 @@ with certificates made for the test, and binding (a taken port fails at construc
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
-import threading
 import time
 
 import grpc
 import pytest
-from transport_testkit import WAIT, LoopThread, RawClient, TlsFiles, free_listening_socket, make_tls_files, serving
+from transport_testkit import (
+    WAIT,
+    BaseHandlers,
+    LoopThread,
+    RawClient,
+    TlsFiles,
+    free_listening_socket,
+    make_tls_files,
+    serving,
+)
 
 from tritonlite.frontends.grpc.channel_options import GrpcChannelOptions
 from tritonlite.frontends.grpc.transport.call import Method
@@ -19,27 +26,12 @@ from tritonlite.frontends.grpc.transport.server import GrpcServer, bind
 from tritonlite.frontends.tls import GrpcTls
 
 
-class Handlers:
+class Handlers(BaseHandlers):
     def __init__(self) -> None:
-        self.started = threading.Event()
-        self.cancelled = threading.Event()
-        self.finished = threading.Event()
+        super().__init__()
 
     def methods(self) -> dict[str, Method]:
         return {"/test.T/Echo": Method(self.echo, streaming=False), "/test.T/Slow": Method(self.slow, streaming=False)}
-
-    async def echo(self, request: bytes, call) -> bytes:
-        return request
-
-    async def slow(self, request: bytes, call) -> bytes:
-        self.started.set()
-        try:
-            await asyncio.sleep(float(request))
-        except asyncio.CancelledError:
-            self.cancelled.set()
-            raise
-        self.finished.set()
-        return b"slept"
 
 
 @pytest.fixture

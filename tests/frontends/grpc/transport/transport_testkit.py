@@ -293,3 +293,26 @@ def free_listening_socket() -> socket.socket:
     sock.bind(("127.0.0.1", 0))
     sock.listen(1)
     return sock
+
+
+class BaseHandlers:
+    """Handlers the test modules share: ``echo``, and ``slow``, which sleeps the seconds its request
+    names (5 for an empty one) and records that it started, was cancelled or finished."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.cancelled = threading.Event()
+        self.finished = threading.Event()
+
+    async def echo(self, request: bytes, call) -> bytes:
+        return request
+
+    async def slow(self, request: bytes, call) -> bytes:
+        self.started.set()
+        try:
+            await asyncio.sleep(float(request or b"5"))
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        self.finished.set()
+        return b"slept"
